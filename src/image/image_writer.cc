@@ -1,0 +1,174 @@
+// Host side (capture).
+#include "image/image_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+namespace vos::image {
+
+namespace {
+
+Status make_private_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return {};
+  }
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Error(ec.value(), fmt::format("creating image directory {}", dir.string()));
+  }
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return sys_error("chmod 0700 {}", dir.string());
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ImageWriter> ImageWriter::create(const std::string& final_path) {
+  std::filesystem::path p(final_path);
+  auto dir = p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path();
+  VOS_TRY(make_private_dir(dir), "image {}", final_path);
+  std::string temp = final_path + fmt::format(".tmp.{}", ::getpid());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return sys_error("creating {}", temp);
+  }
+  ImageWriter w(final_path, temp, UniqueFd(fd));
+  // Reserve the first page for the header; it is written last, once the table is known.
+  static const char zero[abi::kSectionAlign] = {};
+  VOS_TRY(w.write_raw(zero, sizeof zero), "writing header placeholder of {}", temp);
+  return w;
+}
+
+ImageWriter::ImageWriter(std::string final_path, std::string temp_path, UniqueFd fd)
+    : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(std::move(fd)) {
+  hash_ = XXH3_createState();
+}
+
+ImageWriter::ImageWriter(ImageWriter&& o) noexcept
+    : final_path_(std::move(o.final_path_)),
+      temp_path_(std::move(o.temp_path_)),
+      fd_(std::move(o.fd_)),
+      pos_(o.pos_),
+      section_start_(o.section_start_),
+      in_section_(o.in_section_),
+      committed_(o.committed_),
+      current_type_(o.current_type_),
+      hash_(std::exchange(o.hash_, nullptr)),
+      table_(std::move(o.table_)) {
+  o.committed_ = true;  // the moved-from object must not unlink our file
+}
+
+ImageWriter::~ImageWriter() {
+  if (!committed_ && !temp_path_.empty()) {
+    ::unlink(temp_path_.c_str());
+  }
+  if (hash_ != nullptr) {
+    XXH3_freeState(hash_);
+  }
+}
+
+Status ImageWriter::write_raw(const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd_.get(), p, size);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return sys_error("writing {} at offset {}", temp_path_, pos_);
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    pos_ += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+Status ImageWriter::pad_to_alignment() {
+  static const char zero[abi::kSectionAlign] = {};
+  uint64_t rem = pos_ % abi::kSectionAlign;
+  if (rem == 0) {
+    return {};
+  }
+  return write_raw(zero, abi::kSectionAlign - rem);
+}
+
+Status ImageWriter::begin_section(abi::SectionType type) {
+  if (in_section_) {
+    return user_error("image writer: section {} still open", static_cast<uint32_t>(current_type_));
+  }
+  if (table_.size() >= abi::kMaxSections) {
+    return user_error("image writer: too many sections");
+  }
+  VOS_TRY(pad_to_alignment(), "aligning section");
+  in_section_ = true;
+  current_type_ = type;
+  section_start_ = pos_;
+  XXH3_64bits_reset(hash_);
+  return {};
+}
+
+Status ImageWriter::write(const void* data, size_t size) {
+  if (!in_section_) {
+    return user_error("image writer: write outside a section");
+  }
+  XXH3_64bits_update(hash_, data, size);
+  return write_raw(data, size);
+}
+
+Status ImageWriter::end_section() {
+  if (!in_section_) {
+    return user_error("image writer: no open section");
+  }
+  abi::SectionEntry e{};
+  e.type = static_cast<uint32_t>(current_type_);
+  e.offset = section_start_;
+  e.size = pos_ - section_start_;
+  e.checksum = XXH3_64bits_digest(hash_);
+  table_.push_back(e);
+  in_section_ = false;
+  return {};
+}
+
+Status ImageWriter::commit() {
+  if (in_section_) {
+    return user_error("image writer: commit with section open");
+  }
+  VOS_TRY(pad_to_alignment(), "aligning section table");
+  abi::ImageHeader h{};
+  std::memcpy(h.magic, abi::kImageMagic, sizeof h.magic);
+  h.version = abi::kImageVersion;
+  h.header_size = sizeof h;
+  h.section_table_offset = pos_;
+  h.section_count = static_cast<uint32_t>(table_.size());
+  size_t table_bytes = table_.size() * sizeof(abi::SectionEntry);
+  h.section_table_checksum = XXH3_64bits(table_.data(), table_bytes);
+  VOS_TRY(write_raw(table_.data(), table_bytes), "writing section table");
+  h.file_size = pos_;
+  h.header_checksum = 0;
+  h.header_checksum = XXH3_64bits(&h, sizeof h);
+  if (::pwrite(fd_.get(), &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
+    return sys_error("writing header of {}", temp_path_);
+  }
+  if (::fdatasync(fd_.get()) != 0) {
+    return sys_error("fdatasync {}", temp_path_);
+  }
+  if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+    return sys_error("renaming {} to {}", temp_path_, final_path_);
+  }
+  committed_ = true;
+  std::filesystem::path dir = std::filesystem::path(final_path_).parent_path();
+  UniqueFd dfd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.valid()) {
+    ::fsync(dfd.get());  // make the rename itself durable
+  }
+  return {};
+}
+
+}  // namespace vos::image

@@ -1,0 +1,80 @@
+// Host side. JSON mapping of the process model; field names are the documented image format.
+#include "image/process_model.h"
+
+namespace vos::image {
+
+NLOHMANN_JSON_SERIALIZE_ENUM(AreaKind, {{AreaKind::kAnon, "anon"},
+                                        {AreaKind::kFile, "file"},
+                                        {AreaKind::kSharedAnon, "shared-anon"},
+                                        {AreaKind::kMemfd, "memfd"},
+                                        {AreaKind::kVdso, "vdso"},
+                                        {AreaKind::kVvar, "vvar"},
+                                        {AreaKind::kVvarVclock, "vvar_vclock"},
+                                        {AreaKind::kVsyscall, "vsyscall"}})
+
+NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
+                                      {FdKind::kDir, "dir"},
+                                      {FdKind::kStdio, "stdio"},
+                                      {FdKind::kDevNull, "devnull"},
+                                      {FdKind::kPipe, "pipe"},
+                                      {FdKind::kEventfd, "eventfd"},
+                                      {FdKind::kEpoll, "epoll"},
+                                      {FdKind::kTimerfd, "timerfd"},
+                                      {FdKind::kSignalfd, "signalfd"},
+                                      {FdKind::kMemfd, "memfd"},
+                                      {FdKind::kTcpListen, "tcp-listen"},
+                                      {FdKind::kUnixListen, "unix-listen"}})
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
+                                                kind, name, file_offset, dev, ino, memfd, pages)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, sigmask, altstack,
+                                                rseq_addr, rseq_len, rseq_sig, robust_list,
+                                                robust_list_len, clear_child_tid, pending)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SignalAction, sig, handler, flags, restorer, mask)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ITimer, which, interval_us, value_us)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
+                                                mtime_ns, ino, stdio, pipe_write_end, data, count,
+                                                clockid, interval_ns, value_ns, sigmask, epoll,
+                                                sockaddr, backlog, sock_type)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, cwd, pid, umask,
+                                                personality, rlimits, start_code, end_code,
+                                                start_data, end_data, start_brk, brk, start_stack,
+                                                arg_start, arg_end, env_start, env_end, auxv,
+                                                monotonic_ns, boottime_ns, realtime_ns, areas,
+                                                threads, actions, shared_pending, itimers, fds,
+                                                pages_stored)
+
+nlohmann::json to_json(const ProcessImage& p) {
+  nlohmann::json j;
+  to_json(j, p);
+  return j;
+}
+
+Result<ProcessImage> process_from_json(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    return j.get<ProcessImage>();
+  } catch (const nlohmann::json::exception& e) {
+    return user_error("corrupt: metadata does not parse: {}", e.what());
+  }
+}
+
+const char* area_kind_name(AreaKind k) {
+  nlohmann::json j = k;
+  static thread_local std::string s;
+  s = j.get<std::string>();
+  return s.c_str();
+}
+
+const char* fd_kind_name(FdKind k) {
+  nlohmann::json j = k;
+  static thread_local std::string s;
+  s = j.get<std::string>();
+  return s.c_str();
+}
+
+}  // namespace vos::image

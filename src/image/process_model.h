@@ -1,0 +1,147 @@
+// Host side. The process as an image describes it: what capture fills in, what restore rebuilds.
+// Serialised as the image's JSON "meta" section; binary state (registers, pipe contents) lives in
+// the "blobs" section and page contents in the "pages" section, referenced by offset.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vos::image {
+
+struct BlobRef {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+// `npages` pages starting at `vaddr`, stored contiguously at `offset` in the pages section.
+struct PageRun {
+  uint64_t vaddr = 0;
+  uint64_t npages = 0;
+  uint64_t offset = 0;
+};
+
+enum class AreaKind { kAnon, kFile, kSharedAnon, kMemfd, kVdso, kVvar, kVvarVclock, kVsyscall };
+
+struct MemoryArea {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint32_t prot = 0;  // PROT_*
+  bool shared = false;
+  bool growsdown = false;
+  AreaKind kind = AreaKind::kAnon;
+  std::string name;      // /proc maps name: path, [heap], [stack], ...
+  uint64_t file_offset = 0;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  int memfd = -1;        // for kMemfd: the program fd whose object backs this mapping
+  std::vector<PageRun> pages;
+};
+
+struct AltStack {
+  uint64_t sp = 0;
+  int32_t flags = 0;
+  uint64_t size = 0;
+};
+
+struct ThreadState {
+  int32_t tid = 0;
+  BlobRef regs;    // struct user_regs_struct, already rewritten to resume an interrupted syscall
+  BlobRef xstate;  // XSAVE area (NT_X86_XSTATE)
+  uint64_t sigmask = 0;
+  AltStack altstack;
+  uint64_t rseq_addr = 0;
+  uint32_t rseq_len = 0;
+  uint32_t rseq_sig = 0;
+  uint64_t robust_list = 0;
+  uint64_t robust_list_len = 0;
+  uint64_t clear_child_tid = 0;
+  std::vector<BlobRef> pending;  // siginfo_t of signals queued to this thread only
+};
+
+struct SignalAction {
+  int32_t sig = 0;
+  uint64_t handler = 0;
+  uint64_t flags = 0;
+  uint64_t restorer = 0;
+  uint64_t mask = 0;
+};
+
+struct ITimer {
+  int32_t which = 0;
+  int64_t interval_us = 0;
+  int64_t value_us = 0;
+};
+
+struct EpollTarget {
+  int32_t fd = 0;
+  uint32_t events = 0;
+  uint64_t data = 0;
+};
+
+enum class FdKind {
+  kFile, kDir, kStdio, kDevNull, kPipe, kEventfd, kEpoll, kTimerfd, kSignalfd, kMemfd,
+  kTcpListen, kUnixListen
+};
+
+struct FdState {
+  int32_t fd = 0;
+  FdKind kind = FdKind::kFile;
+  int32_t flags = 0;  // F_GETFL
+  bool cloexec = false;
+  std::string path;
+  uint64_t pos = 0;
+  uint64_t size = 0;       // regular files: checked on restore
+  int64_t mtime_ns = 0;
+  uint64_t ino = 0;        // pipe/memfd identity, so ends and dups are matched on restore
+  int32_t stdio = -1;      // kStdio: which of vos restore's stdin/out/err it becomes
+  bool pipe_write_end = false;
+  BlobRef data;            // pipe: unread bytes; memfd: contents
+  uint64_t count = 0;      // eventfd counter; timerfd ticks
+  int32_t clockid = 0;     // timerfd
+  int64_t interval_ns = 0; // timerfd
+  int64_t value_ns = 0;    // timerfd: remaining time to next expiry
+  uint64_t sigmask = 0;    // signalfd
+  std::vector<EpollTarget> epoll;
+  std::string sockaddr;    // listening sockets: "127.0.0.1:8080", "[::1]:80", "@abstract", "/path"
+  int32_t backlog = 0;
+  int32_t sock_type = 0;
+};
+
+struct ProcessImage {
+  std::string name;          // the vos name (vos ps, vos checkpoint NAME)
+  std::vector<std::string> argv;
+  std::string exe;
+  std::string cwd;
+  int32_t pid = 0;           // as the program sees it (inside its pid namespace)
+  uint32_t umask = 022;
+  uint32_t personality = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> rlimits;  // index = RLIMIT_*
+  // mm fields for PR_SET_MM_MAP
+  uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  uint64_t start_brk = 0, brk = 0, start_stack = 0;
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  BlobRef auxv;
+  int64_t monotonic_ns = 0;  // the program's CLOCK_MONOTONIC when captured
+  int64_t boottime_ns = 0;
+  int64_t realtime_ns = 0;
+  std::vector<MemoryArea> areas;
+  std::vector<ThreadState> threads;  // threads[0] is the main thread
+  std::vector<SignalAction> actions;
+  std::vector<BlobRef> shared_pending;  // siginfo_t queued to the whole process
+  std::vector<ITimer> itimers;
+  std::vector<FdState> fds;
+  uint64_t pages_stored = 0;
+};
+
+nlohmann::json to_json(const ProcessImage& p);
+Result<ProcessImage> process_from_json(const std::string& text);
+
+const char* area_kind_name(AreaKind k);
+const char* fd_kind_name(FdKind k);
+
+}  // namespace vos::image
