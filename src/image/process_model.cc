@@ -32,14 +32,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, sh
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, sigmask, altstack,
                                                 rseq_addr, rseq_len, rseq_sig, robust_list,
-                                                robust_list_len, clear_child_tid, pending)
+                                                robust_list_len, clear_child_tid, pending, comm)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SignalAction, sig, handler, flags, restorer, mask)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ITimer, which, interval_us, value_us)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
                                                 mtime_ns, ino, stdio, pipe_write_end, data, count,
                                                 clockid, interval_ns, value_ns, sigmask, epoll,
-                                                sockaddr, backlog, sock_type)
+                                                sockaddr, backlog, sock_type, semaphore)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, cwd, pid, umask,
                                                 personality, rlimits, start_code, end_code,
                                                 start_data, end_data, start_brk, brk, start_stack,

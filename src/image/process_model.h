@@ -61,6 +61,7 @@ struct ThreadState {
   uint64_t robust_list_len = 0;
   uint64_t clear_child_tid = 0;
   std::vector<BlobRef> pending;  // siginfo_t of signals queued to this thread only
+  std::string comm;
 };
 
 struct SignalAction {
@@ -110,6 +111,7 @@ struct FdState {
   std::string sockaddr;    // listening sockets: "127.0.0.1:8080", "[::1]:80", "@abstract", "/path"
   int32_t backlog = 0;
   int32_t sock_type = 0;
+  bool semaphore = false;  // eventfd
 };
 
 struct ProcessImage {

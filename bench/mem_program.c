@@ -1,0 +1,225 @@
+/*
+ * mem_program SIZE_MIB READY_FILE
+ *
+ * Benchmark workload for vos: a process whose memory contents can be proven
+ * intact after checkpoint/restore.
+ *
+ *   1. mmap()s SIZE_MIB MiB of anonymous memory and writes every 8-byte word
+ *      with pattern(address). The pattern is a hash of the word's address, so
+ *      it is incompressible (the image cannot get smaller than the memory by
+ *      compression) and any page restored at the wrong place or with the wrong
+ *      contents is detected.
+ *   2. Creates READY_FILE (written to READY_FILE.tmp, then renamed, so a
+ *      reader never sees a partial file). It holds "key=value" lines:
+ *      pid, base, size_mib, touch_ms.
+ *   3. Loops forever, every TICK_MS:
+ *        - checks a random sample of words (cheap, catches gross damage);
+ *        - on SIGUSR1, checks the WHOLE region and writes READY_FILE.verify:
+ *          first line "OK" or "BAD <byte offset of first bad word>", then
+ *          "stall_ms=<longest time the loop was held up beyond one tick since
+ *          the last report>", which is an outside measure of a checkpoint's
+ *          pause (only meaningful while the process keeps running; it can
+ *          under-read by up to one tick, as a stop may begin mid-sleep);
+ *        - on SIGUSR2, flips one byte in the middle of the region. This debug
+ *          hook exists to prove the checker can fail.
+ *      If the sampled check ever fails it writes "BAD <offset> periodic" to
+ *      READY_FILE.verify at once and remembers it, so a later full check still
+ *      reports BAD even if the damage were somehow undone.
+ *
+ * The process keeps no file descriptor open between steps, so it needs
+ * nothing from a checkpoint tool beyond memory, registers and signals.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The tick bounds the resolution of stall_ms; 1024 samples per tick cost
+ * ~1% of a core. */
+enum { TICK_MS = 10, SAMPLES_PER_TICK = 1024 };
+
+static const uint64_t SEED = 0x5eed0f0a11c0ffeeULL;
+
+/* Set by the signal handlers, acted on by the main loop (where it is safe to
+ * do real work). */
+static volatile sig_atomic_t verify_requested;
+static volatile sig_atomic_t corrupt_requested;
+
+static uint64_t *region;
+static size_t region_words;
+
+/* splitmix64 finaliser of (address ^ seed): deterministic, address-bound,
+ * incompressible. */
+static inline uint64_t pattern(const uint64_t *addr) {
+    uint64_t z = (uint64_t)(uintptr_t)addr ^ SEED;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void on_usr1(int sig) { (void)sig; verify_requested = 1; }
+static void on_usr2(int sig) { (void)sig; corrupt_requested = 1; }
+
+static int install_handler(int sig, void (*fn)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: we want the sleep to end early so requests are served
+     * promptly. */
+    return sigaction(sig, &sa, NULL);
+}
+
+/* Write `text` to `path` atomically (tmp file + rename). Returns 0 on success. */
+static int write_file_atomic(const char *path, const char *text) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { close(fd); unlink(tmp); return -1; }
+        done += (size_t)n;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) { unlink(tmp); return -1; }
+    return 0;
+}
+
+static void fill_region(void) {
+    for (size_t i = 0; i < region_words; i++) region[i] = pattern(&region[i]);
+}
+
+/* Index of the first bad word, or region_words if all are good. */
+static size_t first_bad_word(void) {
+    for (size_t i = 0; i < region_words; i++)
+        if (region[i] != pattern(&region[i])) return i;
+    return region_words;
+}
+
+static uint64_t xorshift64(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    return *s = x;
+}
+
+/* Sampled check: first word, last word and SAMPLES_PER_TICK random ones. */
+static size_t sampled_bad_word(uint64_t *rng) {
+    size_t idx[2] = {0, region_words - 1};
+    for (int k = 0; k < 2; k++)
+        if (region[idx[k]] != pattern(&region[idx[k]])) return idx[k];
+    for (int k = 0; k < SAMPLES_PER_TICK; k++) {
+        size_t i = (size_t)(xorshift64(rng) % region_words);
+        if (region[i] != pattern(&region[i])) return i;
+    }
+    return region_words;
+}
+
+static void report(const char *verify_path, const char *status, double stall_ms) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s\nstall_ms=%.1f\n", status, stall_ms);
+    if (write_file_atomic(verify_path, buf) != 0)
+        fprintf(stderr, "mem_program: cannot write %s: %s\n", verify_path, strerror(errno));
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s SIZE_MIB READY_FILE\n", argv[0]);
+        return 2;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long mib = strtoull(argv[1], &end, 10);
+    if (errno || *end || mib == 0 || mib > (SIZE_MAX >> 21)) {
+        fprintf(stderr, "mem_program: bad SIZE_MIB '%s'\n", argv[1]);
+        return 2;
+    }
+    const char *ready_path = argv[2];
+    char verify_path[4096];
+    if (snprintf(verify_path, sizeof verify_path, "%s.verify", ready_path) >= (int)sizeof verify_path) {
+        fprintf(stderr, "mem_program: READY_FILE path too long\n");
+        return 2;
+    }
+
+    size_t bytes = (size_t)mib << 20;
+    double t0 = now_ms();
+    region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED) {
+        fprintf(stderr, "mem_program: mmap %zu bytes: %s\n", bytes, strerror(errno));
+        return 1;
+    }
+    region_words = bytes / sizeof *region;
+    fill_region();
+    double touch_ms = now_ms() - t0;
+
+    if (install_handler(SIGUSR1, on_usr1) || install_handler(SIGUSR2, on_usr2)) {
+        perror("mem_program: sigaction");
+        return 1;
+    }
+    char info[512];
+    snprintf(info, sizeof info, "pid=%d\nbase=%p\nsize_mib=%llu\ntouch_ms=%.1f\n",
+             (int)getpid(), (void *)region, mib, touch_ms);
+    if (write_file_atomic(ready_path, info) != 0) {
+        fprintf(stderr, "mem_program: cannot write %s: %s\n", ready_path, strerror(errno));
+        return 1;
+    }
+
+    uint64_t rng = SEED;
+    size_t sticky_bad = region_words;   /* first bad word seen by the sampler */
+    double max_gap = 0, last = now_ms();
+    const struct timespec tick = {0, TICK_MS * 1000000L};
+
+    for (;;) {
+        /* A gap much longer than one tick means the whole process was held
+         * still (e.g. frozen for a checkpoint). */
+        double now = now_ms();
+        if (now - last > max_gap) max_gap = now - last;
+        last = now;
+
+        size_t bad = sampled_bad_word(&rng);
+        if (bad < region_words && sticky_bad == region_words) {
+            sticky_bad = bad;
+            char status[64];
+            snprintf(status, sizeof status, "BAD %zu periodic", bad * sizeof *region);
+            fprintf(stderr, "mem_program: %s\n", status);
+            report(verify_path, status, 0);
+        }
+
+        if (corrupt_requested) {
+            corrupt_requested = 0;
+            size_t off = bytes / 2 + 5;
+            ((volatile unsigned char *)region)[off] ^= 0x01;
+            fprintf(stderr, "mem_program: SIGUSR2: flipped byte at offset %zu\n", off);
+        }
+
+        if (verify_requested) {
+            verify_requested = 0;
+            size_t b = first_bad_word();
+            if (b == region_words) b = sticky_bad;
+            char status[64];
+            if (b == region_words) snprintf(status, sizeof status, "OK");
+            else snprintf(status, sizeof status, "BAD %zu", b * sizeof *region);
+            double stall = max_gap > TICK_MS ? max_gap - TICK_MS : 0;
+            report(verify_path, status, stall);
+            max_gap = 0;
+            last = now_ms();    /* the full check's own time is not a stall */
+        }
+
+        clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);   /* EINTR is fine */
+    }
+}

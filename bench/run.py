@@ -1,0 +1,697 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of vos: launch overhead, checkpoint, restore.
+
+Every vos number is printed next to a baseline measured in the same run on the
+same machine (disk write with dd, page-cache read of the image, a bare process
+touching the same memory), so ratios stay meaningful on a noisy machine.
+Every restored program is checked word by word; a wrong result is flagged in
+the table and makes the exit status non-zero.
+
+Exit status: 0 all fine, 1 a step failed (the failing command and its stderr
+are printed), 2 measurements completed but some result was WRONG.
+
+Standard library only. See bench/README.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_mem_program")
+DEFAULT_JSON_OUT = os.path.join(SCRIPT_DIR, "results", "latest.json")
+MIB = 1 << 20
+NUMBER = (int, float)
+POLL_S = 0.001          # ready-file poll interval; small next to what we measure
+
+
+class Terminated(Exception):
+    """SIGTERM arrived; unwinds like Ctrl-C so cleanup and the JSON happen."""
+
+
+def on_sigterm(*_):
+    raise Terminated()
+
+
+class StepError(Exception):
+    """A command the benchmark depends on failed; aborts the run."""
+
+    def __init__(self, what, cmd=None, rc=None, stderr=""):
+        self.what, self.cmd, self.rc, self.stderr = what, cmd, rc, stderr
+        super().__init__(what)
+
+    def describe(self):
+        lines = [f"bench: step failed: {self.what}"]
+        if self.cmd:
+            lines.append("  command: " + " ".join(self.cmd))
+        if self.rc is not None:
+            lines.append(f"  exit status: {self.rc}")
+        if self.stderr.strip():
+            lines.append("  stderr:")
+            lines += ["    " + line for line in self.stderr.strip().splitlines()[-40:]]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def read_text(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def parse_kv(text):
+    """Parse mem_program's "key=value" lines."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def touch_ms_of(ready):
+    """mem_program's own measure of filling its memory (None if absent)."""
+    value = parse_kv(read_text(ready)).get("touch_ms")
+    return float(value) if value else None
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie (a zombie no longer runs)."""
+    stat = read_text(f"/proc/{pid}/stat")
+    if not stat:
+        return False
+    # The state field follows the parenthesised command name.
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def kill_and_wait(pid, timeout=10.0):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def wait_for_file(path, timeout, still_alive=lambda: True):
+    """Wait until path exists; returns seconds waited or None on timeout or
+    when still_alive() says the producer died."""
+    start = time.perf_counter()
+    while not os.path.exists(path):
+        if time.perf_counter() - start > timeout or not still_alive():
+            return None
+        time.sleep(POLL_S)
+    return time.perf_counter() - start
+
+
+def image_files(path):
+    """Regular files making up an image (a single file or a directory tree)."""
+    if os.path.isfile(path):
+        return [path]
+    found = []
+    for root, _dirs, files in os.walk(path):
+        found += [os.path.join(root, f) for f in files
+                  if os.path.isfile(os.path.join(root, f))]
+    return sorted(found)
+
+
+def usage_bytes(path):
+    """(apparent bytes, allocated bytes on disk) of a file or tree."""
+    apparent = allocated = 0
+    for f in image_files(path):
+        st = os.stat(f)
+        apparent += st.st_size
+        allocated += st.st_blocks * 512
+    return apparent, allocated
+
+
+# --------------------------------------------------------------------------
+# The session: tool paths, temp dir, and everything that must be cleaned up
+# --------------------------------------------------------------------------
+
+class Session:
+    def __init__(self, args):
+        self.vos = args.vos
+        self.mem_program = args.mem_program
+        self.keep = args.keep
+        self.base_timeout = args.timeout
+        self.tmp = tempfile.mkdtemp(prefix="vos-bench-", dir=args.tmpdir)
+        self.logs = os.path.join(self.tmp, "logs")
+        os.makedirs(self.logs)
+        self.names = set()       # names given to `vos run`, killed at the end
+        self.children = []       # our own Popen children (bare mem_program)
+        self.n_cmd = 0
+
+    def timeout_for(self, size_mib):
+        """Generous per-step timeout: base + 60 s per GiB."""
+        return self.base_timeout + 60.0 * size_mib / 1024
+
+    def run(self, cmd, what, timeout, check=True, discard_stdout=False):
+        """Run cmd, return (wall ms, stdout, stderr, rc).
+
+        Output goes to files, not pipes: a detached program that inherits a
+        pipe would keep it open and we would wait for EOF forever."""
+        self.n_cmd += 1
+        stem = os.path.join(self.logs, f"{self.n_cmd:04d}")
+        with open(stem + ".out", "w+") as out, open(stem + ".err", "w+") as err:
+            start = time.perf_counter()
+            try:
+                proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=err,
+                                      stdout=subprocess.DEVNULL if discard_stdout else out,
+                                      timeout=timeout)
+                rc = proc.returncode
+            except subprocess.TimeoutExpired:
+                err.seek(0)
+                raise StepError(f"{what}: timed out after {timeout:.0f} s", cmd,
+                                None, err.read())
+            except OSError as e:
+                raise StepError(f"{what}: cannot execute: {e}", cmd)
+            ms = (time.perf_counter() - start) * 1e3
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if check and rc != 0:
+            raise StepError(what, cmd, rc, stderr)
+        return ms, stdout, stderr, rc
+
+    def vos_json(self, args, what, timeout, required=None):
+        """Run `vos ARGS` expecting one JSON value on stdout; `required` maps
+        keys that must be present to their accepted types."""
+        required = required or {}
+        cmd = [self.vos] + args
+        ms, stdout, stderr, _ = self.run(cmd, what, timeout)
+        try:
+            value = json.loads(stdout)
+        except ValueError:
+            raise StepError(f"{what}: stdout is not JSON: {stdout[:300]!r}", cmd, 0, stderr)
+        missing = [k for k in required if not isinstance(value, dict) or k not in value]
+        if missing:
+            raise StepError(f"{what}: JSON lacks {missing}: {stdout[:300]!r}", cmd, 0, stderr)
+        for key, want in required.items():
+            if not isinstance(value[key], want) or isinstance(value[key], bool):
+                kind = "a number" if want is NUMBER else want.__name__
+                raise StepError(f"{what}: JSON field {key!r} should be {kind}, got "
+                                f"{value[key]!r:.100}", cmd, 0, stderr)
+        return ms, value
+
+    def vos_ps(self, timeout=30.0):
+        _, value = self.vos_json(["ps", "--json"], "vos ps --json", timeout)
+        if not isinstance(value, list):
+            raise StepError(f"vos ps --json: expected a JSON array, got {value!r:.200}",
+                            [self.vos, "ps", "--json"])
+        return [e for e in value if isinstance(e, dict)]
+
+    def find_pid(self, name):
+        """Host pid of the live program vos knows as name, or None."""
+        for entry in self.vos_ps():
+            pid = entry.get("pid")
+            if entry.get("name") == name and isinstance(pid, int) and pid_alive(pid):
+                return pid
+        return None
+
+    def cleanup(self):
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if self.names:
+            try:
+                for entry in self.vos_ps():
+                    if entry.get("name") in self.names and isinstance(entry.get("pid"), int):
+                        kill_and_wait(entry["pid"])
+            except StepError as e:
+                print("bench: warning: cleanup could not list vos programs; "
+                      "some may still run\n" + e.describe(), file=sys.stderr)
+        if self.keep:
+            print(f"bench: kept images and logs in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------
+
+def measure_launch(s, reps):
+    """`vos run -- /bin/true` vs bare /bin/true, interleaved so slow drift of
+    the machine hits both alike."""
+    bare, vos = [], []
+    for _ in range(reps):
+        bare.append(s.run(["/bin/true"], "bare /bin/true", 30)[0])
+        vos.append(s.run([s.vos, "run", "--", "/bin/true"], "vos run -- /bin/true", 30)[0])
+    # `vos run` without --detach must pass the exit status through.
+    _, _, _, rc = s.run([s.vos, "run", "--", "/bin/sh", "-c", "exit 7"],
+                        "vos run -- sh -c 'exit 7'", 30, check=False)
+    result = {"reps": reps, "bare_ms": bare, "vos_ms": vos,
+              "bare_median_ms": median(bare), "vos_median_ms": median(vos),
+              "exit_status_passed": rc == 7, "exit_status_seen": rc}
+    result["overhead_ms"] = result["vos_median_ms"] - result["bare_median_ms"]
+    return result
+
+
+def start_bare(s, size, ready):
+    """Start mem_program directly; return (ms until ready, touch_ms it reported)."""
+    err = open(os.path.join(s.logs, f"bare-{size}.err"), "w+")
+    cmd = [s.mem_program, str(size), ready]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=err)
+    s.children.append(proc)
+    waited = wait_for_file(ready, s.timeout_for(size), lambda: proc.poll() is None)
+    ms = (time.perf_counter() - start) * 1e3
+    try:
+        if waited is None:
+            err.seek(0)
+            raise StepError("bare mem_program never became ready", cmd, proc.poll(), err.read())
+        return ms, touch_ms_of(ready)
+    finally:
+        proc.kill()
+        proc.wait()
+        s.children.remove(proc)
+        err.close()
+
+
+def measure_dd(s, size):
+    """Disk write baseline: SIZE MiB to the filesystem the images go to,
+    flushed to the device like a durable image would be."""
+    target = os.path.join(s.tmp, "dd.bin")
+    try:
+        return s.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size}",
+                      "conv=fdatasync"], "dd baseline", s.timeout_for(size))[0]
+    finally:
+        if os.path.exists(target):
+            os.remove(target)
+
+
+def measure_cache_read(s, image, size):
+    """Page-cache read baseline: cat the image once to warm the cache, then
+    time a second cat."""
+    files = image_files(image)
+    if not files:
+        raise StepError(f"image {image} contains no files")
+    cmd = ["cat"] + files
+    timeout = s.timeout_for(size)
+    s.run(cmd, "warm page cache", timeout, discard_stdout=True)
+    return s.run(cmd, "page-cache read baseline", timeout, discard_stdout=True)[0]
+
+
+def verify(s, pid, ready, size):
+    """Ask mem_program (SIGUSR1) to check all its memory.
+    Returns {"status": "OK" | "BAD <offset>" | "TIMEOUT" | "GONE", "stall_ms"}."""
+    path = ready + ".verify"
+    if os.path.exists(path):
+        os.remove(path)
+    if pid is None or not pid_alive(pid):
+        return {"status": "GONE", "stall_ms": None}
+    os.kill(pid, signal.SIGUSR1)
+    if wait_for_file(path, s.timeout_for(size), lambda: pid_alive(pid)) is None:
+        return {"status": "TIMEOUT" if pid_alive(pid) else "GONE", "stall_ms": None}
+    text = read_text(path)
+    lines = text.splitlines()
+    stall = parse_kv(text).get("stall_ms")
+    return {"status": lines[0].strip() if lines else "EMPTY",
+            "stall_ms": float(stall) if stall else None}
+
+
+def checkpoint(s, name, ckpt_dir, size, kill):
+    """`vos checkpoint NAME --dir D --json [--kill]`; returns its facts."""
+    os.makedirs(ckpt_dir)
+    args = ["checkpoint", name, "--dir", ckpt_dir, "--json"] + (["--kill"] if kill else [])
+    ms, info = s.vos_json(args, "vos " + " ".join(args), s.timeout_for(size),
+                          required={"image": str, "pause_ms": NUMBER, "total_ms": NUMBER,
+                                    "bytes": int})
+    image = os.path.abspath(info["image"])
+    if not os.path.exists(image):
+        raise StepError(f"checkpoint reported image {image}, which does not exist",
+                        [s.vos] + args)
+    if not image.startswith(os.path.abspath(ckpt_dir) + os.sep) and image != ckpt_dir:
+        print(f"bench: warning: image {image} is outside --dir {ckpt_dir}; "
+              "it will not be cleaned up", file=sys.stderr)
+    apparent, on_disk = usage_bytes(image)
+    return {"wall_ms": ms, "image": image, "pause_ms": info["pause_ms"],
+            "total_ms": info["total_ms"], "reported_bytes": info["bytes"],
+            "apparent_bytes": apparent, "disk_bytes": on_disk,
+            "dir_disk_bytes": usage_bytes(ckpt_dir)[1]}
+
+
+def start_under_vos(s, name, size, ready):
+    """`vos run --name NAME --detach -- mem_program`; ms until it is ready."""
+    cmd = [s.vos, "run", "--name", name, "--detach", "--", s.mem_program, str(size), ready]
+    s.names.add(name)
+    start = time.perf_counter()
+    s.run(cmd, "vos run --detach mem_program", s.timeout_for(size))
+    if wait_for_file(ready, s.timeout_for(size), listed_every(s, name, 1.0)) is None:
+        raise StepError(f"program started by vos never wrote {ready} "
+                        "(it exited, or timed out)", cmd)
+    return (time.perf_counter() - start) * 1e3
+
+
+def listed_every(s, name, period):
+    """A still_alive() for wait_for_file that asks `vos ps` at most once per
+    period, so a program that died early fails fast without us polling vos
+    in a tight loop."""
+    last = [time.monotonic()]
+
+    def alive():
+        if time.monotonic() - last[0] < period:
+            return True
+        last[0] = time.monotonic()
+        return s.find_pid(name) is not None
+    return alive
+
+
+def require_dead(pid, name, timeout=5.0):
+    """After `checkpoint --kill` the original must be gone; otherwise the
+    "restored" program we verify next could simply be the original."""
+    deadline = time.monotonic() + timeout
+    while pid is not None and pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise StepError(f"`vos checkpoint {name} --kill` returned but pid {pid} still runs")
+        time.sleep(0.01)
+
+
+def restore(s, image, size):
+    args = ["restore", image, "--detach", "--json"]
+    ms, info = s.vos_json(args, "vos " + " ".join(args), s.timeout_for(size),
+                          required={"restore_ms": NUMBER})
+    return {"wall_ms": ms, "restore_ms": info["restore_ms"]}
+
+
+def measure_rep(s, size, rep):
+    """One full cycle for one size. Each piece is paired with its baseline."""
+    tag = f"{size}-{rep}"
+    name = f"vosbench-{os.getpid()}-{tag}"
+    r = {"rep": rep}
+
+    r["bare_ready_ms"], r["bare_touch_ms"] = start_bare(
+        s, size, os.path.join(s.tmp, f"bare-ready-{tag}"))
+    r["dd_ms"] = measure_dd(s, size)
+
+    ready = os.path.join(s.tmp, f"ready-{tag}")
+    r["vos_ready_ms"] = start_under_vos(s, name, size, ready)
+    r["touch_ms"] = touch_ms_of(ready)
+
+    # Checkpoint and leave running: the running program must be unharmed,
+    # and its own clock shows how long it was really held still.
+    live_dir = os.path.join(s.tmp, f"img-{tag}-live")
+    r["ckpt"] = checkpoint(s, name, live_dir, size, kill=False)
+    r["verify_after_ckpt"] = verify(s, s.find_pid(name), ready, size)
+    if not s.keep:
+        shutil.rmtree(live_dir, ignore_errors=True)
+
+    # Checkpoint with --kill, then restore from that image.
+    kill_dir = os.path.join(s.tmp, f"img-{tag}-kill")
+    original = s.find_pid(name)
+    r["ckpt_kill"] = checkpoint(s, name, kill_dir, size, kill=True)
+    require_dead(original, name)
+    image = r["ckpt_kill"]["image"]
+    r["read_ms"] = measure_cache_read(s, image, size)
+    r["restore"] = restore(s, image, size)
+    pid = s.find_pid(name)
+    r["verify_after_restore"] = verify(s, pid, ready, size)
+    if pid is not None:
+        kill_and_wait(pid)
+    if not s.keep:
+        shutil.rmtree(kill_dir, ignore_errors=True)
+
+    r["ckpt_over_dd"] = ratio(r["ckpt"]["wall_ms"], r["dd_ms"])
+    r["restore_over_read"] = ratio(r["restore"]["wall_ms"], r["read_ms"])
+    r["ok"] = (r["verify_after_ckpt"]["status"] == "OK"
+               and r["verify_after_restore"]["status"] == "OK")
+    return r
+
+
+def summarize(size, reps):
+    """Medians over repetitions; ratios are medians of per-rep ratios (each
+    pair was measured side by side)."""
+    def med(f):
+        return median([f(r) for r in reps])
+    bad_ckpt = sum(r["verify_after_ckpt"]["status"] != "OK" for r in reps)
+    bad_rst = sum(r["verify_after_restore"]["status"] != "OK" for r in reps)
+    return {
+        "size_mib": size,
+        "launch_overhead_ms": med(lambda r: r["vos_ready_ms"] - r["bare_ready_ms"]),
+        "bare_ready_ms": med(lambda r: r["bare_ready_ms"]),
+        "ckpt_ms": med(lambda r: r["ckpt"]["wall_ms"]),
+        "ckpt_tool_total_ms": med(lambda r: r["ckpt"]["total_ms"]),
+        "pause_ms": med(lambda r: r["ckpt"]["pause_ms"]),
+        "observed_stall_ms": med(lambda r: r["verify_after_ckpt"]["stall_ms"]),
+        "image_disk_bytes": med(lambda r: r["ckpt"]["disk_bytes"]),
+        "image_over_memory": med(lambda r: r["ckpt"]["disk_bytes"] / (size * MIB)),
+        "dd_ms": med(lambda r: r["dd_ms"]),
+        "ckpt_over_dd": med(lambda r: r["ckpt_over_dd"]),
+        "restore_ms": med(lambda r: r["restore"]["wall_ms"]),
+        "restore_tool_ms": med(lambda r: r["restore"]["restore_ms"]),
+        "read_ms": med(lambda r: r["read_ms"]),
+        "restore_over_read": med(lambda r: r["restore_over_read"]),
+        "statuses_after_ckpt": [r["verify_after_ckpt"]["status"] for r in reps],
+        "statuses_after_restore": [r["verify_after_restore"]["status"] for r in reps],
+        "bad_after_ckpt": bad_ckpt,
+        "bad_after_restore": bad_rst,
+        "ok": bad_ckpt == 0 and bad_rst == 0,
+    }
+
+
+# --------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------
+
+def fmt(x, digits=1):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def verify_cell(row, n):
+    if row["ok"]:
+        return "OK"
+    parts = []
+    if row["bad_after_ckpt"]:
+        parts.append(f"ckpt {row['bad_after_ckpt']}/{n}")
+    if row["bad_after_restore"]:
+        parts.append(f"restore {row['bad_after_restore']}/{n}")
+    return "**WRONG** " + ", ".join(parts)
+
+
+COLUMNS = ["MiB", "launch+ms", "touch ms", "ckpt ms", "pause ms", "seen ms",
+           "img MiB", "dd ms", "ckpt/dd", "rst ms", "read ms", "rst/read", "verify"]
+
+
+def table_rows(rows, n):
+    for row in rows:
+        yield [str(row["size_mib"]), fmt(row["launch_overhead_ms"]), fmt(row["bare_ready_ms"]),
+               fmt(row["ckpt_ms"]), fmt(row["pause_ms"]), fmt(row["observed_stall_ms"]),
+               fmt(None if row["image_disk_bytes"] is None else row["image_disk_bytes"] / MIB),
+               fmt(row["dd_ms"]), fmt(row["ckpt_over_dd"], 2), fmt(row["restore_ms"]),
+               fmt(row["read_ms"]), fmt(row["restore_over_read"], 2), verify_cell(row, n)]
+
+
+def render_table(rows, n):
+    body = [COLUMNS] + list(table_rows(rows, n))
+    widths = [max(len(line[i]) for line in body) for i in range(len(COLUMNS))]
+    lines = []
+    for k, line in enumerate(body):
+        cells = [c.rjust(w) for c, w in zip(line[:-1], widths)] + [line[-1]]
+        lines.append("  ".join(cells))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_report(launch, rows, reps):
+    print()
+    print(f"launch: vos run -- /bin/true  median {launch['vos_median_ms']:.2f} ms  vs  "
+          f"bare /bin/true {launch['bare_median_ms']:.2f} ms  ->  "
+          f"overhead {launch['overhead_ms']:+.2f} ms  ({launch['reps']} reps each)")
+    if not launch["exit_status_passed"]:
+        print(f"**WRONG** `vos run -- sh -c 'exit 7'` returned {launch['exit_status_seen']}, "
+              "expected 7")
+    print(f"per size: medians of {reps} rep(s); see bench/README.md for the columns\n")
+    print(render_table(rows, reps))
+    wrong = [r for r in rows if not r["ok"]]
+    if wrong:
+        print("\n!!! WRONG RESULTS: memory did not verify after checkpoint or restore; "
+              "the flagged rows time a broken checkpoint/restore.")
+        for r in wrong:
+            print(f"!!!   {r['size_mib']} MiB: after checkpoint {r['statuses_after_ckpt']}, "
+                  f"after restore {r['statuses_after_restore']}")
+
+
+def machine_facts(tmp):
+    cpu = next((line.split(":", 1)[1].strip() for line in read_text("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kib = next((int(line.split()[1]) for line in read_text("/proc/meminfo").splitlines()
+                    if line.startswith("MemTotal:")), 0)
+    return {
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "mem_total_mib": mem_kib // 1024,
+        "transparent_hugepage": read_text(
+            "/sys/kernel/mm/transparent_hugepage/enabled").strip(),
+        "image_fs": filesystem_of(tmp),
+        "python": platform.python_version(),
+    }
+
+
+def filesystem_of(path):
+    """(mount point, fs type, device) holding path: tells whether dd and the
+    images hit a real disk or tmpfs."""
+    best = ("", "?", "?")
+    for line in read_text("/proc/self/mounts").splitlines():
+        dev, mnt, fstype = line.split()[:3]
+        mnt = mnt.replace("\\040", " ")
+        if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
+            best = (mnt, fstype, dev)
+    return {"mount": best[0], "type": best[1], "device": best[2]}
+
+
+def rounded(value):
+    """Floats to 3 decimals: sub-microsecond digits are noise."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
+
+
+def write_json(path, doc):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(rounded(doc), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="End-to-end benchmark of vos.")
+    p.add_argument("--vos", default=os.environ.get("VOS", "vos"),
+                   help="vos binary (default: $VOS, else vos on PATH)")
+    p.add_argument("--mem-program", default=DEFAULT_MEM_PROGRAM,
+                   help="bench_mem_program binary (default: %(default)s)")
+    p.add_argument("--sizes", default="16,256,1024", help="MiB, comma separated")
+    p.add_argument("--quick", action="store_true", help="sizes 16,64")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per size")
+    p.add_argument("--launch-reps", type=int, default=50,
+                   help="repetitions of the /bin/true launch test")
+    p.add_argument("--json-out", default=DEFAULT_JSON_OUT, help="default: %(default)s")
+    p.add_argument("--tmpdir", default=None,
+                   help="where images and dd files go (default: system temp dir); "
+                        "its filesystem is what dd measures")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="per-step timeout in seconds, plus 60 s per GiB")
+    p.add_argument("--keep", action="store_true", help="keep images and logs")
+    args = p.parse_args(argv)
+    try:
+        args.sizes = [int(x) for x in ("16,64" if args.quick else args.sizes).split(",")]
+    except ValueError:
+        p.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+    if any(x <= 0 for x in args.sizes) or args.reps <= 0 or args.launch_reps <= 0:
+        p.error("sizes and repetition counts must be positive")
+    return args
+
+
+def resolve_tools(args):
+    """Turn --vos/--mem-program into absolute paths or exit 1 with a hint."""
+    vos = shutil.which(args.vos)
+    if vos is None:
+        sys.exit(f"bench: vos not found: {args.vos!r} (build it, put it on PATH, "
+                 "or pass --vos / set $VOS)")
+    mem = os.path.abspath(args.mem_program)
+    if not os.access(mem, os.X_OK):
+        sys.exit(f"bench: mem_program not found at {mem} (build it with "
+                 "`cmake --build build --target bench_mem_program` or pass --mem-program)")
+    args.vos, args.mem_program = os.path.abspath(vos), mem
+
+
+def warn_if_low_memory(sizes):
+    avail = next((int(line.split()[1]) // 1024 for line in read_text("/proc/meminfo").splitlines()
+                  if line.startswith("MemAvailable:")), None)
+    if avail is not None and max(sizes) * 2 > avail:
+        print(f"bench: warning: {max(sizes)} MiB program plus its image in page cache may "
+              f"not fit in {avail} MiB available memory; numbers will include swapping "
+              "or eviction", file=sys.stderr)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    resolve_tools(args)
+    warn_if_low_memory(args.sizes)
+    # SIGTERM must also reach the cleanup in `finally`.
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    s = Session(args)
+    doc = {
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_facts(s.tmp),
+        "config": {"vos": args.vos, "mem_program": args.mem_program, "sizes_mib": args.sizes,
+                   "reps": args.reps, "launch_reps": args.launch_reps},
+        "status": "running",
+    }
+    status = 1
+    try:
+        print(f"bench: vos={args.vos}  sizes={args.sizes} MiB  reps={args.reps}  tmp={s.tmp}")
+        doc["launch"] = measure_launch(s, args.launch_reps)
+        doc["sizes"] = []
+        for size in args.sizes:
+            # In a VM the first touch of fresh guest memory also pays for the
+            # host's page faults; an untimed touch keeps that cost out of
+            # whichever run would happen to come first.
+            start_bare(s, size, os.path.join(s.tmp, f"warmup-ready-{size}"))
+            reps = []
+            for rep in range(args.reps):
+                print(f"bench: {size} MiB, rep {rep + 1}/{args.reps}", flush=True)
+                reps.append(measure_rep(s, size, rep))
+            doc["sizes"].append({"summary": summarize(size, reps), "reps": reps})
+        rows = [entry["summary"] for entry in doc["sizes"]]
+        print_report(doc["launch"], rows, args.reps)
+        all_ok = all(r["ok"] for r in rows) and doc["launch"]["exit_status_passed"]
+        doc["status"] = "ok" if all_ok else "wrong-results"
+        status = 0 if all_ok else 2
+    except StepError as e:
+        print(e.describe(), file=sys.stderr)
+        doc["status"], doc["error"] = "failed", e.describe()
+    except (KeyboardInterrupt, Terminated) as e:
+        print("bench: interrupted", file=sys.stderr)
+        doc["status"] = "interrupted"
+        status = 143 if isinstance(e, Terminated) else 130
+    finally:
+        s.cleanup()
+        # Always written, so latest.json never shows an older run's success.
+        write_json(args.json_out, doc)
+        print(f"bench: results written to {args.json_out}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

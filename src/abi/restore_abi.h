@@ -1,0 +1,136 @@
+// Boundary between the restore front end (C++, libc) and the libc-free last stage (the blob).
+// Everything the blob needs is laid out in one memory region that the blob keeps mapped until the
+// keeper removes it; pointers in these structs are absolute addresses inside that region.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vos::abi {
+
+inline constexpr uint64_t kRestoreArgsMagic = 0x31535241534f56ull;  // "VOSARS1"
+inline constexpr int kMaxKeepRanges = 8;
+inline constexpr int kMaxMoves = 4;
+inline constexpr int kMaxCloseFds = 16;
+inline constexpr uint64_t kBlobThreadStack = 32 * 1024;
+
+enum BlobAreaFlags : uint32_t {
+  kAreaMapAnon = 1u << 0,     // MAP_ANONYMOUS; otherwise `fd` is mapped
+  kAreaShared = 1u << 1,      // MAP_SHARED
+  kAreaGrowsDown = 1u << 2,   // MAP_GROWSDOWN (main stack)
+};
+
+struct BlobArea {
+  uint64_t start;
+  uint64_t end;
+  uint64_t file_offset;
+  uint64_t first_run;  // index into the page-run array
+  uint64_t nruns;
+  uint32_t prot;
+  uint32_t flags;  // BlobAreaFlags
+  int32_t fd;      // file to map, or -1
+  int32_t pad;
+};
+static_assert(sizeof(BlobArea) == 56);
+
+struct BlobPageRun {
+  uint64_t vaddr;
+  uint64_t len;           // bytes
+  uint64_t image_offset;  // absolute offset in the image file
+};
+static_assert(sizeof(BlobPageRun) == 24);
+
+struct BlobThread {
+  int32_t tid;
+  int32_t altstack_flags;
+  uint64_t altstack_sp;
+  uint64_t altstack_size;
+  uint64_t rseq_addr;
+  uint32_t rseq_len;
+  uint32_t rseq_sig;
+  uint64_t robust_head;
+  uint64_t robust_len;
+  uint64_t clear_child_tid;
+  uint64_t stack_top;  // blob-owned stack the thread starts on (unused for the main thread)
+  char comm[16];
+};
+static_assert(sizeof(BlobThread) == 88);
+
+struct BlobSigaction {  // the kernel's struct sigaction layout on x86_64
+  uint64_t handler;
+  uint64_t flags;
+  uint64_t restorer;
+  uint64_t mask;
+};
+static_assert(sizeof(BlobSigaction) == 32);
+
+struct BlobSiginfo {
+  int32_t tid;  // 0: queue to the whole process
+  int32_t sig;
+  uint8_t info[128];
+};
+static_assert(sizeof(BlobSiginfo) == 136);
+
+struct BlobRange {
+  uint64_t start;
+  uint64_t end;
+};
+
+struct BlobMove {
+  uint64_t from;
+  uint64_t to;
+  uint64_t len;
+};
+
+struct BlobItimer {  // struct itimerval
+  int64_t interval_sec, interval_usec, value_sec, value_usec;
+};
+
+// Same layout as the kernel's struct prctl_mm_map.
+struct BlobMmMap {
+  uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+  uint64_t arg_start, arg_end, env_start, env_end;
+  uint64_t auxv;  // pointer
+  uint32_t auxv_size;
+  uint32_t exe_fd;
+};
+static_assert(sizeof(BlobMmMap) == 104);
+
+struct RestoreArgs {
+  uint64_t magic;
+  uint64_t region_start;  // the whole blob region: code, these args, arrays, thread stacks
+  uint64_t region_end;
+  uint64_t task_size;     // end of user address space
+  BlobRange keep[kMaxKeepRanges];  // sorted; everything else is unmapped
+  int32_t nkeep;
+  int32_t nmoves;
+  BlobMove moves[kMaxMoves];       // vdso/vvar: current -> temp -> program's address
+  uint64_t move_temp;              // base of a free range used as the intermediate step
+  int32_t image_fd;
+  int32_t log_fd;                  // failure messages go here
+  int32_t nclose;
+  int32_t close_fds[kMaxCloseFds]; // helper fds closed before the program resumes
+  uint64_t rseq_unreg_addr;        // the front end's own rseq area, unregistered first
+  uint32_t rseq_unreg_len;
+  uint32_t rseq_unreg_sig;
+  uint64_t areas;                  // BlobArea[nareas]
+  uint64_t nareas;
+  uint64_t runs;                   // BlobPageRun[nruns]
+  uint64_t nruns;
+  uint64_t threads;                // BlobThread[nthreads], [0] = main thread
+  uint64_t nthreads;
+  uint64_t siginfos;               // BlobSiginfo[nsiginfos]
+  uint64_t nsiginfos;
+  BlobSigaction actions[65];       // index = signal number; handler == ~0 means "leave"
+  BlobItimer itimers[3];
+  int32_t has_itimer[3];
+  int32_t has_mm_map;
+  BlobMmMap mm_map;
+};
+
+// Offsets into the blob image, fixed by the blob's linker script.
+extern "C" {
+typedef void (*BlobEntry)(const RestoreArgs*);
+}
+
+}  // namespace vos::abi

@@ -1,0 +1,43 @@
+// Host side (keeper). State shared by the capture steps of one checkpoint.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "capture/ptrace_session.h"
+#include "image/image_writer.h"
+#include "image/process_model.h"
+
+namespace vos::capture {
+
+struct CaptureContext {
+  pid_t pid = 0;
+  PtraceSession* session = nullptr;  // null during precheck: nothing is frozen yet
+  image::ProcessImage img;
+  std::string blobs;  // the image's blobs section, built in memory (registers, pipe data...)
+  int mem_fd = -1;    // /proc/PID/mem
+
+  image::BlobRef add_blob(const void* data, size_t size) {
+    image::BlobRef ref{blobs.size(), size};
+    blobs.append(static_cast<const char*>(data), size);
+    return ref;
+  }
+};
+
+// Each part of the process is captured by one step; precheck steps run before anything is
+// frozen and name the first object vos cannot handle.
+Status precheck_memory(pid_t pid);
+Status precheck_fds(pid_t pid);
+Status precheck_process(pid_t pid);
+
+Status capture_threads(CaptureContext& ctx);
+Status capture_process_state(CaptureContext& ctx);
+Status capture_fds(CaptureContext& ctx);
+// Writes the pages section; fills img.areas.
+Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer);
+
+// Reads `size` bytes of the process's memory at `addr`.
+Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t size);
+
+}  // namespace vos::capture

@@ -1,0 +1,32 @@
+// Host side (keeper). Checkpoint of one process: precheck, freeze, capture, write, then resume or
+// kill it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "base/result.h"
+
+namespace vos::capture {
+
+struct CheckpointOptions {
+  std::string image_path;
+  std::string name;  // recorded so the restored program keeps its vos name
+  bool kill = false; // end the program once the image is on disk, never resuming it
+};
+
+struct CheckpointStats {
+  std::string image;
+  double pause_ms = 0;  // how long the program was stopped
+  double total_ms = 0;
+  uint64_t bytes = 0;   // image size
+  uint64_t pages = 0;
+  uint64_t threads = 0;
+};
+
+// Refuses, naming the object, if anything in the process is beyond what vos can restore.
+Status precheck(pid_t pid);
+Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts);
+
+}  // namespace vos::capture

@@ -1,0 +1,235 @@
+// Host side (keeper). The address space: every mapping with its protection and backing, and the
+// pages only the process has (anonymous, or private copies of file pages). Pages that were never
+// touched, and file pages that are unchanged, are not stored.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "capture/capture_context.h"
+#include "capture/proc_files.h"
+
+namespace vos::capture {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kPmPresent = 1ull << 63;
+constexpr uint64_t kPmSwapped = 1ull << 62;
+constexpr uint64_t kPmFile = 1ull << 61;  // file page or shared anonymous
+constexpr size_t kCopyChunk = 4 << 20;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+image::AreaKind classify(const MapsEntry& m) {
+  using image::AreaKind;
+  if (m.name == "[vdso]") {
+    return AreaKind::kVdso;
+  }
+  if (m.name == "[vvar]") {
+    return AreaKind::kVvar;
+  }
+  if (m.name == "[vvar_vclock]") {
+    return AreaKind::kVvarVclock;
+  }
+  if (m.name == "[vsyscall]") {
+    return AreaKind::kVsyscall;
+  }
+  if (starts_with(m.name, "/memfd:")) {
+    return m.shared ? AreaKind::kMemfd : AreaKind::kAnon;
+  }
+  if (m.shared && (starts_with(m.name, "/dev/zero") || m.name.empty())) {
+    return AreaKind::kSharedAnon;
+  }
+  if (starts_with(m.name, "/")) {
+    return AreaKind::kFile;
+  }
+  return AreaKind::kAnon;
+}
+
+Status check_area(const MapsEntry& m) {
+  if (starts_with(m.name, "/SYSV")) {
+    return user_error("mapping {:#x}-{:#x}: System V shared memory is not supported yet", m.start,
+                      m.end);
+  }
+  if (starts_with(m.name, "/") && !starts_with(m.name, "/memfd:") &&
+      !starts_with(m.name, "/dev/zero") && ends_with(m.name, " (deleted)")) {
+    return user_error("mapping {:#x}-{:#x}: file {} was deleted: not supported yet", m.start,
+                      m.end, m.name);
+  }
+  if (starts_with(m.name, "/dev/") && !starts_with(m.name, "/dev/zero") && !starts_with(m.name, "/dev/shm/")) {
+    return user_error("mapping {:#x}-{:#x}: device mapping {} is not supported", m.start, m.end,
+                      m.name);
+  }
+  return {};
+}
+
+bool all_zero(const char* p, size_t n) {
+  static const char zero[kPage] = {};
+  for (size_t off = 0; off < n; off += kPage) {
+    if (std::memcmp(p + off, zero, kPage) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Which pages of the area must be stored: a bitmap as a vector<bool> over its pages.
+Result<std::vector<bool>> pages_to_store(int pagemap_fd, const MapsEntry& m,
+                                         image::AreaKind kind) {
+  uint64_t npages = (m.end - m.start) / kPage;
+  std::vector<bool> want(npages, false);
+  if (kind == image::AreaKind::kSharedAnon) {
+    // Shared memory may hold pages this process never faulted in: read them all, zeros dropped
+    // later.
+    std::fill(want.begin(), want.end(), true);
+    return want;
+  }
+  std::vector<uint64_t> entries(std::min<uint64_t>(npages, 65536));
+  for (uint64_t done = 0; done < npages;) {
+    uint64_t n = std::min<uint64_t>(entries.size(), npages - done);
+    off_t off = static_cast<off_t>((m.start / kPage + done) * 8);
+    ssize_t got = ::pread(pagemap_fd, entries.data(), n * 8, off);
+    if (got != static_cast<ssize_t>(n * 8)) {
+      return sys_error("reading pagemap for {:#x}", m.start + done * kPage);
+    }
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t e = entries[i];
+      bool present = (e & kPmPresent) != 0;
+      bool swapped = (e & kPmSwapped) != 0;
+      bool file_page = (e & kPmFile) != 0;
+      // A private mapping's own pages are anonymous; its unmodified file pages come back from
+      // the file.
+      want[done + i] = swapped || (present && !file_page);
+    }
+    done += n;
+  }
+  return want;
+}
+
+}  // namespace
+
+Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t size) {
+  char* p = static_cast<char*>(out);
+  while (size > 0) {
+    ssize_t n = ::pread(ctx.mem_fd, p, size, static_cast<off_t>(addr));
+    if (n <= 0) {
+      return Error(n == 0 ? EIO : errno,
+                   fmt::format("reading memory of process {} at {:#x}", ctx.pid, addr));
+    }
+    p += n;
+    addr += static_cast<uint64_t>(n);
+    size -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Status precheck_memory(pid_t pid) {
+  auto maps = read_maps(pid);
+  if (!maps) {
+    return std::move(maps).error();
+  }
+  for (const auto& m : *maps) {
+    VOS_TRY(check_area(m), "process {}", pid);
+  }
+  return {};
+}
+
+Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
+  auto maps = read_maps(ctx.pid);
+  if (!maps) {
+    return std::move(maps).error();
+  }
+  std::string pm_path = fmt::format("/proc/{}/pagemap", ctx.pid);
+  UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pagemap.valid()) {
+    return sys_error("opening {}", pm_path);
+  }
+  VOS_TRY(writer.begin_section(abi::SectionType::kPages), "pages");
+  std::vector<char> buf(kCopyChunk);
+  for (const auto& m : *maps) {
+    VOS_TRY(check_area(m), "process {}", ctx.pid);
+    image::MemoryArea a;
+    a.start = m.start;
+    a.end = m.end;
+    a.prot = (m.r ? PROT_READ : 0) | (m.w ? PROT_WRITE : 0) | (m.x ? PROT_EXEC : 0);
+    a.shared = m.shared;
+    a.kind = classify(m);
+    a.name = m.name;
+    a.file_offset = m.offset;
+    a.dev = (m.dev_major << 8) | m.dev_minor;
+    a.ino = m.ino;
+    a.growsdown = m.name == "[stack]";
+    if (a.kind == image::AreaKind::kMemfd) {
+      for (const auto& fd : ctx.img.fds) {
+        if (fd.kind == image::FdKind::kMemfd && fd.ino == m.ino) {
+          a.memfd = fd.fd;
+          break;
+        }
+      }
+      if (a.memfd < 0) {
+        a.kind = image::AreaKind::kSharedAnon;  // no fd keeps it: its pages are the only copy
+      }
+    }
+    bool stores_pages = a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon ||
+                        (a.kind == image::AreaKind::kFile && !a.shared);
+    if (stores_pages) {
+      auto want = pages_to_store(pagemap.get(), m, a.kind);
+      if (!want) {
+        return std::move(want).error();
+      }
+      uint64_t npages = want->size();
+      for (uint64_t i = 0; i < npages;) {
+        if (!(*want)[i]) {
+          ++i;
+          continue;
+        }
+        uint64_t j = i;
+        while (j < npages && (*want)[j] && (j - i) * kPage < kCopyChunk) {
+          ++j;
+        }
+        uint64_t addr = m.start + i * kPage;
+        size_t len = (j - i) * kPage;
+        VOS_TRY(read_memory(ctx, addr, buf.data(), len), "mapping {}", m.name);
+        // Within a chunk, store runs of pages; drop all-zero pages of shared memory.
+        for (uint64_t k = 0; k < j - i;) {
+          const char* page = buf.data() + k * kPage;
+          if (a.kind == image::AreaKind::kSharedAnon && all_zero(page, kPage)) {
+            ++k;
+            continue;
+          }
+          uint64_t e = k + 1;
+          while (e < j - i && !(a.kind == image::AreaKind::kSharedAnon &&
+                                all_zero(buf.data() + e * kPage, kPage))) {
+            ++e;
+          }
+          uint64_t vaddr = addr + k * kPage;
+          uint64_t off = writer.section_position();
+          VOS_TRY(writer.write(page, (e - k) * kPage), "writing pages");
+          if (!a.pages.empty() &&
+              a.pages.back().vaddr + a.pages.back().npages * kPage == vaddr &&
+              a.pages.back().offset + a.pages.back().npages * kPage == off) {
+            a.pages.back().npages += e - k;
+          } else {
+            a.pages.push_back({vaddr, e - k, off});
+          }
+          ctx.img.pages_stored += e - k;
+          k = e;
+        }
+        i = j;
+      }
+    }
+    ctx.img.areas.push_back(std::move(a));
+  }
+  VOS_TRY(writer.end_section(), "pages");
+  return {};
+}
+
+}  // namespace vos::capture

@@ -1,0 +1,44 @@
+// Host side. Readers for the /proc files capture relies on.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vos::capture {
+
+Result<std::string> read_text_file(const std::string& path);
+Result<std::string> read_link(const std::string& path);
+
+struct MapsEntry {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  bool r = false, w = false, x = false, shared = false;
+  uint64_t offset = 0;
+  uint64_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  std::string name;
+};
+
+Result<std::vector<MapsEntry>> read_maps(pid_t pid);
+// Parses "/proc/PID/maps" text; exposed for unit tests.
+Result<std::vector<MapsEntry>> parse_maps(const std::string& text);
+
+// "key: value" files (/proc/PID/status, fdinfo) into a map; later duplicate keys win, except that
+// every line is also kept in order for multi-line records such as epoll's "tfd:" lines.
+struct KeyValues {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> lines;
+  std::string get(const std::string& key) const {
+    auto it = values.find(key);
+    return it == values.end() ? std::string() : it->second;
+  }
+};
+KeyValues parse_key_values(const std::string& text);
+
+}  // namespace vos::capture

@@ -1,0 +1,194 @@
+// Host side (keeper). Process-wide state: signal handlers, interval timers, the kernel's mm
+// fields (brk, stack, arguments, auxv), working directory, limits and clocks.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "capture/capture_context.h"
+#include "capture/proc_files.h"
+
+namespace vos::capture {
+
+namespace {
+
+struct KernelSigaction {
+  uint64_t handler, flags, restorer, mask;
+};
+
+// /proc/PID/stat, with the command name (which may contain spaces and parentheses) skipped.
+Result<std::vector<std::string>> read_stat_fields(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/stat", pid));
+  if (!text) {
+    return std::move(text).error();
+  }
+  auto close = text->rfind(')');
+  if (close == std::string::npos) {
+    return user_error("cannot parse /proc/{}/stat", pid);
+  }
+  std::vector<std::string> fields = {"pid", "comm"};
+  std::istringstream in(text->substr(close + 2));
+  std::string f;
+  while (in >> f) {
+    fields.push_back(f);
+  }
+  return fields;
+}
+
+int64_t now_ns(clockid_t c) {
+  timespec ts{};
+  ::clock_gettime(c, &ts);
+  return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+Status capture_clocks(CaptureContext& ctx) {
+  // The program may already live in a time namespace (it was restored before): its clocks are
+  // ours plus that namespace's offsets.
+  int64_t mono_off = 0, boot_off = 0;
+  auto offs = read_text_file(fmt::format("/proc/{}/timens_offsets", ctx.pid));
+  if (offs) {
+    std::istringstream in(*offs);
+    std::string clock;
+    int64_t sec = 0, nsec = 0;
+    while (in >> clock >> sec >> nsec) {
+      int64_t v = sec * 1000000000ll + nsec;
+      if (clock == "monotonic" || clock == "1") {
+        mono_off = v;
+      } else if (clock == "boottime" || clock == "7") {
+        boot_off = v;
+      }
+    }
+  }
+  ctx.img.monotonic_ns = now_ns(CLOCK_MONOTONIC) + mono_off;
+  ctx.img.boottime_ns = now_ns(CLOCK_BOOTTIME) + boot_off;
+  ctx.img.realtime_ns = now_ns(CLOCK_REALTIME);
+  return {};
+}
+
+}  // namespace
+
+Status precheck_process(pid_t pid) {
+  auto children = read_text_file(fmt::format("/proc/{}/task/{}/children", pid, pid));
+  if (children && children->find_first_not_of(" \n") != std::string::npos) {
+    return user_error("process {} has child processes ({}): process trees are not supported yet",
+                      pid, children->substr(0, children->find_first_of('\n')));
+  }
+  auto timers = read_text_file(fmt::format("/proc/{}/timers", pid));
+  if (timers && !timers->empty()) {
+    return user_error("process {} uses POSIX timers (timer_create): not supported yet", pid);
+  }
+  return {};
+}
+
+Status capture_process_state(CaptureContext& ctx) {
+  auto& img = ctx.img;
+  pid_t pid = ctx.pid;
+  auto& session = *ctx.session;
+  const auto& main_regs = session.threads().front().regs;
+  uint64_t scratch = (main_regs.rsp - 128 - 512) & ~15ull;
+
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) {
+      continue;
+    }
+    auto r = session.remote_syscall(pid, SYS_rt_sigaction, sig, 0, static_cast<long>(scratch), 8);
+    if (!r) {
+      return std::move(r).error();
+    }
+    if (*r < 0) {
+      continue;  // signals 32/33 belong to the C library and may be refused
+    }
+    KernelSigaction ka{};
+    VOS_TRY(read_memory(ctx, scratch, &ka, sizeof ka), "handler of signal {}", sig);
+    if (ka.handler == 0 && ka.flags == 0 && ka.mask == 0) {
+      continue;  // SIG_DFL with nothing else set: the new process has that already
+    }
+    img.actions.push_back({sig, ka.handler, ka.flags, ka.restorer, ka.mask});
+  }
+  for (int which = 0; which < 3; ++which) {
+    auto r = session.remote_syscall(pid, SYS_getitimer, which, static_cast<long>(scratch));
+    if (!r || *r < 0) {
+      return user_error("getitimer({}) in process {} failed", which, pid);
+    }
+    itimerval it{};
+    VOS_TRY(read_memory(ctx, scratch, &it, sizeof it), "interval timer {}", which);
+    if (it.it_value.tv_sec != 0 || it.it_value.tv_usec != 0) {
+      img.itimers.push_back({which, it.it_interval.tv_sec * 1000000 + it.it_interval.tv_usec,
+                             it.it_value.tv_sec * 1000000 + it.it_value.tv_usec});
+    }
+  }
+  auto brk = session.remote_syscall(pid, SYS_brk, 0);
+  if (!brk) {
+    return std::move(brk).error();
+  }
+  img.brk = static_cast<uint64_t>(*brk);
+
+  auto stat = read_stat_fields(pid);
+  if (!stat) {
+    return std::move(stat).error();
+  }
+  auto field = [&](size_t i) -> uint64_t {
+    return i - 1 < stat->size() ? std::strtoull((*stat)[i - 1].c_str(), nullptr, 10) : 0;
+  };
+  img.start_code = field(26);
+  img.end_code = field(27);
+  img.start_stack = field(28);
+  img.start_data = field(45);
+  img.end_data = field(46);
+  img.start_brk = field(47);
+  img.arg_start = field(48);
+  img.arg_end = field(49);
+  img.env_start = field(50);
+  img.env_end = field(51);
+
+  auto auxv = read_text_file(fmt::format("/proc/{}/auxv", pid));
+  if (!auxv) {
+    return std::move(auxv).error();
+  }
+  img.auxv = ctx.add_blob(auxv->data(), auxv->size());
+
+  auto cwd = read_link(fmt::format("/proc/{}/cwd", pid));
+  if (!cwd) {
+    return std::move(cwd).error();
+  }
+  img.cwd = *cwd;
+  auto exe = read_link(fmt::format("/proc/{}/exe", pid));
+  if (exe) {
+    img.exe = *exe;
+  }
+  auto cmdline = read_text_file(fmt::format("/proc/{}/cmdline", pid));
+  if (cmdline) {
+    std::string arg;
+    for (char c : *cmdline) {
+      if (c == '\0') {
+        img.argv.push_back(arg);
+        arg.clear();
+      } else {
+        arg.push_back(c);
+      }
+    }
+  }
+  auto status = read_text_file(fmt::format("/proc/{}/status", pid));
+  if (status) {
+    auto kv = parse_key_values(*status);
+    img.umask = static_cast<uint32_t>(std::strtoul(kv.get("Umask").c_str(), nullptr, 8));
+  }
+  auto pers = read_text_file(fmt::format("/proc/{}/personality", pid));
+  if (pers) {
+    img.personality = static_cast<uint32_t>(std::strtoul(pers->c_str(), nullptr, 16));
+  }
+  for (int res = 0; res < RLIM_NLIMITS; ++res) {
+    rlimit64 lim{};
+    if (::prlimit64(pid, static_cast<__rlimit_resource>(res), nullptr, &lim) != 0) {
+      return sys_error("reading resource limit {} of process {}", res, pid);
+    }
+    img.rlimits.emplace_back(lim.rlim_cur, lim.rlim_max);
+  }
+  return capture_clocks(ctx);
+}
+
+}  // namespace vos::capture

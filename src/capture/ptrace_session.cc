@@ -1,0 +1,258 @@
+// Host side (keeper).
+#include "capture/ptrace_session.h"
+
+#include "abi/kernel_uapi.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
+namespace vos::capture {
+
+namespace {
+
+constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514,
+               kErestartRestartBlock = -516;
+
+Result<std::set<pid_t>> list_tasks(pid_t pid) {
+  std::string path = fmt::format("/proc/{}/task", pid);
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) {
+    return sys_error("listing threads of process {}", pid);
+  }
+  std::set<pid_t> out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') {
+      out.insert(static_cast<pid_t>(std::atoi(e->d_name)));
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Waits for `tid` to report a ptrace stop; returns the raw status.
+Result<int> wait_stop(pid_t tid) {
+  int status = 0;
+  while (true) {
+    pid_t r = ::waitpid(tid, &status, __WALL);
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r < 0) {
+      return sys_error("waiting for thread {}", tid);
+    }
+    break;
+  }
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    return Error(ESRCH, fmt::format("thread {} exited while being frozen", tid));
+  }
+  return status;
+}
+
+}  // namespace
+
+Result<user_regs_struct> get_regs(pid_t tid) {
+  user_regs_struct regs{};
+  iovec iov{&regs, sizeof regs};
+  if (::ptrace(PTRACE_GETREGSET, tid, NT_PRSTATUS, &iov) != 0) {
+    return sys_error("reading registers of thread {}", tid);
+  }
+  return regs;
+}
+
+Status set_regs(pid_t tid, const user_regs_struct& regs) {
+  iovec iov{const_cast<user_regs_struct*>(&regs), sizeof regs};
+  if (::ptrace(PTRACE_SETREGSET, tid, NT_PRSTATUS, &iov) != 0) {
+    return sys_error("setting registers of thread {}", tid);
+  }
+  return {};
+}
+
+user_regs_struct resumable_regs(const user_regs_struct& in, bool deliverable_signal_pending) {
+  user_regs_struct r = in;
+  auto nr = static_cast<long>(r.orig_rax);
+  auto ret = static_cast<long>(r.rax);
+  if (nr < 0) {
+    return r;
+  }
+  bool restart = false;
+  switch (ret) {
+    case kErestartSys:
+    case kErestartNoIntr:
+    case kErestartNoHand:
+      restart = true;
+      break;
+    case kErestartRestartBlock:
+      restart = true;
+      if (nr == SYS_nanosleep && r.rsi != 0) {
+        r.rdi = r.rsi;  // the kernel wrote the remaining time to *rem: sleep only that long
+      } else if (nr == SYS_clock_nanosleep && (r.rsi & TIMER_ABSTIME) == 0 && r.r10 != 0) {
+        r.rdx = r.r10;
+      }
+      break;
+    case -EINTR:
+      // epoll_wait reports a ptrace stop as EINTR; nothing else interrupted it.
+      restart = !deliverable_signal_pending &&
+                (nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == uapi::kSysEpollPwait2);
+      break;
+    default:
+      break;
+  }
+  if (restart) {
+    r.rax = r.orig_rax;
+    r.rip -= 2;  // back onto the 2-byte `syscall` instruction
+  }
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  return r;
+}
+
+Result<PtraceSession> PtraceSession::freeze(pid_t pid) {
+  PtraceSession s(pid);
+  std::set<pid_t> seized;
+  for (int round = 0; round < 100; ++round) {
+    auto tasks = list_tasks(pid);
+    if (!tasks) {
+      return std::move(tasks).error();
+    }
+    bool fresh = false;
+    for (pid_t tid : *tasks) {
+      if (seized.count(tid) != 0) {
+        continue;
+      }
+      fresh = true;
+      if (::ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) != 0) {
+        if (errno == ESRCH) {
+          continue;  // the thread exited meanwhile
+        }
+        return sys_error("ptrace seize of thread {} of process {}", tid, pid);
+      }
+      seized.insert(tid);
+      if (::ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0) {
+        return sys_error("ptrace interrupt of thread {}", tid);
+      }
+      auto st = wait_stop(tid);
+      if (!st) {
+        seized.erase(tid);
+        continue;
+      }
+      ThreadStop t;
+      t.tid = tid;
+      auto regs = get_regs(tid);
+      if (!regs) {
+        return std::move(regs).error();
+      }
+      t.regs = *regs;
+      // The main thread first: restore recreates the others from it.
+      if (tid == pid) {
+        s.threads_.insert(s.threads_.begin(), t);
+      } else {
+        s.threads_.push_back(t);
+      }
+      // A stop that is a signal being delivered would lose that signal when we resume.
+      if (WSTOPSIG(*st) != SIGTRAP && (*st >> 16) == 0) {
+        return Error(EAGAIN, fmt::format("thread {} stopped for signal {} while freezing; retry",
+                                         tid, WSTOPSIG(*st)));
+      }
+    }
+    if (!fresh) {
+      return s;
+    }
+  }
+  return Error(EAGAIN, fmt::format("process {} keeps creating threads; could not freeze it", pid));
+}
+
+PtraceSession::PtraceSession(PtraceSession&& o) noexcept
+    : pid_(o.pid_),
+      threads_(std::move(o.threads_)),
+      syscall_insn_(o.syscall_insn_),
+      released_(o.released_),
+      abandoned_(o.abandoned_) {
+  o.released_ = true;
+}
+
+PtraceSession::~PtraceSession() {
+  if (!released_ && !abandoned_) {
+    (void)resume();
+  }
+}
+
+Status PtraceSession::resume() {
+  Status result;
+  for (auto& t : threads_) {
+    // Our injected calls may have run since the stop: re-issue the interrupted call ourselves.
+    auto regs = resumable_regs(t.regs, false);
+    if (static_cast<long>(t.regs.rax) == kErestartRestartBlock &&
+        static_cast<long>(t.regs.orig_rax) >= 0) {
+      regs = t.regs;
+      regs.rax = SYS_restart_syscall;  // same process: the kernel's restart block is intact
+      regs.rip -= 2;
+      regs.orig_rax = static_cast<unsigned long long>(-1);
+    }
+    auto s = set_regs(t.tid, regs);
+    if (!s && result) {
+      result = std::move(s);
+    }
+    if (::ptrace(PTRACE_DETACH, t.tid, 0, 0) != 0 && result) {
+      result = sys_error("detaching from thread {}", t.tid);
+    }
+  }
+  released_ = true;
+  return result;
+}
+
+Result<long> PtraceSession::remote_syscall(pid_t tid, long nr, long a0, long a1, long a2, long a3,
+                                           long a4, long a5) {
+  if (syscall_insn_ == 0) {
+    return user_error("no syscall instruction found in process {}", pid_);
+  }
+  auto saved = get_regs(tid);
+  if (!saved) {
+    return std::move(saved).error();
+  }
+  uint64_t old_mask = 0, all = ~0ull;
+  ::ptrace(PTRACE_GETSIGMASK, tid, sizeof old_mask, &old_mask);
+  ::ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all);  // no handler may run mid-injection
+  user_regs_struct r = *saved;
+  r.rip = syscall_insn_;
+  r.rax = static_cast<unsigned long long>(nr);
+  r.orig_rax = static_cast<unsigned long long>(-1);
+  r.rdi = static_cast<unsigned long long>(a0);
+  r.rsi = static_cast<unsigned long long>(a1);
+  r.rdx = static_cast<unsigned long long>(a2);
+  r.r10 = static_cast<unsigned long long>(a3);
+  r.r8 = static_cast<unsigned long long>(a4);
+  r.r9 = static_cast<unsigned long long>(a5);
+  VOS_TRY(set_regs(tid, r), "injecting syscall {}", nr);
+  long result = 0;
+  for (int stop = 0; stop < 2; ++stop) {  // syscall-enter-stop, then syscall-exit-stop
+    if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
+      return sys_error("resuming thread {} for an injected syscall", tid);
+    }
+    auto st = wait_stop(tid);
+    if (!st) {
+      return std::move(st).error();
+    }
+    if (WSTOPSIG(*st) != (SIGTRAP | 0x80)) {
+      return user_error("thread {}: unexpected stop {:#x} during injected syscall {}", tid, *st,
+                        nr);
+    }
+  }
+  auto after = get_regs(tid);
+  if (!after) {
+    return std::move(after).error();
+  }
+  result = static_cast<long>(after->rax);
+  VOS_TRY(set_regs(tid, *saved), "restoring registers of thread {}", tid);
+  ::ptrace(PTRACE_SETSIGMASK, tid, sizeof old_mask, &old_mask);
+  return result;
+}
+
+}  // namespace vos::capture

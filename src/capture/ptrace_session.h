@@ -1,0 +1,60 @@
+// Host side (keeper). Seizes every thread of a process and stops it; the destructor always lets
+// the threads go again (or they die with the process), so no path leaves a program frozen.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vos::capture {
+
+struct ThreadStop {
+  pid_t tid = 0;
+  user_regs_struct regs{};  // as found at the stop
+};
+
+class PtraceSession {
+ public:
+  // Seizes and interrupts all threads of `pid`, looping until no new thread appears.
+  static Result<PtraceSession> freeze(pid_t pid);
+  PtraceSession(PtraceSession&&) noexcept;
+  PtraceSession& operator=(PtraceSession&&) = delete;
+  ~PtraceSession();
+
+  pid_t pid() const { return pid_; }
+  std::vector<ThreadStop>& threads() { return threads_; }
+
+  // Runs one system call inside thread `tid` (which must be stopped) through a `syscall`
+  // instruction at `syscall_insn`; returns the kernel's result (negative errno on failure).
+  Result<long> remote_syscall(pid_t tid, long nr, long a0 = 0, long a1 = 0, long a2 = 0,
+                              long a3 = 0, long a4 = 0, long a5 = 0);
+  void set_syscall_insn(uint64_t addr) { syscall_insn_ = addr; }
+
+  // Leaves the threads stopped and detached from nothing: the caller kills the process next.
+  void abandon() { abandoned_ = true; }
+  // Resumes every thread with the given registers (already rewritten to restart syscalls).
+  Status resume();
+
+ private:
+  explicit PtraceSession(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  std::vector<ThreadStop> threads_;
+  uint64_t syscall_insn_ = 0;
+  bool released_ = false;
+  bool abandoned_ = false;
+};
+
+Result<user_regs_struct> get_regs(pid_t tid);
+Status set_regs(pid_t tid, const user_regs_struct& regs);
+
+// Registers that resume an interrupted system call in a fresh process, or after our own
+// injected calls, without relying on the kernel's restart bookkeeping: the syscall is re-issued
+// (nanosleep with the remaining time when the kernel gave it to us) and never returns EINTR
+// because of vos.
+user_regs_struct resumable_regs(const user_regs_struct& r, bool deliverable_signal_pending);
+
+}  // namespace vos::capture

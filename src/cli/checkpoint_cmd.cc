@@ -1,0 +1,97 @@
+// Host side (CLI): `vos checkpoint`.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "keeper/control.h"
+#include "keeper/registry.h"
+
+namespace vos::cli {
+
+namespace {
+
+std::string image_path_for(const std::string& dir, const std::string& name) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  std::filesystem::path base = std::filesystem::absolute(dir.empty() ? "." : dir);
+  for (int n = 0;; ++n) {
+    std::string file = n == 0 ? fmt::format("{}-{}.vos", name, stamp)
+                              : fmt::format("{}-{}-{}.vos", name, stamp, n);
+    auto p = base / file;
+    if (!std::filesystem::exists(p)) {
+      return p.lexically_normal().string();
+    }
+  }
+}
+
+}  // namespace
+
+int cmd_checkpoint(const CheckpointArgs& a) {
+  auto entry = keeper::find_entry(a.target);
+  if (!entry) {
+    std::fprintf(stderr, "vos checkpoint: no program named or with pid '%s' is managed by vos "
+                 "(see vos ps)\n", a.target.c_str());
+    return 1;
+  }
+  std::string image = image_path_for(a.dir, entry->name);
+  nlohmann::json req = {{"cmd", "checkpoint"}, {"image", image}, {"kill", a.kill}};
+  auto reply = keeper::send_request(keeper::socket_path(entry->name), req);
+  if (!reply) {
+    std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(),
+                 reply.error().describe().c_str());
+    return 1;
+  }
+  if (!reply->value("ok", false)) {
+    std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(),
+                 reply->value("error", std::string("unknown error")).c_str());
+    return 1;
+  }
+  if (a.json) {
+    reply->erase("ok");
+    (*reply)["name"] = entry->name;
+    std::printf("%s\n", reply->dump().c_str());
+  } else {
+    std::printf("%s\n", reply->value("image", image).c_str());
+  }
+  return 0;
+}
+
+int cmd_ps(bool json) {
+  auto entries = keeper::list_entries();
+  if (json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& e : entries) {
+      arr.push_back({{"name", e.name},
+                     {"pid", e.pid},
+                     {"keeper_pid", e.keeper_pid},
+                     {"inner_pid", e.inner_pid},
+                     {"argv", e.argv},
+                     {"started_ms", e.started_ms},
+                     {"restored_from", e.restored_from}});
+    }
+    std::printf("%s\n", arr.dump().c_str());
+    return 0;
+  }
+  std::printf("%-20s %8s  %s\n", "NAME", "PID", "COMMAND");
+  for (const auto& e : entries) {
+    std::string cmd;
+    for (const auto& s : e.argv) {
+      cmd += (cmd.empty() ? "" : " ") + s;
+    }
+    if (!e.restored_from.empty()) {
+      cmd += "  (restored from " + e.restored_from + ")";
+    }
+    std::printf("%-20s %8d  %s\n", e.name.c_str(), e.pid, cmd.c_str());
+  }
+  return 0;
+}
+
+}  // namespace vos::cli

@@ -1,0 +1,34 @@
+// Host side (CLI). One function per subcommand; each returns the process exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vos::cli {
+
+struct RunArgs {
+  std::string name;
+  bool detach = false;
+  bool json = false;
+  std::vector<std::string> argv;
+};
+struct CheckpointArgs {
+  std::string target;
+  std::string dir;
+  bool kill = false;
+  bool json = false;
+};
+struct RestoreArgs {
+  std::string image;
+  std::string name;
+  bool detach = false;
+  bool json = false;
+};
+
+int cmd_run(const RunArgs& a);
+int cmd_checkpoint(const CheckpointArgs& a);
+int cmd_restore(const RestoreArgs& a);
+int cmd_ps(bool json);
+int cmd_inspect(const std::string& image, bool json);
+
+}  // namespace vos::cli

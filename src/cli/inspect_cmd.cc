@@ -1,0 +1,105 @@
+// Host side (CLI): `vos inspect`.
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "image/image_reader.h"
+#include "image/process_model.h"
+
+namespace vos::cli {
+
+namespace {
+
+std::string prot_string(uint32_t prot, bool shared) {
+  std::string s;
+  s += (prot & PROT_READ) ? 'r' : '-';
+  s += (prot & PROT_WRITE) ? 'w' : '-';
+  s += (prot & PROT_EXEC) ? 'x' : '-';
+  s += shared ? 's' : 'p';
+  return s;
+}
+
+}  // namespace
+
+int cmd_inspect(const std::string& path, bool json) {
+  auto reader = image::ImageReader::open(path);
+  if (!reader) {
+    std::fprintf(stderr, "vos inspect: %s\n", reader.error().describe().c_str());
+    return 1;
+  }
+  nlohmann::json sections = nlohmann::json::array();
+  bool all_ok = true;
+  for (const auto& s : reader->sections()) {
+    auto v = reader->verify_section(s);
+    all_ok &= v.ok();
+    sections.push_back({{"name", image::section_name(s.type)},
+                        {"offset", s.offset},
+                        {"size", s.size},
+                        {"checksum", fmt::format("{:016x}", s.checksum)},
+                        {"checksum_ok", v.ok()}});
+  }
+  auto meta = reader->read_section(abi::SectionType::kMeta);
+  if (!meta) {
+    std::fprintf(stderr, "vos inspect: %s\n", meta.error().describe().c_str());
+    return 1;
+  }
+  auto proc = image::process_from_json(*meta);
+  if (!proc) {
+    std::fprintf(stderr, "vos inspect: %s: %s\n", path.c_str(), proc.error().describe().c_str());
+    return 1;
+  }
+  if (json) {
+    nlohmann::json j = {{"image", path},
+                        {"version", reader->header().version},
+                        {"size", reader->header().file_size},
+                        {"sections", sections},
+                        {"process", image::to_json(*proc)}};
+    std::printf("%s\n", j.dump(1).c_str());
+    return all_ok ? 0 : 1;
+  }
+  const auto& p = *proc;
+  std::string cmd;
+  for (const auto& a : p.argv) {
+    cmd += (cmd.empty() ? "" : " ") + a;
+  }
+  std::printf("image     %s (format version %u, %lu bytes)\n", path.c_str(),
+              reader->header().version, static_cast<unsigned long>(reader->header().file_size));
+  std::printf("program   %s  pid %d  \"%s\"\n", p.name.c_str(), p.pid, cmd.c_str());
+  std::printf("cwd       %s\n", p.cwd.c_str());
+  std::printf("sections\n");
+  for (const auto& s : sections) {
+    std::printf("  %-6s offset %10lu  size %12lu  xxh3 %s  %s\n",
+                s["name"].get<std::string>().c_str(), s["offset"].get<unsigned long>(),
+                s["size"].get<unsigned long>(), s["checksum"].get<std::string>().c_str(),
+                s["checksum_ok"].get<bool>() ? "ok" : "CORRUPT");
+  }
+  std::printf("threads   %zu\n", p.threads.size());
+  for (const auto& t : p.threads) {
+    std::printf("  tid %-6d %s\n", t.tid, t.comm.c_str());
+  }
+  std::printf("memory    %zu mappings, %lu pages stored (%.1f MiB)\n", p.areas.size(),
+              static_cast<unsigned long>(p.pages_stored), p.pages_stored * 4096.0 / (1 << 20));
+  for (const auto& a : p.areas) {
+    uint64_t stored = 0;
+    for (const auto& r : a.pages) {
+      stored += r.npages;
+    }
+    std::printf("  %012lx-%012lx %s %-11s %6lu pages  %s\n", static_cast<unsigned long>(a.start),
+                static_cast<unsigned long>(a.end), prot_string(a.prot, a.shared).c_str(),
+                image::area_kind_name(a.kind), static_cast<unsigned long>(stored), a.name.c_str());
+  }
+  std::printf("fds       %zu\n", p.fds.size());
+  for (const auto& f : p.fds) {
+    std::printf("  %3d %-11s %s\n", f.fd, image::fd_kind_name(f.kind),
+                f.sockaddr.empty() ? f.path.c_str() : f.sockaddr.c_str());
+  }
+  if (!all_ok) {
+    std::fprintf(stderr, "vos inspect: %s: some sections are corrupt\n", path.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace vos::cli

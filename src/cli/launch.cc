@@ -1,0 +1,190 @@
+// Host side (CLI).
+#include "cli/launch.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "capture/proc_files.h"
+
+namespace vos::cli {
+
+namespace {
+
+pid_t g_forward_to = 0;
+
+void forward_signal(int sig) {
+  if (g_forward_to > 0) {
+    ::kill(g_forward_to, sig);
+  }
+}
+
+std::string read_line(int fd) {
+  std::string s;
+  char c;
+  while (true) {
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0 || c == '\n') {
+      return s;
+    }
+    s.push_back(c);
+  }
+}
+
+pid_t outer_pid_of_child(pid_t keeper) {
+  auto children = capture::read_text_file(fmt::format("/proc/{}/task/{}/children", keeper, keeper));
+  return children ? static_cast<pid_t>(std::atoi(children->c_str())) : 0;
+}
+
+int exit_code_for(int wait_status) {
+  if (WIFEXITED(wait_status)) {
+    return WEXITSTATUS(wait_status);
+  }
+  if (WIFSIGNALED(wait_status)) {
+    // Die the same way, so a shell sees what it would have seen without vos.
+    int sig = WTERMSIG(wait_status);
+    ::signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    ::raise(sig);
+    return 128 + sig;
+  }
+  return 1;
+}
+
+}  // namespace
+
+std::string default_name(const std::string& program) {
+  std::string base = program.substr(program.rfind('/') + 1);
+  for (char& c : base) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      c = '_';
+    }
+  }
+  for (int n = 1;; ++n) {
+    std::string name = fmt::format("{}-{}", base, n);
+    if (!keeper::name_in_use(name)) {
+      return name;
+    }
+  }
+}
+
+int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPipes)>& keeper_body) {
+  auto rd = keeper::ensure_run_dir();
+  if (!rd) {
+    std::fprintf(stderr, "vos: %s\n", rd.error().describe().c_str());
+    return 1;
+  }
+  int ready[2], status[2], ack[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0 ||
+      ::pipe2(ack, O_CLOEXEC) != 0) {
+    std::perror("vos: pipe");
+    return 1;
+  }
+  if (opts.detach) {
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    ::close(null);
+  }
+  auto ns = keeper::enter_namespaces(opts.clocks);
+  if (!ns) {
+    std::fprintf(stderr, "vos: %s\n", ns.error().describe().c_str());
+    return 1;
+  }
+  std::fflush(nullptr);
+  pid_t keeper_pid = ::fork();
+  if (keeper_pid < 0) {
+    std::perror("vos: fork");
+    return 1;
+  }
+  if (keeper_pid == 0) {
+    ::close(ready[0]);
+    ::close(status[0]);
+    ::close(ack[1]);
+    if (opts.detach) {
+      ::setsid();
+    }
+    keeper_body({ready[1], status[1], ack[0]});
+    ::_exit(1);
+  }
+  ::close(ready[1]);
+  ::close(status[1]);
+  ::close(ack[0]);
+  std::string line = read_line(ready[0]);
+  if (line.rfind("OK ", 0) != 0) {
+    std::string msg = line.rfind("ERR ", 0) == 0 ? line.substr(4) : "the keeper died while starting";
+    std::fprintf(stderr, "vos: %s of %s failed: %s\n", opts.verb, opts.name.c_str(), msg.c_str());
+    ::waitpid(keeper_pid, nullptr, 0);
+    return msg.find("cannot run") != std::string::npos ? 127 : 1;
+  }
+  keeper::Entry entry = opts.entry;
+  entry.name = opts.name;
+  entry.keeper_pid = keeper_pid;
+  entry.inner_pid = std::atoi(line.c_str() + 3);
+  entry.pid = outer_pid_of_child(keeper_pid);
+  entry.started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  auto w = keeper::write_entry(entry);
+  ::close(ack[1]);  // the keeper may now finish whenever the program does
+  if (!w) {
+    std::fprintf(stderr, "vos: warning: %s\n", w.error().describe().c_str());
+  }
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                        opts.started)
+                  .count();
+  if (opts.detach) {
+    if (opts.json) {
+      nlohmann::json j = {{"name", opts.name}, {"pid", entry.pid}, {"restore_ms", ms}};
+      if (std::string(opts.verb) == "run") {
+        j.erase("restore_ms");
+        j["start_ms"] = ms;
+      }
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s\n", opts.name.c_str());
+    }
+    return 0;
+  }
+  if (opts.json) {
+    std::fprintf(stderr, "%s\n", nlohmann::json({{"name", opts.name}, {"pid", entry.pid},
+                                                 {"ms", ms}}).dump().c_str());
+  }
+  // Foreground: stand in for the program. Terminal signals reach it directly (same process
+  // group); termination requests sent to vos are passed on.
+  g_forward_to = entry.pid;
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGQUIT, SIG_IGN);
+  struct sigaction sa{};
+  sa.sa_handler = forward_signal;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+  keeper::KeeperStatus st{};
+  ssize_t n;
+  do {
+    n = ::read(status[0], &st, sizeof st);
+  } while (n < 0 && errno == EINTR);
+  while (::waitpid(keeper_pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (n != sizeof st) {
+    std::fprintf(stderr, "vos: the keeper of %s ended unexpectedly\n", opts.name.c_str());
+    return 1;
+  }
+  if (st.kind == 1) {
+    std::fprintf(stderr, "vos: %s was checkpointed and stopped\n", opts.name.c_str());
+    return 0;
+  }
+  return exit_code_for(st.wait_status);
+}
+
+}  // namespace vos::cli

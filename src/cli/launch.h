@@ -1,0 +1,30 @@
+// Host side (CLI). Starting a keeper (for `vos run` or `vos restore`), registering the program
+// and, in the foreground, standing in for it: same stdio, same exit status.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "keeper/keeper.h"
+#include "keeper/namespaces.h"
+#include "keeper/registry.h"
+
+namespace vos::cli {
+
+struct LaunchOptions {
+  std::string name;
+  bool detach = false;
+  bool json = false;
+  keeper::ClockOffsets clocks;
+  keeper::Entry entry;  // name, argv, restored_from filled in by the caller
+  std::chrono::steady_clock::time_point started;
+  const char* verb = "run";  // for messages
+};
+
+// Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code.
+int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPipes)>& keeper_body);
+
+std::string default_name(const std::string& program);
+
+}  // namespace vos::cli

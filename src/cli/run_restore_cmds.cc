@@ -1,0 +1,108 @@
+// Host side (CLI): `vos run` and `vos restore`.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/launch.h"
+#include "restore/restore.h"
+
+namespace vos::cli {
+
+namespace {
+
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 64 || n[0] == '.') {
+    return false;
+  }
+  for (char c : n) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t now_ns(clockid_t c) {
+  timespec ts{};
+  ::clock_gettime(c, &ts);
+  return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+}  // namespace
+
+int cmd_run(const RunArgs& a) {
+  auto started = std::chrono::steady_clock::now();
+  if (a.argv.empty()) {
+    std::fprintf(stderr, "vos run: no program given\n");
+    return 2;
+  }
+  LaunchOptions o;
+  o.name = a.name.empty() ? default_name(a.argv[0]) : a.name;
+  if (!valid_name(o.name)) {
+    std::fprintf(stderr, "vos run: invalid name '%s' (letters, digits, - _ . only)\n",
+                 o.name.c_str());
+    return 2;
+  }
+  if (keeper::name_in_use(o.name)) {
+    std::fprintf(stderr, "vos run: a program named '%s' is already running (see vos ps)\n",
+                 o.name.c_str());
+    return 1;
+  }
+  o.detach = a.detach;
+  o.json = a.json;
+  o.entry.argv = a.argv;
+  o.started = started;
+  o.verb = "run";
+  std::vector<std::string> argv = a.argv;
+  std::string name = o.name;
+  return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_new_program(name, argv, p); });
+}
+
+int cmd_restore(const RestoreArgs& a) {
+  auto started = std::chrono::steady_clock::now();
+  auto img = restore::load_image(a.image);
+  if (!img) {
+    std::fprintf(stderr, "vos restore: %s\n", img.error().describe().c_str());
+    return 1;
+  }
+  auto ok = restore::check_restorable(*img);
+  if (!ok) {
+    std::fprintf(stderr, "vos restore: %s\n", ok.error().describe().c_str());
+    return 1;
+  }
+  LaunchOptions o;
+  o.name = a.name.empty() ? img->proc.name : a.name;
+  if (o.name.empty()) {
+    o.name = default_name(img->proc.argv.empty() ? "restored" : img->proc.argv[0]);
+  }
+  if (!valid_name(o.name)) {
+    std::fprintf(stderr, "vos restore: invalid name '%s'\n", o.name.c_str());
+    return 2;
+  }
+  if (keeper::name_in_use(o.name)) {
+    auto e = keeper::find_entry(o.name);
+    std::fprintf(stderr,
+                 "vos restore: a program named '%s' is running (pid %d); stop it first or "
+                 "restore under another name with --name\n",
+                 o.name.c_str(), e ? e->pid : 0);
+    return 1;
+  }
+  img->proc.name = o.name;
+  o.detach = a.detach;
+  o.json = a.json;
+  o.entry.argv = img->proc.argv;
+  char abs[4096];
+  o.entry.restored_from = ::realpath(a.image.c_str(), abs) != nullptr ? abs : a.image;
+  o.started = started;
+  o.verb = "restore";
+  // The program's clocks continue from the moment of the checkpoint.
+  o.clocks.set = true;
+  o.clocks.monotonic_ns = img->proc.monotonic_ns - now_ns(CLOCK_MONOTONIC);
+  o.clocks.boottime_ns = img->proc.boottime_ns - now_ns(CLOCK_BOOTTIME);
+  std::string name = o.name;
+  restore::LoadedImage& loaded = *img;
+  return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_restore(name, loaded, p); });
+}
+
+}  // namespace vos::cli

@@ -1,0 +1,312 @@
+// Host side (keeper, pid 1 of the program's pid namespace).
+#include "keeper/keeper.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "abi/kernel_uapi.h"
+#include "base/unique_fd.h"
+#include "capture/checkpoint.h"
+#include "keeper/namespaces.h"
+#include "keeper/registry.h"
+
+namespace vos::keeper {
+
+namespace {
+
+void write_line(int fd, const std::string& s) {
+  std::string line = s + "\n";
+  (void)!::write(fd, line.data(), line.size());
+}
+
+[[noreturn]] void fail_start(const KeeperPipes& pipes, const std::string& name, const Error& e) {
+  write_line(pipes.ready_fd, "ERR " + e.describe());
+  ::unlink(socket_path(name).c_str());
+  ::_exit(1);
+}
+
+Result<UniqueFd> listen_control(const std::string& name) {
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) {
+    return sys_error("socket");
+  }
+  std::string path = socket_path(name);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return user_error("control socket path too long: {}", path);
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ::unlink(path.c_str());
+  mode_t old = ::umask(077);
+  int r = ::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (r != 0) {
+    return sys_error("binding control socket {}", path);
+  }
+  if (::listen(s.get(), 8) != 0) {
+    return sys_error("listen on {}", path);
+  }
+  return s;
+}
+
+// Signals the keeper handles through a signalfd. They must be blocked, not ignored: an ignored or
+// default-handled signal is dropped for a pid-namespace init.
+sigset_t keeper_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+struct Keeper {
+  std::string name;
+  pid_t program = 0;
+  KeeperPipes pipes;
+  UniqueFd control;
+  bool killed_by_checkpoint = false;
+
+  nlohmann::json handle(const nlohmann::json& req) {
+    std::string cmd = req.value("cmd", "");
+    if (cmd == "info") {
+      return {{"ok", true}, {"name", name}, {"pid", program}};
+    }
+    if (cmd == "checkpoint") {
+      capture::CheckpointOptions opts;
+      opts.image_path = req.value("image", "");
+      opts.kill = req.value("kill", false);
+      opts.name = name;
+      auto stats = capture::checkpoint(program, opts);
+      if (!stats) {
+        return {{"ok", false}, {"error", stats.error().describe()}};
+      }
+      if (opts.kill) {
+        killed_by_checkpoint = true;
+      }
+      return {{"ok", true},          {"image", stats->image},     {"pause_ms", stats->pause_ms},
+              {"total_ms", stats->total_ms}, {"bytes", stats->bytes}, {"pages", stats->pages},
+              {"threads", stats->threads}};
+    }
+    return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
+  }
+
+  void serve_one() {
+    UniqueFd c(::accept4(control.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c.valid()) {
+      return;
+    }
+    std::string req;
+    char buf[4096];
+    while (req.find('\n') == std::string::npos) {
+      ssize_t n = ::read(c.get(), buf, sizeof buf);
+      if (n <= 0) {
+        break;
+      }
+      req.append(buf, static_cast<size_t>(n));
+    }
+    nlohmann::json reply;
+    try {
+      reply = handle(nlohmann::json::parse(req));
+    } catch (const nlohmann::json::exception& e) {
+      reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+    }
+    std::string out = reply.dump() + "\n";
+    (void)!::write(c.get(), out.data(), out.size());
+  }
+
+  [[noreturn]] void finish(int wait_status) {
+    // Wait until the CLI registered the program, so its entry cannot outlive us.
+    char b;
+    while (::read(pipes.ack_fd, &b, 1) > 0) {
+    }
+    remove_entry(name);
+    KeeperStatus st{killed_by_checkpoint ? 1 : 0, wait_status};
+    (void)!::write(pipes.status_fd, &st, sizeof st);
+    ::_exit(0);
+  }
+
+  [[noreturn]] void loop() {
+    sigset_t set = keeper_signals();
+    UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    while (true) {
+      // Reap first: the program may have ended before we started listening.
+      int status = 0;
+      pid_t r;
+      while ((r = ::waitpid(-1, &status, WNOHANG)) > 0) {
+        if (r == program) {
+          finish(status);
+        }
+      }
+      pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {control.get(), POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        continue;
+      }
+      if (fds[0].revents & POLLIN) {
+        signalfd_siginfo si{};
+        while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
+          if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP) {
+            ::kill(program, static_cast<int>(si.ssi_signo));
+          }
+        }
+      }
+      if (fds[1].revents & POLLIN) {
+        serve_one();
+      }
+    }
+  }
+};
+
+Keeper start_keeper(const std::string& name, KeeperPipes pipes) {
+  ::prctl(PR_SET_NAME, "vos-keeper");
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set = keeper_signals();
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  auto s = setup_keeper_mounts();
+  if (!s) {
+    fail_start(pipes, name, s.error());
+  }
+  auto control = listen_control(name);
+  if (!control) {
+    fail_start(pipes, name, control.error());
+  }
+  Keeper k;
+  k.name = name;
+  k.pipes = pipes;
+  k.control = std::move(*control);
+  return k;
+}
+
+void reset_signals_for_program() {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+}
+
+}  // namespace
+
+void keeper_for_new_program(const std::string& name, const std::vector<std::string>& argv,
+                            KeeperPipes pipes) {
+  Keeper k = start_keeper(name, pipes);
+  int exec_err[2];
+  if (::pipe2(exec_err, O_CLOEXEC) != 0) {
+    fail_start(pipes, name, sys_error("pipe"));
+  }
+  pid_t child = ::fork();
+  if (child < 0) {
+    fail_start(pipes, name, sys_error("fork"));
+  }
+  if (child == 0) {
+    reset_signals_for_program();
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    // Only stdin/stdout/stderr pass to the program: anything else inherited from the caller is
+    // a half of something outside vos that could never be restored.
+    ::syscall(SYS_close_range, 3, ~0u, 4 /* CLOSE_RANGE_CLOEXEC */);
+    ::execvp(args[0], args.data());
+    int e = errno;
+    (void)!::write(exec_err[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(exec_err[1]);
+  int e = 0;
+  if (::read(exec_err[0], &e, sizeof e) == sizeof e) {
+    errno = e;
+    fail_start(pipes, name, sys_error("cannot run {}", argv[0]));
+  }
+  ::close(exec_err[0]);
+  k.program = child;
+  write_line(pipes.ready_fd, fmt::format("OK {}", child));
+  ::close(pipes.ready_fd);
+  k.loop();
+}
+
+void keeper_for_restore(const std::string& name, restore::LoadedImage& img, KeeperPipes pipes) {
+  Keeper k = start_keeper(name, pipes);
+  int sync[2], info[2], log[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(info, O_CLOEXEC) != 0 ||
+      ::pipe2(log, O_CLOEXEC) != 0) {
+    fail_start(pipes, name, sys_error("pipe"));
+  }
+  uint64_t want = static_cast<uint64_t>(img.proc.pid);
+  uapi::CloneArgs ca{};
+  ca.exit_signal = SIGCHLD;
+  ca.set_tid = reinterpret_cast<uint64_t>(&want);
+  ca.set_tid_size = 1;
+  long child = ::syscall(SYS_clone3, &ca, sizeof ca);
+  if (child < 0) {
+    fail_start(pipes, name, sys_error("creating process with pid {}", img.proc.pid));
+  }
+  if (child == 0) {
+    ::close(sync[1]);
+    ::close(info[0]);
+    ::close(log[0]);
+    ::close(k.control.release());
+    reset_signals_for_program();
+    restore::become_program(img, sync[0], info[1], log[1]);
+  }
+  ::close(sync[0]);
+  ::close(info[1]);
+  ::close(log[1]);
+  auto pid = static_cast<pid_t>(child);
+  auto fail = [&](Error e) {
+    ::kill(pid, SIGKILL);
+    std::string detail;
+    char buf[1024];
+    ssize_t n;
+    ::fcntl(log[0], F_SETFL, O_NONBLOCK);
+    while ((n = ::read(log[0], buf, sizeof buf)) > 0) {
+      detail.append(buf, static_cast<size_t>(n));
+    }
+    while (!detail.empty() && detail.back() == '\n') {
+      detail.pop_back();
+    }
+    if (!detail.empty()) {
+      e = Error(0, detail);
+    }
+    fail_start(pipes, name, e);
+  };
+  if (::ptrace(PTRACE_SEIZE, pid, 0,
+               PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) {
+    fail(sys_error("ptrace seize of the new process"));
+  }
+  (void)!::write(sync[1], "g", 1);
+  ::close(sync[1]);
+  restore::RegionInfo region;
+  if (::read(info[0], &region, sizeof region) != sizeof region) {
+    // The new process gave up before the jump; its reason is in the log pipe.
+    int st = 0;
+    ::waitpid(pid, &st, __WALL);
+    fail(user_error("restore failed before the program could be rebuilt"));
+  }
+  auto done = restore::finish_restore(pid, img, region);
+  if (!done) {
+    fail(std::move(done).error());
+  }
+  ::close(log[0]);
+  ::close(info[0]);
+  k.program = pid;
+  write_line(pipes.ready_fd, fmt::format("OK {}", pid));
+  ::close(pipes.ready_fd);
+  k.loop();
+}
+
+}  // namespace vos::keeper

@@ -1,0 +1,77 @@
+// Host side.
+#include "keeper/namespaces.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace vos::keeper {
+
+namespace {
+
+Status write_file(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("opening {}", path);
+  }
+  ssize_t n = ::write(fd, text.data(), text.size());
+  int e = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) {
+    errno = e;
+    return sys_error("writing '{}' to {}", text, path);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status enter_namespaces(const ClockOffsets& clocks) {
+  if (::geteuid() != 0) {
+    uid_t uid = ::geteuid();
+    gid_t gid = ::getegid();
+    if (::unshare(CLONE_NEWUSER) != 0) {
+      return sys_error("creating a user namespace (needed without root)");
+    }
+    VOS_TRY(write_file("/proc/self/setgroups", "deny"), "user namespace");
+    VOS_TRY(write_file("/proc/self/uid_map", fmt::format("{} {} 1", uid, uid)), "user namespace");
+    VOS_TRY(write_file("/proc/self/gid_map", fmt::format("{} {} 1", gid, gid)), "user namespace");
+  }
+  int flags = CLONE_NEWPID | (clocks.set ? CLONE_NEWTIME : 0);
+  if (::unshare(flags) != 0) {
+    return sys_error("creating a pid{} namespace", clocks.set ? " and time" : "");
+  }
+  if (clocks.set) {
+    auto split = [](int64_t ns) {
+      int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+      if (rem < 0) {
+        rem += 1000000000;
+        sec -= 1;
+      }
+      return fmt::format("{} {}", sec, rem);
+    };
+    VOS_TRY(write_file("/proc/self/timens_offsets",
+                       fmt::format("monotonic {}\nboottime {}\n", split(clocks.monotonic_ns),
+                                   split(clocks.boottime_ns))),
+            "time namespace");
+  }
+  return {};
+}
+
+Status setup_keeper_mounts() {
+  if (::unshare(CLONE_NEWNS) != 0) {
+    return sys_error("creating a mount namespace");
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return sys_error("making mounts private");
+  }
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    return sys_error("mounting /proc for the program's pid namespace");
+  }
+  return {};
+}
+
+}  // namespace vos::keeper

@@ -1,0 +1,26 @@
+// Host side (vos run / vos restore, and the keeper). The program lives in its own pid namespace
+// (so its pid and tids can be given back exactly on restore with clone3's set_tid), mount
+// namespace (for a /proc that shows those pids) and, once restored, time namespace (so that
+// CLOCK_MONOTONIC continues from where it was instead of jumping).
+#pragma once
+
+#include <cstdint>
+
+#include "base/result.h"
+
+namespace vos::keeper {
+
+struct ClockOffsets {
+  bool set = false;
+  int64_t monotonic_ns = 0;
+  int64_t boottime_ns = 0;
+};
+
+// In the CLI process: the next child it forks becomes pid 1 of a new pid namespace. Without root
+// a user namespace mapping the caller's own uid/gid comes first.
+Status enter_namespaces(const ClockOffsets& clocks);
+
+// In the keeper (pid 1): a private mount namespace with a /proc for the new pid namespace.
+Status setup_keeper_mounts();
+
+}  // namespace vos::keeper

@@ -1,0 +1,136 @@
+// Host side.
+#include "keeper/registry.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "capture/proc_files.h"
+
+namespace vos::keeper {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Entry, name, pid, keeper_pid, inner_pid, argv,
+                                                started_ms, restored_from)
+
+std::string run_dir() {
+  if (const char* d = std::getenv("VOS_RUN_DIR"); d != nullptr && *d != '\0') {
+    return d;
+  }
+  if (::geteuid() == 0) {
+    return "/run/vos";
+  }
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0') {
+    return std::string(x) + "/vos";
+  }
+  return fmt::format("/tmp/vos-{}", ::geteuid());
+}
+
+Status ensure_run_dir() {
+  std::string d = run_dir();
+  if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+    return sys_error("creating {}", d);
+  }
+  return {};
+}
+
+std::string socket_path(const std::string& name) { return run_dir() + "/" + name + ".sock"; }
+std::string entry_path(const std::string& name) { return run_dir() + "/" + name + ".json"; }
+
+Status write_entry(const Entry& e) {
+  nlohmann::json j = e;
+  std::string tmp = entry_path(e.name) + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << j.dump() << "\n";
+    if (!f) {
+      return sys_error("writing {}", tmp);
+    }
+  }
+  if (::rename(tmp.c_str(), entry_path(e.name).c_str()) != 0) {
+    return sys_error("renaming {}", tmp);
+  }
+  return {};
+}
+
+void remove_entry(const std::string& name) {
+  ::unlink(entry_path(name).c_str());
+  ::unlink(socket_path(name).c_str());
+}
+
+namespace {
+
+bool alive(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) {
+    return errno == EPERM;
+  }
+  auto stat = capture::read_text_file(fmt::format("/proc/{}/stat", pid));
+  if (!stat) {
+    return false;
+  }
+  auto close = stat->rfind(')');
+  return close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] != 'Z';
+}
+
+std::optional<Entry> read_entry(const std::string& path) {
+  auto text = capture::read_text_file(path);
+  if (!text) {
+    return std::nullopt;
+  }
+  try {
+    return nlohmann::json::parse(*text).get<Entry>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::vector<Entry> list_entries() {
+  std::vector<Entry> out;
+  DIR* d = ::opendir(run_dir().c_str());
+  if (d == nullptr) {
+    return out;
+  }
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() < 6 || n.compare(n.size() - 5, 5, ".json") != 0) {
+      continue;
+    }
+    auto entry = read_entry(run_dir() + "/" + n);
+    if (!entry) {
+      continue;
+    }
+    if (!alive(entry->keeper_pid)) {
+      remove_entry(entry->name);
+      continue;
+    }
+    out.push_back(*entry);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  return out;
+}
+
+std::optional<Entry> find_entry(const std::string& name_or_pid) {
+  bool numeric = !name_or_pid.empty() &&
+                 std::all_of(name_or_pid.begin(), name_or_pid.end(), ::isdigit);
+  for (auto& e : list_entries()) {
+    if (e.name == name_or_pid || (numeric && e.pid == std::atoi(name_or_pid.c_str()))) {
+      return e;
+    }
+  }
+  return std::nullopt;
+}
+
+bool name_in_use(const std::string& name) {
+  auto entry = read_entry(entry_path(name));
+  return entry && alive(entry->keeper_pid);
+}
+
+}  // namespace vos::keeper

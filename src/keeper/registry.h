@@ -1,0 +1,37 @@
+// Host side (CLI and keeper). The directory of managed programs on this machine: one JSON file
+// and one control socket per program name, in a directory only the user can read.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vos::keeper {
+
+struct Entry {
+  std::string name;
+  pid_t pid = 0;         // the program, as the host sees it
+  pid_t keeper_pid = 0;  // as the host sees it
+  pid_t inner_pid = 0;   // as the program sees itself
+  std::vector<std::string> argv;
+  int64_t started_ms = 0;
+  std::string restored_from;
+};
+
+std::string run_dir();  // $VOS_RUN_DIR, /run/vos (root), $XDG_RUNTIME_DIR/vos or /tmp/vos-UID
+Status ensure_run_dir();
+std::string socket_path(const std::string& name);
+std::string entry_path(const std::string& name);
+
+Status write_entry(const Entry& e);
+void remove_entry(const std::string& name);
+// Live entries only; entries whose keeper is gone are removed on the way.
+std::vector<Entry> list_entries();
+std::optional<Entry> find_entry(const std::string& name_or_pid);
+bool name_in_use(const std::string& name);
+
+}  // namespace vos::keeper

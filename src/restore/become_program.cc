@@ -1,0 +1,376 @@
+// Host side (the new process that already carries the program's pid, before the blob). Recreates
+// fds and process attributes with libc's help, then lays out the blob region and jumps into it.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "abi/restore_abi.h"
+#include "capture/proc_files.h"
+#include "restore/fd_restore.h"
+#include "restore/restore.h"
+
+extern "C" {
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+}
+
+namespace vos::restore {
+
+namespace {
+
+using abi::BlobArea;
+using abi::BlobPageRun;
+using abi::BlobSiginfo;
+using abi::BlobThread;
+using abi::RestoreArgs;
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kMainStack = 256 * 1024;
+constexpr uint64_t kBlobSlack = 64 * 1024;  // .bss and alignment beyond the code's file size
+constexpr uint64_t kTaskSize = 0x7ffffffff000ull;
+constexpr uint32_t kRseqSig = 0x53053053;
+
+uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+struct Range {
+  uint64_t start, end;
+};
+
+// First gap of `size` bytes (2 MiB aligned) that overlaps nothing in `used`.
+Result<uint64_t> find_gap(std::vector<Range> used, uint64_t size) {
+  std::sort(used.begin(), used.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  uint64_t cand = 0x10000000;
+  for (const auto& r : used) {
+    if (r.end <= cand) {
+      continue;
+    }
+    if (r.start >= cand + size) {
+      break;
+    }
+    cand = round_up(r.end, 2 << 20);
+  }
+  if (cand + size > kTaskSize) {
+    return user_error("no free address range of {} bytes for the restorer", size);
+  }
+  return cand;
+}
+
+struct SelfVdso {
+  std::map<std::string, Range> parts;  // "[vdso]", "[vvar]", "[vvar_vclock]"
+};
+
+const char* area_map_name(image::AreaKind k) {
+  switch (k) {
+    case image::AreaKind::kVdso:
+      return "[vdso]";
+    case image::AreaKind::kVvar:
+      return "[vvar]";
+    case image::AreaKind::kVvarVclock:
+      return "[vvar_vclock]";
+    default:
+      return nullptr;
+  }
+}
+
+Status restore_attributes(const image::ProcessImage& p) {
+  if (::chdir(p.cwd.c_str()) != 0) {
+    return sys_error("working directory {}", p.cwd);
+  }
+  ::umask(p.umask);
+  for (size_t res = 0; res < p.rlimits.size() && res < RLIM_NLIMITS; ++res) {
+    rlimit64 now{};
+    ::prlimit64(0, static_cast<__rlimit_resource>(res), nullptr, &now);
+    rlimit64 want{p.rlimits[res].first, p.rlimits[res].second};
+    if (now.rlim_cur == want.rlim_cur && now.rlim_max == want.rlim_max) {
+      continue;
+    }
+    if (::prlimit64(0, static_cast<__rlimit_resource>(res), &want, nullptr) != 0) {
+      return sys_error("resource limit {}", res);
+    }
+  }
+  if (::personality(p.personality) < 0) {
+    return sys_error("personality {:#x}", p.personality);
+  }
+  return {};
+}
+
+Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log_fd,
+                      std::vector<int> helpers) {
+  const auto& p = img.proc;
+  const std::string& code = blob_code();
+
+  // The kernel's vDSO of this process moves to where the program had its own.
+  auto self_maps = capture::read_maps(::getpid());
+  if (!self_maps) {
+    return std::move(self_maps).error();
+  }
+  SelfVdso self;
+  std::vector<Range> used;
+  for (const auto& m : *self_maps) {
+    used.push_back({m.start, m.end});
+    if (m.name == "[vdso]" || m.name == "[vvar]" || m.name == "[vvar_vclock]") {
+      self.parts[m.name] = {m.start, m.end};
+    }
+  }
+  for (const auto& a : p.areas) {
+    used.push_back({a.start, a.end});
+  }
+
+  // Files behind mappings, opened once each.
+  std::map<std::string, int> map_fds;
+  std::vector<BlobArea> areas;
+  std::vector<BlobPageRun> runs;
+  std::vector<abi::BlobMove> moves;
+  for (const auto& a : p.areas) {
+    if (const char* name = area_map_name(a.kind)) {
+      auto it = self.parts.find(name);
+      if (it == self.parts.end() || it->second.end - it->second.start != a.end - a.start) {
+        return user_error("the kernel's {} differs from the checkpointed one (size {:#x}); "
+                          "restoring across kernel versions is not supported yet",
+                          name, a.end - a.start);
+      }
+      moves.push_back({it->second.start, a.start, a.end - a.start});
+      continue;
+    }
+    if (a.kind == image::AreaKind::kVsyscall) {
+      continue;
+    }
+    BlobArea b{};
+    b.start = a.start;
+    b.end = a.end;
+    b.prot = a.prot;
+    b.fd = -1;
+    b.flags = (a.shared ? uint32_t{abi::kAreaShared} : 0u) | (a.growsdown ? uint32_t{abi::kAreaGrowsDown} : 0u);
+    if (a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon) {
+      b.flags |= abi::kAreaMapAnon;
+    } else if (a.kind == image::AreaKind::kMemfd) {
+      b.fd = a.memfd;
+      b.file_offset = a.file_offset;
+    } else {
+      bool rw = a.shared && (a.prot & PROT_WRITE);
+      std::string key = a.name + (rw ? "\n+w" : "");
+      auto it = map_fds.find(key);
+      if (it == map_fds.end()) {
+        int fd = ::open(a.name.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        if (fd < 0) {
+          return sys_error("opening {} to map it at {:#x}", a.name, a.start);
+        }
+        it = map_fds.emplace(key, fd).first;
+        helpers.push_back(fd);
+      }
+      b.fd = it->second;
+      b.file_offset = a.file_offset;
+    }
+    b.first_run = runs.size();
+    for (const auto& r : a.pages) {
+      runs.push_back({r.vaddr, r.npages * kPage, img.pages_offset + r.offset});
+    }
+    b.nruns = runs.size() - b.first_run;
+    areas.push_back(b);
+  }
+  if (moves.size() > static_cast<size_t>(abi::kMaxMoves)) {
+    return user_error("too many vDSO parts");
+  }
+
+  std::vector<BlobSiginfo> infos;
+  auto add_info = [&](int tid, const image::BlobRef& ref) {
+    BlobSiginfo s{};
+    s.tid = tid;
+    std::memcpy(s.info, img.blobs.data() + ref.offset, std::min<uint64_t>(ref.size, sizeof s.info));
+    std::memcpy(&s.sig, s.info, sizeof s.sig);  // si_signo comes first
+    infos.push_back(s);
+  };
+  for (const auto& r : p.shared_pending) {
+    add_info(0, r);
+  }
+  for (const auto& t : p.threads) {
+    for (const auto& r : t.pending) {
+      add_info(t.tid, r);
+    }
+  }
+  std::string auxv = img.blobs.substr(p.auxv.offset, p.auxv.size);
+
+  // Region layout: code | main stack | thread stacks | args | areas | runs | threads | siginfos | auxv
+  uint64_t code_size = round_up(code.size() + kBlobSlack, kPage);
+  uint64_t stacks = kMainStack + p.threads.size() * abi::kBlobThreadStack;
+  uint64_t data_off = code_size + stacks;
+  uint64_t areas_off = data_off + round_up(sizeof(RestoreArgs), 64);
+  uint64_t runs_off = areas_off + round_up(areas.size() * sizeof(BlobArea), 64);
+  uint64_t threads_off = runs_off + round_up(runs.size() * sizeof(BlobPageRun), 64);
+  uint64_t infos_off = threads_off + round_up(p.threads.size() * sizeof(BlobThread), 64);
+  uint64_t auxv_off = infos_off + round_up(infos.size() * sizeof(BlobSiginfo), 64);
+  uint64_t region_size = round_up(auxv_off + auxv.size(), kPage);
+
+  auto region_at = find_gap(used, region_size);
+  if (!region_at) {
+    return std::move(region_at).error();
+  }
+  used.push_back({*region_at, *region_at + region_size});
+  uint64_t temp_size = 0;
+  for (const auto& m : moves) {
+    temp_size += m.len;
+  }
+  auto temp_at = find_gap(used, round_up(temp_size, kPage) + kPage);
+  if (!temp_at) {
+    return std::move(temp_at).error();
+  }
+  void* mem = ::mmap(reinterpret_cast<void*>(*region_at), region_size,
+                     PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                     -1, 0);
+  if (mem == MAP_FAILED) {
+    return sys_error("mapping the restorer region at {:#x}", *region_at);
+  }
+  auto* base = static_cast<char*>(mem);
+  uint64_t region = *region_at;
+  std::memcpy(base, code.data(), code.size());
+
+  auto* args = reinterpret_cast<RestoreArgs*>(base + data_off);
+  std::memset(args, 0, sizeof *args);
+  args->magic = abi::kRestoreArgsMagic;
+  args->region_start = region;
+  args->region_end = region + region_size;
+  args->task_size = kTaskSize;
+  std::vector<Range> keep = {{region, region + region_size}};
+  for (const auto& [name, r] : self.parts) {
+    keep.push_back(r);
+  }
+  std::sort(keep.begin(), keep.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  args->nkeep = static_cast<int32_t>(keep.size());
+  for (size_t i = 0; i < keep.size(); ++i) {
+    args->keep[i] = {keep[i].start, keep[i].end};
+  }
+  args->nmoves = static_cast<int32_t>(moves.size());
+  std::copy(moves.begin(), moves.end(), args->moves);
+  args->move_temp = *temp_at;
+  args->image_fd = image_fd;
+  args->log_fd = log_fd;
+  helpers.push_back(info_fd);
+  helpers.push_back(image_fd);
+  helpers.push_back(log_fd);  // last: failures are reported until the very end
+  if (helpers.size() > static_cast<size_t>(abi::kMaxCloseFds)) {
+    return user_error("the program maps {} different files; at most {} are supported yet",
+                      helpers.size() - 3, abi::kMaxCloseFds - 3);
+  }
+  args->nclose = static_cast<int32_t>(helpers.size());
+  std::copy(helpers.begin(), helpers.end(), args->close_fds);
+  if (&__rseq_size != nullptr && __rseq_size != 0) {
+    args->rseq_unreg_addr =
+        reinterpret_cast<uint64_t>(static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
+    args->rseq_unreg_len = __rseq_size < 32 ? 32 : __rseq_size;
+    args->rseq_unreg_sig = kRseqSig;
+  }
+  std::memcpy(base + areas_off, areas.data(), areas.size() * sizeof(BlobArea));
+  std::memcpy(base + runs_off, runs.data(), runs.size() * sizeof(BlobPageRun));
+  std::memcpy(base + infos_off, infos.data(), infos.size() * sizeof(BlobSiginfo));
+  std::memcpy(base + auxv_off, auxv.data(), auxv.size());
+  args->areas = region + areas_off;
+  args->nareas = areas.size();
+  args->runs = region + runs_off;
+  args->nruns = runs.size();
+  args->siginfos = region + infos_off;
+  args->nsiginfos = infos.size();
+  auto* threads = reinterpret_cast<BlobThread*>(base + threads_off);
+  for (size_t i = 0; i < p.threads.size(); ++i) {
+    const auto& t = p.threads[i];
+    BlobThread b{};
+    b.tid = t.tid;
+    b.altstack_sp = t.altstack.sp;
+    b.altstack_flags = t.altstack.flags;
+    b.altstack_size = t.altstack.size;
+    b.rseq_addr = t.rseq_addr;
+    b.rseq_len = t.rseq_len;
+    b.rseq_sig = t.rseq_sig;
+    b.robust_head = t.robust_list;
+    b.robust_len = t.robust_list_len;
+    b.clear_child_tid = t.clear_child_tid;
+    b.stack_top = region + code_size + kMainStack + (i + 1) * abi::kBlobThreadStack;
+    std::strncpy(b.comm, t.comm.c_str(), sizeof b.comm - 1);
+    threads[i] = b;
+  }
+  args->threads = region + threads_off;
+  args->nthreads = p.threads.size();
+  for (int sig = 1; sig <= 64; ++sig) {
+    args->actions[sig] = {sig == 9 || sig == 19 ? ~0ull : 0, 0, 0, 0};  // default unless saved
+  }
+  for (const auto& a : p.actions) {
+    if (a.sig >= 1 && a.sig <= 64) {
+      args->actions[a.sig] = {a.handler, a.flags, a.restorer, a.mask};
+    }
+  }
+  for (const auto& it : p.itimers) {
+    if (it.which >= 0 && it.which < 3) {
+      args->has_itimer[it.which] = 1;
+      args->itimers[it.which] = {it.interval_us / 1000000, it.interval_us % 1000000,
+                                 it.value_us / 1000000, it.value_us % 1000000};
+    }
+  }
+  int exe_fd = -1;
+  if (!p.exe.empty()) {
+    exe_fd = ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (exe_fd >= 0) {
+    if (args->nclose >= abi::kMaxCloseFds) {
+      return user_error("too many helper files");
+    }
+    // Keep the log fd last in the close list.
+    args->close_fds[args->nclose] = args->close_fds[args->nclose - 1];
+    args->close_fds[args->nclose - 1] = exe_fd;
+    args->nclose++;
+  }
+  args->has_mm_map = 1;
+  args->mm_map = {p.start_code, p.end_code,  p.start_data, p.end_data,
+                  p.start_brk,  p.brk,       p.start_stack, p.arg_start,
+                  p.arg_end,    p.env_start, p.env_end,     region + auxv_off,
+                  static_cast<uint32_t>(auxv.size()), static_cast<uint32_t>(exe_fd)};
+
+  RegionInfo info{region, region + region_size};
+  if (::write(info_fd, &info, sizeof info) != sizeof info) {
+    return sys_error("telling the keeper where the restorer is");
+  }
+  uint64_t stack_top = region + code_size + kMainStack - 64;
+  uint64_t entry = region;
+  __asm__ volatile(
+      "mov %0, %%rsp\n\t"
+      "xor %%ebp, %%ebp\n\t"
+      "jmp *%1\n\t"
+      :
+      : "r"(stack_top), "r"(entry), "D"(args)
+      : "memory");
+  __builtin_unreachable();
+}
+
+[[noreturn]] void die(int log_fd, const Error& e) {
+  std::string msg = e.describe() + "\n";
+  (void)!::write(log_fd, msg.data(), msg.size());
+  ::_exit(70);
+}
+
+}  // namespace
+
+void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd) {
+  char go = 0;
+  if (::read(sync_fd, &go, 1) != 1) {
+    ::_exit(70);  // the keeper is gone
+  }
+  int image_fd = img.reader.fd();
+  std::vector<int*> keep = {&sync_fd, &info_fd, &log_fd, &image_fd};
+  auto s = restore_fds(img, keep);
+  if (!s) {
+    die(log_fd, s.error());
+  }
+  s = restore_attributes(img.proc);
+  if (!s) {
+    die(log_fd, s.error());
+  }
+  s = build_and_jump(img, image_fd, info_fd, log_fd, {sync_fd});
+  die(log_fd, s.error());
+}
+
+}  // namespace vos::restore

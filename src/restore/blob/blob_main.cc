@@ -1,0 +1,332 @@
+// Restorer last stage (no libc, raw syscalls only). Replaces the front end's address space with
+// the program's, recreates its threads with their original tids, sets what only a thread can set
+// for itself (rseq, robust list, alternate stack, clear-tid address) and parks every thread on an
+// int3 so that the keeper can load the saved registers with ptrace and let the program go.
+// Shape: a straight list of steps, each returning -errno; one failure path.
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abi/restore_abi.h"
+#include "restore/blob/raw_syscall.h"
+
+using vos::abi::BlobArea;
+using vos::abi::BlobPageRun;
+using vos::abi::BlobSiginfo;
+using vos::abi::BlobThread;
+using vos::abi::RestoreArgs;
+using namespace vos::blob;
+
+extern "C" {
+long vos_blob_clone_thread(void* args, unsigned long size, void (*fn)(void*), void* arg);
+[[noreturn]] void vos_blob_park(void);
+[[noreturn]] void vos_restore_main(const RestoreArgs* args);
+
+// The compiler may emit calls to these even in freestanding code.
+__attribute__((visibility("hidden"))) void* memcpy(void* d, const void* s, size_t n) {
+  auto* dp = static_cast<unsigned char*>(d);
+  const auto* sp = static_cast<const unsigned char*>(s);
+  while (n--) {
+    *dp++ = *sp++;
+  }
+  return d;
+}
+__attribute__((visibility("hidden"))) void* memset(void* d, int c, size_t n) {
+  auto* dp = static_cast<unsigned char*>(d);
+  while (n--) {
+    *dp++ = static_cast<unsigned char>(c);
+  }
+  return d;
+}
+__attribute__((visibility("hidden"))) void __stack_chk_fail(void) { sys1(kExitGroup, 127); }
+}
+
+namespace {
+
+constexpr long kProtRead = 1, kProtWrite = 2;
+constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapAnonymous = 0x20,
+               kMapGrowsdown = 0x0100;
+constexpr long kMremapMaymove = 1, kMremapFixed = 2;
+constexpr long kPrSetMm = 35, kPrSetMmMap = 14, kPrSetName = 15;
+constexpr long kRseqFlagUnregister = 1;
+constexpr int kExitRestoreFailed = 70;
+
+const RestoreArgs* g_args;  // set once by the main thread before any other thread exists
+
+size_t str_len(const char* s) {
+  size_t n = 0;
+  while (s[n] != 0) {
+    ++n;
+  }
+  return n;
+}
+
+void log_str(const char* s) { sys3(kWrite, g_args->log_fd, reinterpret_cast<long>(s), str_len(s)); }
+
+void log_num(long v) {
+  char buf[24];
+  int i = sizeof buf;
+  bool neg = v < 0;
+  unsigned long u = neg ? static_cast<unsigned long>(-v) : static_cast<unsigned long>(v);
+  do {
+    buf[--i] = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0 && i > 1);
+  if (neg) {
+    buf[--i] = '-';
+  }
+  sys3(kWrite, g_args->log_fd, reinterpret_cast<long>(buf + i), sizeof buf - i);
+}
+
+void log_hex(unsigned long v) {
+  char buf[18];
+  int i = sizeof buf;
+  do {
+    buf[--i] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  buf[--i] = 'x';
+  buf[--i] = '0';
+  sys3(kWrite, g_args->log_fd, reinterpret_cast<long>(buf + i), sizeof buf - i);
+}
+
+[[noreturn]] void fail(const char* step, long err, unsigned long addr) {
+  log_str("restore: ");
+  log_str(step);
+  log_str(" at ");
+  log_hex(addr);
+  log_str(" failed: errno ");
+  log_num(-err);
+  log_str("\n");
+  sys1(kExitGroup, kExitRestoreFailed);
+  __builtin_unreachable();
+}
+
+// Unmaps everything except the ranges the blob must keep (itself, the vDSO and its data pages).
+long unmap_all_but_kept(const RestoreArgs* a) {
+  uint64_t cursor = 0x1000;
+  for (int i = 0; i <= a->nkeep; ++i) {
+    uint64_t next = i < a->nkeep ? a->keep[i].start : a->task_size;
+    if (next > cursor) {
+      long r = sys2(kMunmap, static_cast<long>(cursor), static_cast<long>(next - cursor));
+      if (r < 0) {
+        fail("munmap", r, cursor);
+      }
+    }
+    if (i < a->nkeep && a->keep[i].end > cursor) {
+      cursor = a->keep[i].end;
+    }
+  }
+  return 0;
+}
+
+// Moves the kernel's vDSO/vvar pages to where the program had its own: first all to a free
+// range, then to the targets, so a source never lands on top of another one's target.
+long move_vdso(const RestoreArgs* a) {
+  uint64_t temp = a->move_temp;
+  for (int i = 0; i < a->nmoves; ++i) {
+    const auto& m = a->moves[i];
+    long r = sys5(kMremap, static_cast<long>(m.from), static_cast<long>(m.len),
+                  static_cast<long>(m.len), kMremapMaymove | kMremapFixed, static_cast<long>(temp));
+    if (r < 0) {
+      fail("mremap vdso to temp", r, m.from);
+    }
+    temp += m.len;
+  }
+  temp = a->move_temp;
+  for (int i = 0; i < a->nmoves; ++i) {
+    const auto& m = a->moves[i];
+    long r = sys5(kMremap, static_cast<long>(temp), static_cast<long>(m.len),
+                  static_cast<long>(m.len), kMremapMaymove | kMremapFixed, static_cast<long>(m.to));
+    if (r < 0) {
+      fail("mremap vdso", r, m.to);
+    }
+    temp += m.len;
+  }
+  return 0;
+}
+
+void read_pages(const BlobPageRun& run, int image_fd) {
+  uint64_t done = 0;
+  while (done < run.len) {
+    long r = sys4(kPread64, image_fd, static_cast<long>(run.vaddr + done),
+                  static_cast<long>(run.len - done), static_cast<long>(run.image_offset + done));
+    if (r <= 0) {
+      fail("reading pages", r == 0 ? -5 : r, run.vaddr + done);
+    }
+    done += static_cast<uint64_t>(r);
+  }
+}
+
+void map_areas(const RestoreArgs* a) {
+  const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
+  const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
+  for (uint64_t i = 0; i < a->nareas; ++i) {
+    const BlobArea& ar = areas[i];
+    long len = static_cast<long>(ar.end - ar.start);
+    long flags = kMapFixed | ((ar.flags & vos::abi::kAreaShared) ? kMapShared : kMapPrivate);
+    if (ar.flags & vos::abi::kAreaMapAnon) {
+      flags |= kMapAnonymous;
+    }
+    if (ar.flags & vos::abi::kAreaGrowsDown) {
+      flags |= kMapGrowsdown;
+    }
+    // Shared file mappings keep their data in the file; map them with their final protection
+    // (a read-only fd cannot be mapped shared+writable). Everything else is filled first.
+    bool fill = ar.nruns > 0;
+    long prot = fill ? (kProtRead | kProtWrite) : static_cast<long>(ar.prot);
+    long r = sys6(kMmap, static_cast<long>(ar.start), len, prot, flags,
+                  (ar.flags & vos::abi::kAreaMapAnon) ? -1 : ar.fd,
+                  static_cast<long>(ar.file_offset));
+    if (r < 0) {
+      fail("mmap", r, ar.start);
+    }
+    if (static_cast<uint64_t>(r) != ar.start) {
+      fail("mmap placed elsewhere", -22, ar.start);
+    }
+    for (uint64_t k = 0; k < ar.nruns; ++k) {
+      read_pages(runs[ar.first_run + k], a->image_fd);
+    }
+    if (fill && static_cast<long>(ar.prot) != prot) {
+      r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));
+      if (r < 0) {
+        fail("mprotect", r, ar.start);
+      }
+    }
+  }
+}
+
+// State that the kernel only lets a thread set for itself.
+void set_thread_state(const BlobThread* t) {
+  long r;
+  if (t->robust_head != 0) {
+    r = sys2(kSetRobustList, static_cast<long>(t->robust_head), static_cast<long>(t->robust_len));
+    if (r < 0) {
+      fail("set_robust_list", r, t->robust_head);
+    }
+  }
+  if (t->rseq_addr != 0) {
+    r = sys4(kRseq, static_cast<long>(t->rseq_addr), t->rseq_len, 0, t->rseq_sig);
+    if (r < 0) {
+      fail("rseq", r, t->rseq_addr);
+    }
+  }
+  if (t->altstack_sp != 0 || t->altstack_flags != 2 /* SS_DISABLE */) {
+    struct {
+      uint64_t sp;
+      int32_t flags;
+      int32_t pad;
+      uint64_t size;
+    } ss = {t->altstack_sp, t->altstack_flags & ~1 /* SS_ONSTACK is not settable */, 0,
+            t->altstack_size};
+    r = sys2(kSigaltstack, reinterpret_cast<long>(&ss), 0);
+    if (r < 0) {
+      fail("sigaltstack", r, t->altstack_sp);
+    }
+  }
+  sys1(kSetTidAddress, static_cast<long>(t->clear_child_tid));
+  sys2(kPrctl, kPrSetName, reinterpret_cast<long>(t->comm));
+}
+
+void thread_main(void* arg) {
+  set_thread_state(static_cast<const BlobThread*>(arg));
+  vos_blob_park();
+}
+
+struct CloneArgs {  // struct clone_args, version 2 (with set_tid)
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+
+void create_threads(const RestoreArgs* a) {
+  const auto* threads = reinterpret_cast<const BlobThread*>(a->threads);
+  constexpr uint64_t kThreadFlags = 0x00000100 /*VM*/ | 0x00000200 /*FS*/ | 0x00000400 /*FILES*/ |
+                                    0x00000800 /*SIGHAND*/ | 0x00010000 /*THREAD*/ |
+                                    0x00040000 /*SYSVSEM*/;
+  for (uint64_t i = 1; i < a->nthreads; ++i) {
+    const BlobThread* t = &threads[i];
+    int64_t tid = t->tid;
+    CloneArgs ca = {};
+    ca.flags = kThreadFlags;
+    ca.stack = t->stack_top - vos::abi::kBlobThreadStack;
+    ca.stack_size = vos::abi::kBlobThreadStack;
+    ca.set_tid = reinterpret_cast<uint64_t>(&tid);
+    ca.set_tid_size = 1;
+    long r = vos_blob_clone_thread(&ca, sizeof ca, thread_main, const_cast<BlobThread*>(t));
+    if (r < 0) {
+      fail("clone3 thread", r, static_cast<unsigned long>(tid));
+    }
+  }
+}
+
+void restore_signals(const RestoreArgs* a) {
+  for (int sig = 1; sig <= 64; ++sig) {
+    const auto& act = a->actions[sig];
+    if (act.handler == ~0ull) {
+      continue;
+    }
+    long r = sys4(kRtSigaction, sig, reinterpret_cast<long>(&act), 0, 8);
+    if (r < 0) {
+      fail("rt_sigaction", r, static_cast<unsigned long>(sig));
+    }
+  }
+  for (int w = 0; w < 3; ++w) {
+    if (a->has_itimer[w]) {
+      long r = sys3(kSetitimer, w, reinterpret_cast<long>(&a->itimers[w]), 0);
+      if (r < 0) {
+        fail("setitimer", r, static_cast<unsigned long>(w));
+      }
+    }
+  }
+}
+
+// Pending signals go back on their queues while every signal is still blocked; the keeper then
+// installs the program's masks and they are delivered as they would have been.
+void queue_pending(const RestoreArgs* a) {
+  const auto* infos = reinterpret_cast<const BlobSiginfo*>(a->siginfos);
+  long pid = sys0(kGetpid);
+  for (uint64_t i = 0; i < a->nsiginfos; ++i) {
+    const BlobSiginfo& s = infos[i];
+    long r = s.tid == 0 ? sys3(kRtSigqueueinfo, pid, s.sig, reinterpret_cast<long>(s.info))
+                        : sys4(kRtTgsigqueueinfo, pid, s.tid, s.sig, reinterpret_cast<long>(s.info));
+    if (r < 0) {
+      fail("queueing pending signal", r, static_cast<unsigned long>(s.sig));
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
+  g_args = a;
+  if (a->magic != vos::abi::kRestoreArgsMagic) {
+    sys1(kExitGroup, kExitRestoreFailed);
+  }
+  uint64_t all = ~0ull;
+  sys4(kRtSigprocmask, 2 /* SIG_SETMASK */, reinterpret_cast<long>(&all), 0, 8);
+  // The front end's libc registered rseq at an address about to disappear.
+  if (a->rseq_unreg_addr != 0) {
+    long r = sys4(kRseq, static_cast<long>(a->rseq_unreg_addr), a->rseq_unreg_len,
+                  kRseqFlagUnregister, a->rseq_unreg_sig);
+    if (r < 0) {
+      fail("rseq unregister", r, a->rseq_unreg_addr);
+    }
+  }
+  unmap_all_but_kept(a);
+  move_vdso(a);
+  map_areas(a);
+  if (a->has_mm_map) {
+    long r = sys5(kPrctl, kPrSetMm, kPrSetMmMap, reinterpret_cast<long>(&a->mm_map),
+                  sizeof a->mm_map, 0);
+    if (r < 0) {
+      fail("prctl(PR_SET_MM_MAP)", r, a->mm_map.brk);
+    }
+  }
+  restore_signals(a);
+  create_threads(a);
+  set_thread_state(reinterpret_cast<const BlobThread*>(a->threads));
+  queue_pending(a);
+  for (int i = 0; i < a->nclose; ++i) {
+    sys1(kClose, a->close_fds[i]);
+  }
+  vos_blob_park();
+}

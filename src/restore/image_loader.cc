@@ -1,0 +1,101 @@
+// Host side (vos restore).
+#include <sys/stat.h>
+
+#include "restore/restore.h"
+
+namespace vos::restore {
+
+Result<LoadedImage> load_image(const std::string& path) {
+  auto reader = image::ImageReader::open(path);
+  if (!reader) {
+    return std::move(reader).error();
+  }
+  VOS_TRY(reader->verify(), "verifying");
+  auto meta = reader->read_section(abi::SectionType::kMeta);
+  if (!meta) {
+    return std::move(meta).error();
+  }
+  auto proc = image::process_from_json(*meta);
+  if (!proc) {
+    return std::move(proc).error().context(fmt::format("image {}", path));
+  }
+  std::string blobs;
+  if (reader->find(abi::SectionType::kBlobs) != nullptr) {
+    auto b = reader->read_section(abi::SectionType::kBlobs);
+    if (!b) {
+      return std::move(b).error();
+    }
+    blobs = std::move(*b);
+  }
+  const auto* pages = reader->find(abi::SectionType::kPages);
+  LoadedImage img{std::move(*reader), std::move(*proc), std::move(blobs),
+                  pages != nullptr ? pages->offset : 0};
+  return img;
+}
+
+namespace {
+
+Status check_blob(const LoadedImage& img, const image::BlobRef& ref, const char* what) {
+  if (ref.offset > img.blobs.size() || ref.size > img.blobs.size() - ref.offset) {
+    return user_error("image {}: corrupt: {} refers outside the blobs section", img.reader.path(),
+                      what);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status check_restorable(const LoadedImage& img) {
+  const auto& p = img.proc;
+  const auto* pages = img.reader.find(abi::SectionType::kPages);
+  uint64_t pages_size = pages != nullptr ? pages->size : 0;
+  if (p.threads.empty()) {
+    return user_error("image {}: corrupt: no threads", img.reader.path());
+  }
+  if (p.pid <= 1) {
+    return user_error("image {}: corrupt: pid {}", img.reader.path(), p.pid);
+  }
+  for (const auto& t : p.threads) {
+    VOS_TRY(check_blob(img, t.regs, "registers"), "thread {}", t.tid);
+    VOS_TRY(check_blob(img, t.xstate, "FPU state"), "thread {}", t.tid);
+    for (const auto& s : t.pending) {
+      VOS_TRY(check_blob(img, s, "pending signal"), "thread {}", t.tid);
+    }
+  }
+  for (const auto& a : p.areas) {
+    if (a.start >= a.end || a.start % 4096 != 0 || a.end % 4096 != 0) {
+      return user_error("image {}: corrupt: bad mapping {:#x}-{:#x}", img.reader.path(), a.start,
+                        a.end);
+    }
+    for (const auto& r : a.pages) {
+      if (r.vaddr < a.start || r.npages > (a.end - r.vaddr) / 4096 || r.offset > pages_size ||
+          r.npages * 4096 > pages_size - r.offset) {
+        return user_error("image {}: corrupt: page run at {:#x} outside its mapping or data",
+                          img.reader.path(), r.vaddr);
+      }
+    }
+    if (a.kind == image::AreaKind::kFile) {
+      struct stat st{};
+      if (::stat(a.name.c_str(), &st) != 0) {
+        return sys_error("file {} mapped by the program at {:#x} is gone", a.name, a.start);
+      }
+    }
+  }
+  for (const auto& f : p.fds) {
+    VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
+    if (f.kind == image::FdKind::kFile) {
+      struct stat st{};
+      if (::stat(f.path.c_str(), &st) != 0) {
+        return sys_error("fd {}: file {} that the program had open is gone", f.fd, f.path);
+      }
+      if (static_cast<uint64_t>(st.st_size) != f.size) {
+        return user_error(
+            "fd {}: file {} changed size since the checkpoint (was {} bytes, now {})", f.fd,
+            f.path, f.size, st.st_size);
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace vos::restore

@@ -1,0 +1,44 @@
+// Host side (vos restore and its keeper). Rebuilding a process from an image, in three parts:
+//   load_image        in `vos restore`: read, verify every checksum, check the files still match;
+//   become_program    in the new process that already has the program's pid: recreate fds and
+//                     process attributes, lay out the blob region, jump into the libc-free blob;
+//   finish_restore    in the keeper (the tracer): wait until every thread is parked, remove the
+//                     blob, load each thread's registers and let the program run.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "base/result.h"
+#include "image/image_reader.h"
+#include "image/process_model.h"
+
+namespace vos::restore {
+
+struct LoadedImage {
+  image::ImageReader reader;
+  image::ProcessImage proc;
+  std::string blobs;
+  uint64_t pages_offset = 0;  // absolute file offset of the pages section
+};
+
+Result<LoadedImage> load_image(const std::string& path);
+
+// Refuses early, with a clear message, what would make the restore fail half-way.
+Status check_restorable(const LoadedImage& img);
+
+// Where the blob region ended up, sent from the new process to the keeper before the jump.
+struct RegionInfo {
+  uint64_t start = 0;
+  uint64_t end = 0;
+};
+
+// Never returns on success. On failure writes the error to `log_fd` and exits.
+[[noreturn]] void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd);
+
+Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region);
+
+const std::string& blob_code();  // the embedded last stage
+
+}  // namespace vos::restore
