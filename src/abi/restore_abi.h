@@ -11,7 +11,6 @@ namespace vos::abi {
 inline constexpr uint64_t kRestoreArgsMagic = 0x31535241534f56ull;  // "VOSARS1"
 inline constexpr int kMaxKeepRanges = 8;
 inline constexpr int kMaxMoves = 4;
-inline constexpr int kMaxCloseFds = 16;
 inline constexpr uint64_t kBlobThreadStack = 32 * 1024;
 
 enum BlobAreaFlags : uint32_t {
@@ -108,8 +107,9 @@ struct RestoreArgs {
   uint64_t move_temp;              // base of a free range used as the intermediate step
   int32_t image_fd;
   int32_t log_fd;                  // failure messages go here
-  int32_t nclose;
-  int32_t close_fds[kMaxCloseFds]; // helper fds closed before the program resumes
+  int32_t pad0;
+  uint64_t close_fds;              // int32_t[nclose]: helper fds closed before the program resumes
+  uint64_t nclose;                 // (the log fd is last, so failures are reported to the end)
   uint64_t rseq_unreg_addr;        // the front end's own rseq area, unregistered first
   uint32_t rseq_unreg_len;
   uint32_t rseq_unreg_sig;

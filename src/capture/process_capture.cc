@@ -134,6 +134,8 @@ Status capture_process_state(CaptureContext& ctx) {
   auto field = [&](size_t i) -> uint64_t {
     return i - 1 < stat->size() ? std::strtoull((*stat)[i - 1].c_str(), nullptr, 10) : 0;
   };
+  img.pgid = static_cast<int32_t>(field(5));
+  img.sid = static_cast<int32_t>(field(6));
   img.start_code = field(26);
   img.end_code = field(27);
   img.start_stack = field(28);

@@ -111,9 +111,6 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     ::close(ready[0]);
     ::close(status[0]);
     ::close(ack[1]);
-    if (opts.detach) {
-      ::setsid();
-    }
     keeper_body({ready[1], status[1], ack[0]});
     ::_exit(1);
   }
@@ -152,7 +149,10 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
       }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("%s\n", opts.name.c_str());
+      // stderr: stdout is often the program's own output file (vos run -d -- prog > out).
+      std::fprintf(stderr, "vos: %s %s (pid %d)\n",
+                   std::string(opts.verb) == "run" ? "started" : "restored", opts.name.c_str(),
+                   entry.pid);
     }
     return 0;
   }
@@ -160,15 +160,14 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     std::fprintf(stderr, "%s\n", nlohmann::json({{"name", opts.name}, {"pid", entry.pid},
                                                  {"ms", ms}}).dump().c_str());
   }
-  // Foreground: stand in for the program. Terminal signals reach it directly (same process
-  // group); termination requests sent to vos are passed on.
+  // Foreground: stand in for the program. It runs in its own session (so that its process
+  // group and session survive a restore), so terminal and termination signals are passed on.
   g_forward_to = entry.pid;
-  ::signal(SIGINT, SIG_IGN);
-  ::signal(SIGQUIT, SIG_IGN);
   struct sigaction sa{};
   sa.sa_handler = forward_signal;
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGHUP, &sa, nullptr);
+  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) {
+    ::sigaction(sig, &sa, nullptr);
+  }
   keeper::KeeperStatus st{};
   ssize_t n;
   do {

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "Start PROGRAM under vos (it can then be checkpointed)");
   run_cmd->add_option("--name", run.name, "Name to refer to the program by (default: PROGRAM-N)");
   run_cmd->add_flag("--detach,-d", run.detach,
-                    "Return once the program runs (stdin becomes /dev/null); prints its name");
+                    "Return once the program runs (stdin becomes /dev/null)");
   run_cmd->add_flag("--json", run.json, "With --detach: print {name, pid} as JSON");
   run_cmd->add_option("program", run.argv, "PROGRAM [ARGS...] (put -- before it)")->required();
   run_cmd->prefix_command();

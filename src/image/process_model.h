@@ -120,6 +120,8 @@ struct ProcessImage {
   std::string exe;
   std::string cwd;
   int32_t pid = 0;           // as the program sees it (inside its pid namespace)
+  int32_t pgid = 0;
+  int32_t sid = 0;
   uint32_t umask = 022;
   uint32_t personality = 0;
   std::vector<std::pair<uint64_t, uint64_t>> rlimits;  // index = RLIMIT_*

@@ -173,6 +173,7 @@ struct Keeper {
 
 Keeper start_keeper(const std::string& name, KeeperPipes pipes) {
   ::prctl(PR_SET_NAME, "vos-keeper");
+  ::setsid();  // same session layout whether started in the foreground or detached
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t set = keeper_signals();
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
@@ -213,6 +214,7 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
   }
   if (child == 0) {
     reset_signals_for_program();
+    ::setpgid(0, 0);  // its own process group, as a shell would start a job
     std::vector<char*> args;
     for (const auto& a : argv) {
       args.push_back(const_cast<char*>(a.c_str()));

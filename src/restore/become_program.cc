@@ -80,6 +80,13 @@ const char* area_map_name(image::AreaKind k) {
 }
 
 Status restore_attributes(const image::ProcessImage& p) {
+  // The keeper is session leader and group 1; the program may lead its own group or session.
+  if (p.sid == p.pid && ::setsid() < 0) {
+    return sys_error("setsid");
+  }
+  if (p.sid != p.pid && p.pgid == p.pid && ::setpgid(0, 0) != 0) {
+    return sys_error("setpgid");
+  }
   if (::chdir(p.cwd.c_str()) != 0) {
     return sys_error("working directory {}", p.cwd);
   }
@@ -206,7 +213,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   uint64_t threads_off = runs_off + round_up(runs.size() * sizeof(BlobPageRun), 64);
   uint64_t infos_off = threads_off + round_up(p.threads.size() * sizeof(BlobThread), 64);
   uint64_t auxv_off = infos_off + round_up(infos.size() * sizeof(BlobSiginfo), 64);
-  uint64_t region_size = round_up(auxv_off + auxv.size(), kPage);
+  uint64_t close_off = auxv_off + round_up(auxv.size(), 64);
+  uint64_t max_helpers = helpers.size() + map_fds.size() + 8;
+  uint64_t region_size = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
 
   auto region_at = find_gap(used, region_size);
   if (!region_at) {
@@ -251,15 +260,6 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   args->move_temp = *temp_at;
   args->image_fd = image_fd;
   args->log_fd = log_fd;
-  helpers.push_back(info_fd);
-  helpers.push_back(image_fd);
-  helpers.push_back(log_fd);  // last: failures are reported until the very end
-  if (helpers.size() > static_cast<size_t>(abi::kMaxCloseFds)) {
-    return user_error("the program maps {} different files; at most {} are supported yet",
-                      helpers.size() - 3, abi::kMaxCloseFds - 3);
-  }
-  args->nclose = static_cast<int32_t>(helpers.size());
-  std::copy(helpers.begin(), helpers.end(), args->close_fds);
   if (&__rseq_size != nullptr && __rseq_size != 0) {
     args->rseq_unreg_addr =
         reinterpret_cast<uint64_t>(static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
@@ -311,19 +311,16 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
                                  it.value_us / 1000000, it.value_us % 1000000};
     }
   }
-  int exe_fd = -1;
-  if (!p.exe.empty()) {
-    exe_fd = ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
-  }
+  int exe_fd = p.exe.empty() ? -1 : ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd >= 0) {
-    if (args->nclose >= abi::kMaxCloseFds) {
-      return user_error("too many helper files");
-    }
-    // Keep the log fd last in the close list.
-    args->close_fds[args->nclose] = args->close_fds[args->nclose - 1];
-    args->close_fds[args->nclose - 1] = exe_fd;
-    args->nclose++;
+    helpers.push_back(exe_fd);
   }
+  helpers.push_back(info_fd);
+  helpers.push_back(image_fd);
+  helpers.push_back(log_fd);  // last: failures are reported until the very end
+  std::memcpy(base + close_off, helpers.data(), helpers.size() * sizeof(int32_t));
+  args->close_fds = region + close_off;
+  args->nclose = helpers.size();
   args->has_mm_map = 1;
   args->mm_map = {p.start_code, p.end_code,  p.start_data, p.end_data,
                   p.start_brk,  p.brk,       p.start_stack, p.arg_start,

@@ -214,7 +214,7 @@ Result<int> make_fd(const LoadedImage& img, const FdState& f, const int stdio_co
 }
 
 // Both ends of each pipe, created once and filled with the unread data.
-Status restore_pipes(const LoadedImage& img) {
+Status restore_pipes(const LoadedImage& img, int above) {
   std::map<uint64_t, std::pair<int, int>> pipes;  // ino -> (read end, write end)
   for (const auto& f : img.proc.fds) {
     if (f.kind != FdKind::kPipe || pipes.count(f.ino) != 0) {
@@ -224,7 +224,15 @@ Status restore_pipes(const LoadedImage& img) {
     if (::pipe2(p, O_CLOEXEC) != 0) {
       return sys_error("pipe2");
     }
-    pipes[f.ino] = {p[0], p[1]};
+    // Kept above every program fd until placed, so placing one end never lands on another.
+    int r = ::fcntl(p[0], F_DUPFD_CLOEXEC, above);
+    int w = ::fcntl(p[1], F_DUPFD_CLOEXEC, above);
+    ::close(p[0]);
+    ::close(p[1]);
+    if (r < 0 || w < 0) {
+      return sys_error("moving pipe ends");
+    }
+    pipes[f.ino] = {r, w};
   }
   for (const auto& f : img.proc.fds) {
     if (f.kind == FdKind::kPipe && !f.pipe_write_end) {
@@ -244,17 +252,8 @@ Status restore_pipes(const LoadedImage& img) {
     }
   }
   for (auto& [ino, ends] : pipes) {
-    bool r_used = false, w_used = false;
-    for (const auto& f : img.proc.fds) {
-      r_used |= f.fd == ends.first;
-      w_used |= f.fd == ends.second;
-    }
-    if (!r_used) {
-      ::close(ends.first);
-    }
-    if (!w_used) {
-      ::close(ends.second);
-    }
+    ::close(ends.first);
+    ::close(ends.second);
   }
   return {};
 }
@@ -302,7 +301,7 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
   for (int fd : to_close) {
     ::close(fd);
   }
-  VOS_TRY(restore_pipes(img), "fds");
+  VOS_TRY(restore_pipes(img, top + 1), "fds");
   for (const auto& f : img.proc.fds) {
     if (f.kind == FdKind::kPipe || f.kind == FdKind::kEpoll) {
       continue;

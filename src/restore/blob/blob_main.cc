@@ -325,8 +325,9 @@ extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
   create_threads(a);
   set_thread_state(reinterpret_cast<const BlobThread*>(a->threads));
   queue_pending(a);
-  for (int i = 0; i < a->nclose; ++i) {
-    sys1(kClose, a->close_fds[i]);
+  const auto* close_fds = reinterpret_cast<const int32_t*>(a->close_fds);
+  for (uint64_t i = 0; i < a->nclose; ++i) {
+    sys1(kClose, close_fds[i]);
   }
   vos_blob_park();
 }
