@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -192,6 +194,35 @@ Keeper start_keeper(const std::string& name, KeeperPipes pipes) {
   return k;
 }
 
+// libvos.so sits beside the vos binary in a build tree, or in ../lib/vos when installed.
+std::string libvos_path() {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    return "";
+  }
+  std::string dir(exe, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& candidate : {dir + "/libvos.so", dir + "/../lib/vos/libvos.so"}) {
+    if (::access(candidate.c_str(), R_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+void preload_libvos() {
+  std::string lib = libvos_path();
+  if (lib.empty()) {
+    std::fprintf(stderr, "vos: warning: libvos.so not found beside vos; relative sleeps without a "
+                 "remaining-time pointer will restart in full after a restore\n");
+    return;
+  }
+  const char* old = std::getenv("LD_PRELOAD");
+  std::string value = old != nullptr && *old != '\0' ? lib + ":" + old : lib;
+  ::setenv("LD_PRELOAD", value.c_str(), 1);
+}
+
 void reset_signals_for_program() {
   sigset_t none;
   sigemptyset(&none);
@@ -215,6 +246,7 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
   if (child == 0) {
     reset_signals_for_program();
     ::setpgid(0, 0);  // its own process group, as a shell would start a job
+    preload_libvos();
     std::vector<char*> args;
     for (const auto& a : argv) {
       args.push_back(const_cast<char*>(a.c_str()));
