@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/clocks.h"
 #include "capture/capture_context.h"
 #include "capture/proc_files.h"
 
@@ -39,33 +40,13 @@ Result<std::vector<std::string>> read_stat_fields(pid_t pid) {
   return fields;
 }
 
-int64_t now_ns(clockid_t c) {
-  timespec ts{};
-  ::clock_gettime(c, &ts);
-  return ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 Status capture_clocks(CaptureContext& ctx) {
-  // The program may already live in a time namespace (it was restored before): its clocks are
-  // ours plus that namespace's offsets.
-  int64_t mono_off = 0, boot_off = 0;
-  auto offs = read_text_file(fmt::format("/proc/{}/timens_offsets", ctx.pid));
-  if (offs) {
-    std::istringstream in(*offs);
-    std::string clock;
-    int64_t sec = 0, nsec = 0;
-    while (in >> clock >> sec >> nsec) {
-      int64_t v = sec * 1000000000ll + nsec;
-      if (clock == "monotonic" || clock == "1") {
-        mono_off = v;
-      } else if (clock == "boottime" || clock == "7") {
-        boot_off = v;
-      }
-    }
-  }
-  ctx.img.monotonic_ns = now_ns(CLOCK_MONOTONIC) + mono_off;
-  ctx.img.boottime_ns = now_ns(CLOCK_BOOTTIME) + boot_off;
-  ctx.img.realtime_ns = now_ns(CLOCK_REALTIME);
+  TimeOffsets prog = time_offsets(ctx.pid);
+  ctx.img.monotonic_ns = host_clock_ns(CLOCK_MONOTONIC) + prog.monotonic_ns;
+  ctx.img.boottime_ns = host_clock_ns(CLOCK_BOOTTIME) + prog.boottime_ns;
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  ctx.img.realtime_ns = ts.tv_sec * 1000000000ll + ts.tv_nsec;
   return {};
 }
 

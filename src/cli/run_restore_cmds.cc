@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "base/clocks.h"
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "restore/restore.h"
@@ -21,12 +22,6 @@ bool valid_name(const std::string& n) {
     }
   }
   return true;
-}
-
-int64_t now_ns(clockid_t c) {
-  timespec ts{};
-  ::clock_gettime(c, &ts);
-  return ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
 }  // namespace
@@ -98,8 +93,8 @@ int cmd_restore(const RestoreArgs& a) {
   o.verb = "restore";
   // The program's clocks continue from the moment of the checkpoint.
   o.clocks.set = true;
-  o.clocks.monotonic_ns = img->proc.monotonic_ns - now_ns(CLOCK_MONOTONIC);
-  o.clocks.boottime_ns = img->proc.boottime_ns - now_ns(CLOCK_BOOTTIME);
+  o.clocks.monotonic_ns = img->proc.monotonic_ns - host_clock_ns(CLOCK_MONOTONIC);
+  o.clocks.boottime_ns = img->proc.boottime_ns - host_clock_ns(CLOCK_BOOTTIME);
   std::string name = o.name;
   restore::LoadedImage& loaded = *img;
   return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_restore(name, loaded, p); });
