@@ -308,6 +308,21 @@ Status describe_fd(pid_t pid, const std::vector<RawFd>& fds, const RawFd& f, Cap
   return user_error("fd {}: {} is not supported yet", f.fd, link);
 }
 
+// The lower fd sharing `f`'s open file description (dup, dup2, fork), or -1.
+int find_dup(pid_t pid, const std::vector<RawFd>& fds, const RawFd& f) {
+  constexpr int kKcmpFile = 0;
+  for (const auto& o : fds) {
+    if (o.fd >= f.fd) {
+      break;
+    }
+    if (o.st.st_dev == f.st.st_dev && o.st.st_ino == f.st.st_ino &&
+        ::syscall(SYS_kcmp, pid, pid, kKcmpFile, o.fd, f.fd) == 0) {
+      return o.fd;
+    }
+  }
+  return -1;
+}
+
 Status walk_fds(pid_t pid, CaptureContext* ctx) {
   auto fds = list_fds(pid);
   if (!fds) {
@@ -315,6 +330,20 @@ Status walk_fds(pid_t pid, CaptureContext* ctx) {
   }
   for (const auto& f : *fds) {
     FdState s;
+    int dup = ctx != nullptr ? find_dup(pid, *fds, f) : -1;
+    if (dup >= 0) {
+      for (const auto& earlier : ctx->img.fds) {
+        if (earlier.fd == dup) {
+          s = earlier;  // same object; only the number and close-on-exec differ
+          s.data = {};
+        }
+      }
+      s.fd = f.fd;
+      s.dup_of = dup;
+      s.cloexec = (std::strtoll(f.info.get("flags").c_str(), nullptr, 8) & O_CLOEXEC) != 0;
+      ctx->img.fds.push_back(std::move(s));
+      continue;
+    }
     VOS_TRY(describe_fd(pid, *fds, f, ctx, s), "process {}", pid);
     if (ctx != nullptr) {
       ctx->img.fds.push_back(std::move(s));

@@ -97,7 +97,10 @@ Status capture_process_state(CaptureContext& ctx) {
     }
     itimerval it{};
     VOS_TRY(read_memory(ctx, scratch, &it, sizeof it), "interval timer {}", which);
-    if (it.it_value.tv_sec != 0 || it.it_value.tv_usec != 0) {
+    // An expired ITIMER_REAL whose SIGALRM is still pending reads as value 0 until the signal is
+    // taken; its interval must survive all the same.
+    if (it.it_value.tv_sec != 0 || it.it_value.tv_usec != 0 || it.it_interval.tv_sec != 0 ||
+        it.it_interval.tv_usec != 0) {
       img.itimers.push_back({which, it.it_interval.tv_sec * 1000000 + it.it_interval.tv_usec,
                              it.it_value.tv_sec * 1000000 + it.it_value.tv_usec});
     }

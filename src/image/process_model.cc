@@ -39,7 +39,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
                                                 mtime_ns, ino, stdio, pipe_write_end, data, count,
                                                 clockid, interval_ns, value_ns, sigmask, epoll,
-                                                sockaddr, backlog, sock_type, semaphore)
+                                                sockaddr, backlog, sock_type, semaphore, dup_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, cwd, pid, pgid, sid, umask,
                                                 personality, rlimits, start_code, end_code,
                                                 start_data, end_data, start_brk, brk, start_stack,

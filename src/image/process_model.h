@@ -112,6 +112,7 @@ struct FdState {
   int32_t backlog = 0;
   int32_t sock_type = 0;
   bool semaphore = false;  // eventfd
+  int32_t dup_of = -1;     // shares its open file description with this lower fd
 };
 
 struct ProcessImage {

@@ -306,9 +306,12 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   }
   for (const auto& it : p.itimers) {
     if (it.which >= 0 && it.which < 3) {
+      // Value 0 with an interval: expired, waiting for its pending signal to be taken, after
+      // which the kernel would have re-armed it one interval on.
+      int64_t value_us = it.value_us != 0 ? it.value_us : it.interval_us;
       args->has_itimer[it.which] = 1;
       args->itimers[it.which] = {it.interval_us / 1000000, it.interval_us % 1000000,
-                                 it.value_us / 1000000, it.value_us % 1000000};
+                                 value_us / 1000000, value_us % 1000000};
     }
   }
   int exe_fd = p.exe.empty() ? -1 : ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);

@@ -167,9 +167,12 @@ Result<int> make_fd(const LoadedImage& img, const FdState& f, const int stdio_co
       if (fd < 0) {
         return fd;
       }
-      if (f.value_ns != 0) {
+      // An expired periodic timer reads as value 0 until its expirations are read; the kernel
+      // then moves it on by whole intervals.
+      int64_t value_ns = f.value_ns != 0 ? f.value_ns : f.interval_ns;
+      if (value_ns != 0) {
         itimerspec its{};
-        its.it_value = {f.value_ns / 1000000000, f.value_ns % 1000000000};
+        its.it_value = {value_ns / 1000000000, value_ns % 1000000000};
         its.it_interval = {f.interval_ns / 1000000000, f.interval_ns % 1000000000};
         if (::timerfd_settime(fd, 0, &its, nullptr) != 0) {
           ::close(fd);
@@ -217,7 +220,7 @@ Result<int> make_fd(const LoadedImage& img, const FdState& f, const int stdio_co
 Status restore_pipes(const LoadedImage& img, int above) {
   std::map<uint64_t, std::pair<int, int>> pipes;  // ino -> (read end, write end)
   for (const auto& f : img.proc.fds) {
-    if (f.kind != FdKind::kPipe || pipes.count(f.ino) != 0) {
+    if (f.kind != FdKind::kPipe || f.dup_of >= 0 || pipes.count(f.ino) != 0) {
       continue;
     }
     int p[2];
@@ -235,7 +238,7 @@ Status restore_pipes(const LoadedImage& img, int above) {
     pipes[f.ino] = {r, w};
   }
   for (const auto& f : img.proc.fds) {
-    if (f.kind == FdKind::kPipe && !f.pipe_write_end) {
+    if (f.kind == FdKind::kPipe && !f.pipe_write_end && f.dup_of < 0) {
       auto [r, w] = pipes[f.ino];
       if (f.size != 0) {
         ::fcntl(w, F_SETPIPE_SZ, static_cast<int>(f.size));
@@ -245,7 +248,7 @@ Status restore_pipes(const LoadedImage& img, int above) {
     }
   }
   for (const auto& f : img.proc.fds) {
-    if (f.kind == FdKind::kPipe) {
+    if (f.kind == FdKind::kPipe && f.dup_of < 0) {
       auto [r, w] = pipes[f.ino];
       int fd = ::fcntl(f.pipe_write_end ? w : r, F_DUPFD_CLOEXEC, 0);
       VOS_TRY(place(fd, f), "restoring pipe");
@@ -303,7 +306,7 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
   }
   VOS_TRY(restore_pipes(img, top + 1), "fds");
   for (const auto& f : img.proc.fds) {
-    if (f.kind == FdKind::kPipe || f.kind == FdKind::kEpoll) {
+    if (f.kind == FdKind::kPipe || f.kind == FdKind::kEpoll || f.dup_of >= 0) {
       continue;
     }
     auto fd = make_fd(img, f, stdio_copy);
@@ -313,7 +316,7 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
     VOS_TRY(place(*fd, f), "fds");
   }
   for (const auto& f : img.proc.fds) {
-    if (f.kind != FdKind::kEpoll) {
+    if (f.kind != FdKind::kEpoll || f.dup_of >= 0) {
       continue;
     }
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -326,6 +329,12 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
       }
     }
     VOS_TRY(place(ep, f), "fds");
+  }
+  // Descriptors sharing an open file description (offset, flags) with a lower one: dup it.
+  for (const auto& f : img.proc.fds) {
+    if (f.dup_of >= 0 && ::dup3(f.dup_of, f.fd, f.cloexec ? O_CLOEXEC : 0) < 0) {
+      return sys_error("fd {}: duplicating fd {}", f.fd, f.dup_of);
+    }
   }
   for (int i = 0; i < 3; ++i) {
     ::close(stdio_copy[i]);

@@ -83,7 +83,7 @@ Status check_restorable(const LoadedImage& img) {
   }
   for (const auto& f : p.fds) {
     VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
-    if (f.kind == image::FdKind::kFile) {
+    if (f.kind == image::FdKind::kFile && f.dup_of < 0) {
       struct stat st{};
       if (::stat(f.path.c_str(), &st) != 0) {
         return sys_error("fd {}: file {} that the program had open is gone", f.fd, f.path);

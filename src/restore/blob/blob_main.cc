@@ -227,8 +227,27 @@ void set_thread_state(const BlobThread* t) {
   sys2(kPrctl, kPrSetName, reinterpret_cast<long>(t->comm));
 }
 
+// Signals queued to one thread: the kernel lets only the thread itself queue a signal that
+// claims to come from tgkill/kill (si_code SI_TKILL or >= 0), so each thread queues its own.
+void queue_own_pending(const RestoreArgs* a, long tid) {
+  const auto* infos = reinterpret_cast<const BlobSiginfo*>(a->siginfos);
+  long pid = sys0(kGetpid);
+  for (uint64_t i = 0; i < a->nsiginfos; ++i) {
+    const BlobSiginfo& s = infos[i];
+    if (s.tid != tid) {
+      continue;
+    }
+    long r = sys4(kRtTgsigqueueinfo, pid, tid, s.sig, reinterpret_cast<long>(s.info));
+    if (r < 0) {
+      fail("queueing pending thread signal", r, static_cast<unsigned long>(s.sig));
+    }
+  }
+}
+
 void thread_main(void* arg) {
-  set_thread_state(static_cast<const BlobThread*>(arg));
+  const auto* t = static_cast<const BlobThread*>(arg);
+  set_thread_state(t);
+  queue_own_pending(g_args, t->tid);
   vos_blob_park();
 }
 
@@ -281,15 +300,17 @@ void restore_signals(const RestoreArgs* a) {
 
 // Pending signals go back on their queues while every signal is still blocked; the keeper then
 // installs the program's masks and they are delivered as they would have been.
-void queue_pending(const RestoreArgs* a) {
+void queue_shared_pending(const RestoreArgs* a) {
   const auto* infos = reinterpret_cast<const BlobSiginfo*>(a->siginfos);
   long pid = sys0(kGetpid);
   for (uint64_t i = 0; i < a->nsiginfos; ++i) {
     const BlobSiginfo& s = infos[i];
-    long r = s.tid == 0 ? sys3(kRtSigqueueinfo, pid, s.sig, reinterpret_cast<long>(s.info))
-                        : sys4(kRtTgsigqueueinfo, pid, s.tid, s.sig, reinterpret_cast<long>(s.info));
+    if (s.tid != 0) {
+      continue;
+    }
+    long r = sys3(kRtSigqueueinfo, pid, s.sig, reinterpret_cast<long>(s.info));
     if (r < 0) {
-      fail("queueing pending signal", r, static_cast<unsigned long>(s.sig));
+      fail("queueing pending process signal", r, static_cast<unsigned long>(s.sig));
     }
   }
 }
@@ -323,8 +344,10 @@ extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
   }
   restore_signals(a);
   create_threads(a);
-  set_thread_state(reinterpret_cast<const BlobThread*>(a->threads));
-  queue_pending(a);
+  const auto* main_thread = reinterpret_cast<const BlobThread*>(a->threads);
+  set_thread_state(main_thread);
+  queue_shared_pending(a);
+  queue_own_pending(a, main_thread->tid);
   const auto* close_fds = reinterpret_cast<const int32_t*>(a->close_fds);
   for (uint64_t i = 0; i < a->nclose; ++i) {
     sys1(kClose, close_fds[i]);
