@@ -43,7 +43,7 @@ image::AreaKind classify(const MapsEntry& m) {
     return AreaKind::kVsyscall;
   }
   if (starts_with(m.name, "/memfd:")) {
-    return m.shared ? AreaKind::kMemfd : AreaKind::kAnon;
+    return AreaKind::kMemfd;  // shared or private, mapped from the restored memfd
   }
   if (m.shared && (starts_with(m.name, "/dev/zero") || m.name.empty())) {
     return AreaKind::kSharedAnon;
@@ -69,6 +69,11 @@ Status check_area(const MapsEntry& m) {
                       m.name);
   }
   return {};
+}
+
+// Areas read in full (shared memory, memfds without an fd) drop their all-zero pages.
+bool store_all_zero_skip(image::AreaKind kind, bool store_all) {
+  return kind == image::AreaKind::kSharedAnon || store_all;
 }
 
 bool all_zero(const char* p, size_t n) {
@@ -167,6 +172,7 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
     a.dev = (m.dev_major << 8) | m.dev_minor;
     a.ino = m.ino;
     a.growsdown = m.name == "[stack]";
+    bool store_all = false;
     if (a.kind == image::AreaKind::kMemfd) {
       for (const auto& fd : ctx.img.fds) {
         if (fd.kind == image::FdKind::kMemfd && fd.ino == m.ino) {
@@ -175,13 +181,17 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
         }
       }
       if (a.memfd < 0) {
-        a.kind = image::AreaKind::kSharedAnon;  // no fd keeps it: its pages are the only copy
+        // No fd keeps the memfd: its pages are the only copy, shared or private.
+        a.kind = a.shared ? image::AreaKind::kSharedAnon : image::AreaKind::kAnon;
+        store_all = true;
       }
     }
     bool stores_pages = a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon ||
-                        (a.kind == image::AreaKind::kFile && !a.shared);
+                        (a.kind == image::AreaKind::kFile && !a.shared) ||
+                        (a.kind == image::AreaKind::kMemfd && !a.shared);
     if (stores_pages) {
-      auto want = pages_to_store(pagemap.get(), m, a.kind);
+      auto want = pages_to_store(pagemap.get(), m,
+                                 store_all ? image::AreaKind::kSharedAnon : a.kind);
       if (!want) {
         return std::move(want).error();
       }
@@ -201,12 +211,12 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
         // Within a chunk, store runs of pages; drop all-zero pages of shared memory.
         for (uint64_t k = 0; k < j - i;) {
           const char* page = buf.data() + k * kPage;
-          if (a.kind == image::AreaKind::kSharedAnon && all_zero(page, kPage)) {
+          if (store_all_zero_skip(a.kind, store_all) && all_zero(page, kPage)) {
             ++k;
             continue;
           }
           uint64_t e = k + 1;
-          while (e < j - i && !(a.kind == image::AreaKind::kSharedAnon &&
+          while (e < j - i && !(store_all_zero_skip(a.kind, store_all) &&
                                 all_zero(buf.data() + e * kPage, kPage))) {
             ++e;
           }

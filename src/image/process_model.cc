@@ -1,6 +1,8 @@
 // Host side. JSON mapping of the process model; field names are the documented image format.
 #include "image/process_model.h"
 
+#include <algorithm>
+
 namespace vos::image {
 
 NLOHMANN_JSON_SERIALIZE_ENUM(AreaKind, {{AreaKind::kAnon, "anon"},
@@ -54,9 +56,46 @@ nlohmann::json to_json(const ProcessImage& p) {
   return j;
 }
 
+namespace {
+
+// nlohmann maps an unknown enum string to the first value; an image must not be misread that way.
+Status check_kinds(const nlohmann::json& j) {
+  static const std::vector<std::string> areas = {"anon", "file", "shared-anon", "memfd", "vdso",
+                                                 "vvar", "vvar_vclock", "vsyscall"};
+  static const std::vector<std::string> fds = {"file", "dir", "stdio", "devnull", "pipe",
+                                               "eventfd", "epoll", "timerfd", "signalfd", "memfd",
+                                               "tcp-listen", "unix-listen"};
+  auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
+                  const char* what) -> Status {
+    if (!list.is_array()) {
+      return {};
+    }
+    for (const auto& item : list) {
+      if (item.contains("kind") &&
+          (!item["kind"].is_string() ||
+           std::find(known.begin(), known.end(), item["kind"].get<std::string>()) == known.end())) {
+        return user_error("corrupt: unknown {} kind {}", what, item["kind"].dump());
+      }
+    }
+    return {};
+  };
+  VOS_TRY(check(j.value("areas", nlohmann::json()), areas, "mapping"), "metadata");
+  VOS_TRY(check(j.value("fds", nlohmann::json()), fds, "fd"), "metadata");
+  return {};
+}
+
+}  // namespace
+
 Result<ProcessImage> process_from_json(const std::string& text) {
   try {
     auto j = nlohmann::json::parse(text);
+    if (!j.is_object()) {
+      return user_error("corrupt: metadata is not a JSON object");
+    }
+    auto kinds = check_kinds(j);
+    if (!kinds) {
+      return std::move(kinds).error();
+    }
     return j.get<ProcessImage>();
   } catch (const nlohmann::json::exception& e) {
     return user_error("corrupt: metadata does not parse: {}", e.what());

@@ -55,6 +55,10 @@ Status check_restorable(const LoadedImage& img) {
   if (p.pid <= 1) {
     return user_error("image {}: corrupt: pid {}", img.reader.path(), p.pid);
   }
+  VOS_TRY(check_blob(img, p.auxv, "auxv"), "process");
+  for (const auto& s : p.shared_pending) {
+    VOS_TRY(check_blob(img, s, "pending signal"), "process");
+  }
   for (const auto& t : p.threads) {
     VOS_TRY(check_blob(img, t.regs, "registers"), "thread {}", t.tid);
     VOS_TRY(check_blob(img, t.xstate, "FPU state"), "thread {}", t.tid);
