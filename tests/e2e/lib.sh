@@ -1,0 +1,200 @@
+# shellcheck shell=bash disable=SC2034  # IMG and WAIT_RC are read by the sourcing script
+# Shared shell helpers for the e2e drivers (run_case.sh, real/*.sh); runs in the test harness and
+# drives the vos command line. Source it, then call e2e_setup.
+#
+# Conventions: $W is the case's temporary directory (kept on failure, removed on success), every
+# log the case writes goes to $W/*.log and is printed when the case fails, and every program
+# started under vos gets a name unique to this run so that the cleanup can find what is left.
+
+VOS=${VOS:-vos}
+IMG=''      # set by e2e_checkpoint for the caller
+WAIT_RC=0  # set by e2e_wait_pid and e2e_restore_wait
+E2E_NAMES=()    # names given to `vos run`
+E2E_BG_PIDS=()  # background commands this shell started
+
+e2e_log() { printf 'e2e: %s\n' "$*" >&2; }
+
+e2e_setup() {
+  W=$(mktemp -d "${TMPDIR:-/tmp}/vos-e2e.XXXXXX")
+  trap e2e_cleanup EXIT
+  trap 'exit 143' INT TERM
+  unset E2E_SABOTAGE  # only `run_case.sh sabotage` sets it, for the program alone
+  # For reading vos ps --json without jq; the interpreter itself, as launcher shims are slow.
+  E2E_PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
+  if ! command -v "$VOS" >/dev/null; then  # a path or a name on PATH
+    e2e_die "vos binary '$VOS' not found (set VOS or put vos on PATH)"
+  fi
+}
+
+e2e_dump() {
+  local f
+  for f in "$W"/*.log "$W"/work/result*; do
+    if [[ -s $f ]]; then
+      printf -- '--- %s\n' "$f"
+      tail -n 40 "$f"
+    fi
+  done
+}
+
+e2e_die() {
+  e2e_log "FAIL: $*"
+  e2e_dump >&2
+  exit 1
+}
+
+# Pids that `vos ps --json` lists under NAME, one per line. Status 2 when vos ps fails or prints
+# no readable JSON, 3 when neither jq nor python3 is there to read it: in both cases nothing is
+# known, which is not the same as "not running".
+e2e_ps_pids() {
+  local json
+  json=$("$VOS" ps --json 2>>"$W/ps.log") || return 2
+  if command -v jq >/dev/null; then
+    jq -r --arg n "$1" '.[] | select(.name == $n) | .pid' <<<"$json" 2>>"$W/ps.log" || return 2
+  elif [[ -n ${E2E_PYTHON:-} ]]; then
+    "$E2E_PYTHON" -c '
+import json, sys
+for p in json.loads(sys.stdin.read()):
+    if p.get("name") == sys.argv[1]:
+        print(p.get("pid", ""))' "$1" <<<"$json" 2>>"$W/ps.log" || return 2
+  else
+    return 3
+  fi
+}
+
+# Succeeds when vos ps answers and no longer lists NAME.
+e2e_gone() {
+  local pids
+  pids=$(e2e_ps_pids "$1") || return 1
+  [[ -z $pids ]]
+}
+
+# e2e_wait_gone NAME SECONDS WHAT: NAME must leave vos ps (skipped when ps cannot be read here).
+e2e_wait_gone() {
+  local i pids st=0
+  for ((i = 0; i < $2 * 20; i++)); do
+    st=0
+    pids=$(e2e_ps_pids "$1") || st=$?
+    if ((st == 3)) || { ((st == 0)) && [[ -z $pids ]]; }; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  ((st != 2)) || e2e_die "$3: vos ps --json failed or printed no JSON array (see ps.log)"
+  e2e_die "$3: '$1' still listed by vos ps after $2 s (pid ${pids//$'\n'/ })"
+}
+
+# e2e_vos_run NAME LOG PROGRAM [ARGS...]: starts PROGRAM detached under vos. Exits 77 (skip)
+# only when vos itself says that it cannot create the namespaces it needs.
+e2e_vos_run() {
+  local name=$1 log=$2 rc=0
+  shift 2
+  E2E_NAMES+=("$name")
+  "$VOS" run --name "$name" --detach -- "$@" </dev/null >"$log" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    if grep -qi 'namespace' "$log" &&
+      grep -qiE 'not permitted|permission denied|EPERM|EACCES|not supported|ENOSYS|cannot create|unavailable' "$log"; then
+      e2e_log "SKIP: vos run cannot create namespaces here: $(grep -i -m1 'namespace' "$log")"
+      exit 77
+    fi
+    e2e_die "vos run --name $name failed with status $rc"
+  fi
+}
+
+# e2e_wait_file PATH SECONDS WHAT [NAME]: waits for PATH; with NAME, fails early when the
+# program leaves vos ps before writing it.
+e2e_wait_file() {
+  local path=$1 seconds=$2 what=$3 name=${4:-} i
+  for ((i = 0; i < seconds * 20; i++)); do
+    if [[ -e $path ]]; then
+      return 0
+    fi
+    if [[ -n $name ]] && ((i % 20 == 19)) && e2e_gone "$name"; then
+      [[ -e $path ]] && return 0
+      e2e_die "$what: the program ($name) ended without writing $(basename "$path")"
+    fi
+    sleep 0.05
+  done
+  e2e_die "$what: no $(basename "$path") after $seconds s"
+}
+
+# e2e_checkpoint NAME DIR [--kill]: sets IMG to the image path vos printed.
+e2e_checkpoint() {
+  local name=$1 dir=$2 out rc=0
+  shift 2
+  out=$("$VOS" checkpoint "$name" --dir "$dir" "$@" 2>>"$W/checkpoint.log") || rc=$?
+  ((rc == 0)) || e2e_die "vos checkpoint $name $* failed with status $rc"
+  [[ -n $out && $out != *$'\n'* ]] ||
+    e2e_die "vos checkpoint printed '$out'; want one line, the image path"
+  [[ -e $out ]] || e2e_die "vos checkpoint printed $out, which does not exist"
+  IMG=$out
+  if [[ " $* " == *" --kill "* ]]; then
+    e2e_wait_gone "$name" 5 "checkpoint --kill"
+  fi
+}
+
+# e2e_wait_pid PID SECONDS WHAT: waits for a background command; sets WAIT_RC to its status.
+e2e_wait_pid() {
+  local pid=$1 seconds=$2 what=$3 i
+  for ((i = 0; i < seconds * 20; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      WAIT_RC=0
+      wait "$pid" || WAIT_RC=$?
+      return 0
+    fi
+    sleep 0.05
+  done
+  e2e_die "$what: still running after $seconds s"
+}
+
+# e2e_restore_wait IMAGE LOG: `vos restore IMAGE` in the foreground mode, run as a background
+# job so that a hang is reported (after E2E_RESTORE_TIMEOUT s, default 30) instead of waiting
+# for the CTest timeout; sets WAIT_RC.
+e2e_restore_wait() {
+  "$VOS" restore "$1" </dev/null >"$2" 2>&1 &
+  E2E_BG_PIDS+=("$!")
+  e2e_wait_pid "$!" "${E2E_RESTORE_TIMEOUT:-30}" "vos restore $1"
+}
+
+# e2e_expect_pass RESULT_FILE WHAT
+e2e_expect_pass() {
+  [[ -f $1 ]] || e2e_die "$2: no result file $1"
+  [[ "$(cat "$1"; echo .)" == $'PASS\n.' ]] || e2e_die "$2: $(cat "$1")"
+}
+
+e2e_kill_pid() {
+  local pid=$1
+  [[ $pid =~ ^[0-9]+$ ]] && ((pid > 1 && pid != $$ && pid != BASHPID)) || return 0
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# On exit: kill what this case left running (only processes it can tell are its own), then
+# remove $W if the case passed.
+e2e_cleanup() {
+  local rc=$? pid name f
+  trap - EXIT
+  for pid in "${E2E_BG_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null && e2e_kill_pid "$pid"
+  done
+  if [[ -n ${W:-} ]]; then
+    for name in "${E2E_NAMES[@]}"; do
+      # A pid from vos ps is killed only if it is in a child pid namespace or mentions $W.
+      for pid in $(e2e_ps_pids "$name" 2>/dev/null || true); do
+        if { grep -q "^NSpid:.*[0-9][[:space:]]\+[0-9]" "/proc/$pid/status" ||
+          tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$W"; } 2>/dev/null; then
+          e2e_kill_pid "$pid"
+        fi
+      done
+    done
+    # Programs and vos helpers started with our paths in their command line.
+    for f in $(grep -alsF -- "$W" /proc/[0-9]*/cmdline || true); do
+      pid=${f#/proc/}
+      e2e_kill_pid "${pid%/cmdline}"
+    done
+    if ((rc == 0 || rc == 77)); then
+      rm -rf "$W"
+    else
+      e2e_log "work directory kept: $W"
+    fi
+  fi
+  exit "$rc"
+}
