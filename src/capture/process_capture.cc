@@ -55,8 +55,9 @@ Status capture_clocks(CaptureContext& ctx) {
 Status precheck_process(pid_t pid) {
   auto children = read_text_file(fmt::format("/proc/{}/task/{}/children", pid, pid));
   if (children && children->find_first_not_of(" \n") != std::string::npos) {
+    std::string list = children->substr(0, children->find_last_not_of(" \n") + 1);
     return user_error("process {} has child processes ({}): process trees are not supported yet",
-                      pid, children->substr(0, children->find_first_of('\n')));
+                      pid, list);
   }
   auto timers = read_text_file(fmt::format("/proc/{}/timers", pid));
   if (timers && !timers->empty()) {

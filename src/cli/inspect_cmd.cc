@@ -31,9 +31,13 @@ int cmd_inspect(const std::string& path, bool json) {
   }
   nlohmann::json sections = nlohmann::json::array();
   bool all_ok = true;
+  std::string corrupt;
   for (const auto& s : reader->sections()) {
     auto v = reader->verify_section(s);
     all_ok &= v.ok();
+    if (!v.ok()) {
+      corrupt += std::string(corrupt.empty() ? "" : ", ") + image::section_name(s.type);
+    }
     sections.push_back({{"name", image::section_name(s.type)},
                         {"offset", s.offset},
                         {"size", s.size},
@@ -57,6 +61,10 @@ int cmd_inspect(const std::string& path, bool json) {
                         {"sections", sections},
                         {"process", image::to_json(*proc)}};
     std::printf("%s\n", j.dump(1).c_str());
+    if (!all_ok) {
+      std::fprintf(stderr, "vos inspect: %s: corrupt: checksum mismatch in section %s\n",
+                   path.c_str(), corrupt.c_str());
+    }
     return all_ok ? 0 : 1;
   }
   const auto& p = *proc;
@@ -96,7 +104,8 @@ int cmd_inspect(const std::string& path, bool json) {
                 f.sockaddr.empty() ? f.path.c_str() : f.sockaddr.c_str());
   }
   if (!all_ok) {
-    std::fprintf(stderr, "vos inspect: %s: some sections are corrupt\n", path.c_str());
+    std::fprintf(stderr, "vos inspect: %s: corrupt: checksum mismatch in section %s\n",
+                 path.c_str(), corrupt.c_str());
     return 1;
   }
   return 0;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# e2e (test harness): every user error of the vos command line ends non-zero with a message that
+# names the problem, and a refused checkpoint leaves the program running untouched.
+set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+e2e_setup
+cd "$W"
+
+# expect_fail NEEDLE CMD...: CMD must fail and say NEEDLE (case-insensitive) on stderr.
+expect_fail() {
+  local needle=$1
+  shift
+  local rc=0
+  "$@" >"$W/out.log" 2>"$W/err.log" </dev/null || rc=$?
+  if ((rc == 0)); then
+    e2e_die "'$*' succeeded; expected a failure mentioning '$needle'"
+  fi
+  grep -qi -- "$needle" "$W/err.log" || e2e_die "'$*' failed (rc $rc) without saying '$needle': $(cat "$W/err.log")"
+  e2e_log "ok: $* -> $(head -c 200 "$W/err.log")"
+}
+
+run_detached() {  # NAME CMD...
+  local name=$1
+  shift
+  E2E_NAMES+=("$name")
+  "$VOS" run --name "$name" --detach -- "$@" </dev/null >>"$W/run.log" 2>&1
+}
+
+uniq=$$-$RANDOM
+
+# Unknown targets and missing images.
+expect_fail "no program named" "$VOS" checkpoint "nosuch-$uniq"
+expect_fail "no such file" "$VOS" restore "$W/nonexistent.vos"
+head -c 10000 /dev/urandom >"$W/foreign.vos"
+expect_fail "not a vos image" "$VOS" restore "$W/foreign.vos"
+expect_fail "not a vos image" "$VOS" inspect "$W/foreign.vos"
+
+# Exit status and missing programs, as when running the program directly.
+rc=0; "$VOS" run -- sh -c 'exit 7' </dev/null || rc=$?
+((rc == 7)) || e2e_die "vos run passed exit status 7 on as $rc"
+rc=0; "$VOS" run -- sh -c 'kill -TERM $$' </dev/null || rc=$?
+((rc == 143)) || e2e_die "vos run: program killed by SIGTERM gave status $rc, expected 143"
+rc=0; "$VOS" run -- "$W/no-such-program" </dev/null 2>"$W/err.log" || rc=$?
+((rc == 127)) && grep -q "cannot run" "$W/err.log" || e2e_die "missing program: rc $rc, $(cat "$W/err.log")"
+
+# A name is unique while its program runs.
+run_detached "sleeper-$uniq" sleep 100
+expect_fail "already running" "$VOS" run --name "sleeper-$uniq" --detach -- sleep 1
+
+# Damaged images: truncated, bit-flipped page data. The image itself restores fine.
+IMG=$("$VOS" checkpoint "sleeper-$uniq" --dir "$W/img" 2>>"$W/ck.log") || e2e_die "checkpoint failed"
+[[ -s $IMG ]] || e2e_die "checkpoint printed '$IMG', which is not a file"
+[[ $(stat -c %a "$IMG") == 600 && $(stat -c %a "$W/img") == 700 ]] || e2e_die "image or its directory is readable by others"
+size=$(stat -c %s "$IMG")
+head -c $((size - 4096)) "$IMG" >"$W/truncated.vos"
+expect_fail "truncated" "$VOS" restore "$W/truncated.vos"
+cp "$IMG" "$W/flipped.vos"
+# Byte 5000 lies in the pages section, which starts at 4096.
+printf '\xff' | dd of="$W/flipped.vos" bs=1 seek=5000 conv=notrunc status=none
+expect_fail "checksum" "$VOS" restore "$W/flipped.vos"
+expect_fail "checksum" "$VOS" inspect "$W/flipped.vos"
+
+# The original still runs: restoring under its name is refused, under another name it works.
+expect_fail "--name" "$VOS" restore "$IMG"
+E2E_NAMES+=("copy-$uniq")
+"$VOS" restore --name "copy-$uniq" --detach "$IMG" </dev/null >>"$W/restore.log" 2>&1 ||
+  e2e_die "restore under a new name while the original runs failed"
+e2e_ps_pids "copy-$uniq" | grep -q . || e2e_die "restored copy not listed by vos ps"
+e2e_ps_pids "sleeper-$uniq" | grep -q . || e2e_die "original disappeared from vos ps"
+
+# Files the program had open must still be there, with the same size.
+echo hello >"$W/data.txt"
+run_detached "holder-$uniq" sh -c "exec 3<'$W/data.txt'; exec sleep 100"
+sleep 0.3
+IMG=$("$VOS" checkpoint "holder-$uniq" --dir "$W/img" --kill 2>>"$W/ck.log") || e2e_die "checkpoint of holder failed"
+echo more >>"$W/data.txt"
+expect_fail "changed size" "$VOS" restore "$IMG"
+rm "$W/data.txt"
+expect_fail "is gone" "$VOS" restore "$IMG"
+
+# What vos cannot handle yet is refused before anything is frozen; the program runs on untouched.
+echo line >"$W/watched.txt"
+run_detached "tailer-$uniq" tail -f "$W/watched.txt"
+sleep 0.3
+expect_fail "inotify is not supported yet" "$VOS" checkpoint "tailer-$uniq" --dir "$W/img" --kill
+pid=$(e2e_ps_pids "tailer-$uniq")
+[[ -n $pid ]] || e2e_die "the refused program is gone"
+grep -q '^State:.*[SR]' "/proc/$pid/status" || e2e_die "refused program is not running: $(grep State "/proc/$pid/status")"
+grep -q '^TracerPid:[[:space:]]*0$' "/proc/$pid/status" || e2e_die "refused program is still traced"
+
+run_detached "tree-$uniq" sh -c 'sleep 100 & wait'
+sleep 0.3
+expect_fail "child process" "$VOS" checkpoint "tree-$uniq" --dir "$W/img"
+
+e2e_log "PASS"
