@@ -148,8 +148,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
         j["start_ms"] = ms;
       }
       std::printf("%s\n", j.dump().c_str());
-    } else {
-      // stderr: stdout is often the program's own output file (vos run -d -- prog > out).
+    } else if (::isatty(2)) {
+      // Only to a terminal: stdout and stderr are often the program's own output files
+      // (vos run -d -- prog > out), where a line from vos would corrupt them.
       std::fprintf(stderr, "vos: %s %s (pid %d)\n",
                    std::string(opts.verb) == "run" ? "started" : "restored", opts.name.c_str(),
                    entry.pid);
@@ -180,7 +181,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     return 1;
   }
   if (st.kind == 1) {
-    std::fprintf(stderr, "vos: %s was checkpointed and stopped\n", opts.name.c_str());
+    if (::isatty(2)) {  // never into a file the program writes: the image records its size
+      std::fprintf(stderr, "vos: %s was checkpointed and stopped\n", opts.name.c_str());
+    }
     return 0;
   }
   return exit_code_for(st.wait_status);
