@@ -111,7 +111,7 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     ::close(ready[0]);
     ::close(status[0]);
     ::close(ack[1]);
-    keeper_body({ready[1], status[1], ack[0]});
+    keeper_body({ready[1], status[1], ack[0], opts.detach || opts.own_session});
     ::_exit(1);
   }
   ::close(ready[1]);
@@ -161,13 +161,20 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     std::fprintf(stderr, "%s\n", nlohmann::json({{"name", opts.name}, {"pid", entry.pid},
                                                  {"ms", ms}}).dump().c_str());
   }
-  // Foreground: stand in for the program. It runs in its own session (so that its process
-  // group and session survive a restore), so terminal and termination signals are passed on.
+  // Foreground: stand in for the program. In our process group it gets the terminal's signals
+  // itself; in a session of its own (restored from a detached run) vos passes them on.
   g_forward_to = entry.pid;
   struct sigaction sa{};
   sa.sa_handler = forward_signal;
-  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) {
+  for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) {
     ::sigaction(sig, &sa, nullptr);
+  }
+  for (int sig : {SIGINT, SIGQUIT}) {
+    if (opts.own_session) {
+      ::sigaction(sig, &sa, nullptr);
+    } else {
+      ::signal(sig, SIG_IGN);
+    }
   }
   keeper::KeeperStatus st{};
   ssize_t n;

@@ -20,6 +20,7 @@ struct LaunchOptions {
   keeper::Entry entry;  // name, argv, restored_from filled in by the caller
   std::chrono::steady_clock::time_point started;
   const char* verb = "run";  // for messages
+  bool own_session = false;  // see KeeperPipes; always when detached
 };
 
 // Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code.

@@ -91,6 +91,9 @@ int cmd_restore(const RestoreArgs& a) {
   o.entry.restored_from = ::realpath(a.image.c_str(), abs) != nullptr ? abs : a.image;
   o.started = started;
   o.verb = "restore";
+  // A program that had a session inside its namespace (it was started detached) gets one again;
+  // one that shared its starter's session joins ours.
+  o.own_session = img->proc.sid != 0;
   // The program's clocks continue from the moment of the checkpoint.
   o.clocks.set = true;
   o.clocks.monotonic_ns = img->proc.monotonic_ns - host_clock_ns(CLOCK_MONOTONIC);

@@ -175,7 +175,9 @@ struct Keeper {
 
 Keeper start_keeper(const std::string& name, KeeperPipes pipes) {
   ::prctl(PR_SET_NAME, "vos-keeper");
-  ::setsid();  // same session layout whether started in the foreground or detached
+  if (pipes.own_session) {
+    ::setsid();
+  }
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t set = keeper_signals();
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
@@ -245,7 +247,9 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
   }
   if (child == 0) {
     reset_signals_for_program();
-    ::setpgid(0, 0);  // its own process group, as a shell would start a job
+    if (pipes.own_session) {
+      ::setpgid(0, 0);  // its own process group, as a shell would start a job
+    }
     preload_libvos();
     std::vector<char*> args;
     for (const auto& a : argv) {

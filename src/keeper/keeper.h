@@ -16,6 +16,9 @@ struct KeeperPipes {
   int ready_fd = -1;   // "OK <pid>\n" or "ERR <message>\n" once the program runs
   int status_fd = -1;  // a KeeperStatus when the program has ended
   int ack_fd = -1;     // read end: the CLI closes it once the program is registered
+  // The program gets a session of its own (detached, or restored from one that had it);
+  // otherwise it stays in the caller's session and process group, on the caller's terminal.
+  bool own_session = false;
 };
 
 struct KeeperStatus {
