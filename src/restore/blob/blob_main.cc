@@ -46,6 +46,7 @@ constexpr long kProtRead = 1, kProtWrite = 2;
 constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapAnonymous = 0x20,
                kMapGrowsdown = 0x0100;
 constexpr long kMremapMaymove = 1, kMremapFixed = 2;
+constexpr long kMadvPopulateWrite = 23;
 constexpr long kPrSetMm = 35, kPrSetMmMap = 14, kPrSetName = 15;
 constexpr long kRseqFlagUnregister = 1;
 constexpr int kExitRestoreFailed = 70;
@@ -184,7 +185,11 @@ void map_areas(const RestoreArgs* a) {
       fail("mmap placed elsewhere", -22, ar.start);
     }
     for (uint64_t k = 0; k < ar.nruns; ++k) {
-      read_pages(runs[ar.first_run + k], a->image_fd);
+      const BlobPageRun& run = runs[ar.first_run + k];
+      // Populate the run's pages in one call instead of one fault per 4 KiB page during the
+      // copy; a kernel without MADV_POPULATE_WRITE just faults them as before.
+      sys3(kMadvise, static_cast<long>(run.vaddr), static_cast<long>(run.len), kMadvPopulateWrite);
+      read_pages(run, a->image_fd);
     }
     if (fill && static_cast<long>(ar.prot) != prot) {
       r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));
