@@ -23,11 +23,11 @@ enum class SectionType : uint32_t {
 struct ImageHeader {
   char magic[8];
   uint32_t version;
-  uint32_t header_size;          // sizeof(ImageHeader)
-  uint64_t file_size;            // whole image, so truncation is detected before parsing
+  uint32_t header_size;  // sizeof(ImageHeader)
+  uint64_t file_size;    // whole image, so truncation is detected before parsing
   uint64_t section_table_offset;
   uint32_t section_count;
-  uint32_t flags;                // reserved, 0
+  uint32_t flags;                   // reserved, 0
   uint64_t section_table_checksum;  // XXH3-64 of the section table
   uint64_t header_checksum;         // XXH3-64 of this struct with this field set to 0
 };
@@ -35,8 +35,8 @@ static_assert(sizeof(ImageHeader) == 56);
 static_assert(offsetof(ImageHeader, header_checksum) == 48);
 
 struct SectionEntry {
-  uint32_t type;  // SectionType
-  uint32_t flags; // reserved, 0
+  uint32_t type;   // SectionType
+  uint32_t flags;  // reserved, 0
   uint64_t offset;
   uint64_t size;
   uint64_t checksum;  // XXH3-64 of the section's bytes

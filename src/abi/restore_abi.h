@@ -14,9 +14,9 @@ inline constexpr int kMaxMoves = 4;
 inline constexpr uint64_t kBlobThreadStack = 32 * 1024;
 
 enum BlobAreaFlags : uint32_t {
-  kAreaMapAnon = 1u << 0,     // MAP_ANONYMOUS; otherwise `fd` is mapped
-  kAreaShared = 1u << 1,      // MAP_SHARED
-  kAreaGrowsDown = 1u << 2,   // MAP_GROWSDOWN (main stack)
+  kAreaMapAnon = 1u << 0,    // MAP_ANONYMOUS; otherwise `fd` is mapped
+  kAreaShared = 1u << 1,     // MAP_SHARED
+  kAreaGrowsDown = 1u << 2,  // MAP_GROWSDOWN (main stack)
 };
 
 struct BlobArea {
@@ -99,29 +99,29 @@ struct RestoreArgs {
   uint64_t magic;
   uint64_t region_start;  // the whole blob region: code, these args, arrays, thread stacks
   uint64_t region_end;
-  uint64_t task_size;     // end of user address space
+  uint64_t task_size;              // end of user address space
   BlobRange keep[kMaxKeepRanges];  // sorted; everything else is unmapped
   int32_t nkeep;
   int32_t nmoves;
-  BlobMove moves[kMaxMoves];       // vdso/vvar: current -> temp -> program's address
-  uint64_t move_temp;              // base of a free range used as the intermediate step
+  BlobMove moves[kMaxMoves];  // vdso/vvar: current -> temp -> program's address
+  uint64_t move_temp;         // base of a free range used as the intermediate step
   int32_t image_fd;
-  int32_t log_fd;                  // failure messages go here
+  int32_t log_fd;  // failure messages go here
   int32_t pad0;
-  uint64_t close_fds;              // int32_t[nclose]: helper fds closed before the program resumes
-  uint64_t nclose;                 // (the log fd is last, so failures are reported to the end)
-  uint64_t rseq_unreg_addr;        // the front end's own rseq area, unregistered first
+  uint64_t close_fds;        // int32_t[nclose]: helper fds closed before the program resumes
+  uint64_t nclose;           // (the log fd is last, so failures are reported to the end)
+  uint64_t rseq_unreg_addr;  // the front end's own rseq area, unregistered first
   uint32_t rseq_unreg_len;
   uint32_t rseq_unreg_sig;
-  uint64_t areas;                  // BlobArea[nareas]
+  uint64_t areas;  // BlobArea[nareas]
   uint64_t nareas;
-  uint64_t runs;                   // BlobPageRun[nruns]
+  uint64_t runs;  // BlobPageRun[nruns]
   uint64_t nruns;
-  uint64_t threads;                // BlobThread[nthreads], [0] = main thread
+  uint64_t threads;  // BlobThread[nthreads], [0] = main thread
   uint64_t nthreads;
-  uint64_t siginfos;               // BlobSiginfo[nsiginfos]
+  uint64_t siginfos;  // BlobSiginfo[nsiginfos]
   uint64_t nsiginfos;
-  BlobSigaction actions[65];       // index = signal number; handler == ~0 means "leave"
+  BlobSigaction actions[65];  // index = signal number; handler == ~0 means "leave"
   BlobItimer itimers[3];
   int32_t has_itimer[3];
   int32_t has_mm_map;

@@ -2,12 +2,12 @@
 // context, shaped like std::expected so call sites read `if (!r) return r.error().context(...)`.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <string>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 namespace vos {
 
@@ -91,10 +91,10 @@ using Status = Result<void>;
 }  // namespace vos
 
 // Propagates an error from an expression returning Result/Status, adding context.
-#define VOS_TRY(expr, ...)                                        \
-  do {                                                            \
-    auto vos_try_r_ = (expr);                                     \
-    if (!vos_try_r_) {                                            \
+#define VOS_TRY(expr, ...)                                                    \
+  do {                                                                        \
+    auto vos_try_r_ = (expr);                                                 \
+    if (!vos_try_r_) {                                                        \
       return std::move(vos_try_r_).error().context(fmt::format(__VA_ARGS__)); \
-    }                                                             \
+    }                                                                         \
   } while (0)

@@ -12,15 +12,15 @@ namespace vos::capture {
 
 struct CheckpointOptions {
   std::string image_path;
-  std::string name;  // recorded so the restored program keeps its vos name
-  bool kill = false; // end the program once the image is on disk, never resuming it
+  std::string name;   // recorded so the restored program keeps its vos name
+  bool kill = false;  // end the program once the image is on disk, never resuming it
 };
 
 struct CheckpointStats {
   std::string image;
   double pause_ms = 0;  // how long the program was stopped
   double total_ms = 0;
-  uint64_t bytes = 0;   // image size
+  uint64_t bytes = 0;  // image size
   uint64_t pages = 0;
   uint64_t threads = 0;
 };

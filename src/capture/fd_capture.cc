@@ -1,10 +1,10 @@
 // Host side (keeper). Open file descriptors. Each fd is classified from /proc (link target,
 // fdinfo); where its content is needed (pipe data, memfd contents, socket address) vos takes a
 // duplicate of it with pidfd_getfd and reads that, never disturbing the program's own fd.
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,7 +26,9 @@ namespace {
 using image::FdKind;
 using image::FdState;
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
 
 struct RawFd {
   int fd;
@@ -354,8 +356,12 @@ Status walk_fds(pid_t pid, CaptureContext* ctx) {
 
 }  // namespace
 
-Status precheck_fds(pid_t pid) { return walk_fds(pid, nullptr); }
+Status precheck_fds(pid_t pid) {
+  return walk_fds(pid, nullptr);
+}
 
-Status capture_fds(CaptureContext& ctx) { return walk_fds(ctx.pid, &ctx); }
+Status capture_fds(CaptureContext& ctx) {
+  return walk_fds(ctx.pid, &ctx);
+}
 
 }  // namespace vos::capture

@@ -22,7 +22,8 @@ constexpr uint64_t kPmFile = 1ull << 61;  // file page or shared anonymous
 constexpr size_t kCopyChunk = 4 << 20;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
@@ -61,10 +62,11 @@ Status check_area(const MapsEntry& m) {
   }
   if (starts_with(m.name, "/") && !starts_with(m.name, "/memfd:") &&
       !starts_with(m.name, "/dev/zero") && ends_with(m.name, " (deleted)")) {
-    return user_error("mapping {:#x}-{:#x}: file {} was deleted: not supported yet", m.start,
-                      m.end, m.name);
+    return user_error("mapping {:#x}-{:#x}: file {} was deleted: not supported yet", m.start, m.end,
+                      m.name);
   }
-  if (starts_with(m.name, "/dev/") && !starts_with(m.name, "/dev/zero") && !starts_with(m.name, "/dev/shm/")) {
+  if (starts_with(m.name, "/dev/") && !starts_with(m.name, "/dev/zero") &&
+      !starts_with(m.name, "/dev/shm/")) {
     return user_error("mapping {:#x}-{:#x}: device mapping {} is not supported", m.start, m.end,
                       m.name);
   }
@@ -87,8 +89,7 @@ bool all_zero(const char* p, size_t n) {
 }
 
 // Which pages of the area must be stored: a bitmap as a vector<bool> over its pages.
-Result<std::vector<bool>> pages_to_store(int pagemap_fd, const MapsEntry& m,
-                                         image::AreaKind kind) {
+Result<std::vector<bool>> pages_to_store(int pagemap_fd, const MapsEntry& m, image::AreaKind kind) {
   uint64_t npages = (m.end - m.start) / kPage;
   std::vector<bool> want(npages, false);
   if (kind == image::AreaKind::kSharedAnon) {
@@ -186,12 +187,13 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
         store_all = true;
       }
     }
-    bool stores_pages = a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon ||
+    bool stores_pages = a.kind == image::AreaKind::kAnon ||
+                        a.kind == image::AreaKind::kSharedAnon ||
                         (a.kind == image::AreaKind::kFile && !a.shared) ||
                         (a.kind == image::AreaKind::kMemfd && !a.shared);
     if (stores_pages) {
-      auto want = pages_to_store(pagemap.get(), m,
-                                 store_all ? image::AreaKind::kSharedAnon : a.kind);
+      auto want =
+          pages_to_store(pagemap.get(), m, store_all ? image::AreaKind::kSharedAnon : a.kind);
       if (!want) {
         return std::move(want).error();
       }
@@ -223,8 +225,7 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
           uint64_t vaddr = addr + k * kPage;
           uint64_t off = writer.section_position();
           VOS_TRY(writer.write(page, (e - k) * kPage), "writing pages");
-          if (!a.pages.empty() &&
-              a.pages.back().vaddr + a.pages.back().npages * kPage == vaddr &&
+          if (!a.pages.empty() && a.pages.back().vaddr + a.pages.back().npages * kPage == vaddr &&
               a.pages.back().offset + a.pages.back().npages * kPage == off) {
             a.pages.back().npages += e - k;
           } else {

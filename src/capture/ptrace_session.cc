@@ -1,8 +1,6 @@
 // Host side (keeper).
 #include "capture/ptrace_session.h"
 
-#include "abi/kernel_uapi.h"
-
 #include <dirent.h>
 #include <elf.h>
 #include <signal.h>
@@ -14,6 +12,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <set>
+
+#include "abi/kernel_uapi.h"
 
 namespace vos::capture {
 

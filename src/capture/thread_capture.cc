@@ -24,7 +24,9 @@ constexpr int kPeekBatch = 32;
 
 // Scratch space for injected calls' output: below the thread's red zone, exactly where a signal
 // frame would go, so the program cannot be relying on its contents.
-uint64_t scratch_below_stack(const user_regs_struct& regs) { return (regs.rsp - 128 - 512) & ~15ull; }
+uint64_t scratch_below_stack(const user_regs_struct& regs) {
+  return (regs.rsp - 128 - 512) & ~15ull;
+}
 
 Status capture_pending(CaptureContext& ctx, pid_t tid, bool shared,
                        std::vector<image::BlobRef>& out) {
@@ -69,8 +71,8 @@ Status capture_threads(CaptureContext& ctx) {
       return sys_error("reading signal mask of thread {}", tid);
     }
     uapi::PtraceRseqConfiguration rseq{};
-    if (::ptrace(static_cast<__ptrace_request>(uapi::kPtraceGetRseqConfiguration), tid,
-                 sizeof rseq, &rseq) > 0) {
+    if (::ptrace(static_cast<__ptrace_request>(uapi::kPtraceGetRseqConfiguration), tid, sizeof rseq,
+                 &rseq) > 0) {
       t.rseq_addr = rseq.rseq_abi_pointer;
       t.rseq_len = rseq.rseq_abi_size;
       t.rseq_sig = rseq.signature;

@@ -37,8 +37,10 @@ std::string image_path_for(const std::string& dir, const std::string& name) {
 int cmd_checkpoint(const CheckpointArgs& a) {
   auto entry = keeper::find_entry(a.target);
   if (!entry) {
-    std::fprintf(stderr, "vos checkpoint: no program named or with pid '%s' is managed by vos "
-                 "(see vos ps)\n", a.target.c_str());
+    std::fprintf(stderr,
+                 "vos checkpoint: no program named or with pid '%s' is managed by vos "
+                 "(see vos ps)\n",
+                 a.target.c_str());
     return 1;
   }
   std::string image = image_path_for(a.dir, entry->name);

@@ -119,7 +119,8 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
   ::close(ack[0]);
   std::string line = read_line(ready[0]);
   if (line.rfind("OK ", 0) != 0) {
-    std::string msg = line.rfind("ERR ", 0) == 0 ? line.substr(4) : "the keeper died while starting";
+    std::string msg =
+        line.rfind("ERR ", 0) == 0 ? line.substr(4) : "the keeper died while starting";
     std::fprintf(stderr, "vos: %s of %s failed: %s\n", opts.verb, opts.name.c_str(), msg.c_str());
     ::waitpid(keeper_pid, nullptr, 0);
     return msg.find("cannot run") != std::string::npos ? 127 : 1;
@@ -137,9 +138,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
   if (!w) {
     std::fprintf(stderr, "vos: warning: %s\n", w.error().describe().c_str());
   }
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                        opts.started)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - opts.started)
+          .count();
   if (opts.detach) {
     if (opts.json) {
       nlohmann::json j = {{"name", opts.name}, {"pid", entry.pid}, {"restore_ms", ms}};
@@ -158,13 +159,14 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     return 0;
   }
   if (opts.json) {
-    std::fprintf(stderr, "%s\n", nlohmann::json({{"name", opts.name}, {"pid", entry.pid},
-                                                 {"ms", ms}}).dump().c_str());
+    std::fprintf(
+        stderr, "%s\n",
+        nlohmann::json({{"name", opts.name}, {"pid", entry.pid}, {"ms", ms}}).dump().c_str());
   }
   // Foreground: stand in for the program. In our process group it gets the terminal's signals
   // itself; in a session of its own (restored from a detached run) vos passes them on.
   g_forward_to = entry.pid;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = forward_signal;
   for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) {
     ::sigaction(sig, &sa, nullptr);

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "vos 0.1.0");
 
   vos::cli::RunArgs run;
-  auto* run_cmd = app.add_subcommand("run", "Start PROGRAM under vos (it can then be checkpointed)");
+  auto* run_cmd =
+      app.add_subcommand("run", "Start PROGRAM under vos (it can then be checkpointed)");
   run_cmd->add_option("--name", run.name, "Name to refer to the program by (default: PROGRAM-N)");
   run_cmd->add_flag("--detach,-d", run.detach,
                     "Return once the program runs (stdin becomes /dev/null)");
@@ -21,14 +22,16 @@ int main(int argc, char** argv) {
 
   vos::cli::CheckpointArgs ck;
   auto* ck_cmd = app.add_subcommand("checkpoint", "Write an image of a running program");
-  ck_cmd->add_option("target", ck.target, "Name or host pid of the program (see vos ps)")->required();
+  ck_cmd->add_option("target", ck.target, "Name or host pid of the program (see vos ps)")
+      ->required();
   ck_cmd->add_option("--dir", ck.dir, "Directory for the image (default: current directory)");
   ck_cmd->add_flag("--kill", ck.kill,
                    "End the program once the image is on disk; it never runs past the image");
   ck_cmd->add_flag("--json", ck.json, "Print image path, pause and sizes as JSON");
 
   vos::cli::RestoreArgs rs;
-  auto* rs_cmd = app.add_subcommand("restore", "Rebuild a program from an image and let it continue");
+  auto* rs_cmd =
+      app.add_subcommand("restore", "Rebuild a program from an image and let it continue");
   rs_cmd->add_option("image", rs.image, "Image file written by vos checkpoint")->required();
   rs_cmd->add_option("--name", rs.name, "Name for the restored program (default: the image's)");
   rs_cmd->add_flag("--detach,-d", rs.detach, "Return once the program runs again");

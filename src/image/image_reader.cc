@@ -58,7 +58,7 @@ Result<ImageReader> ImageReader::open(const std::string& path) {
 }
 
 Status ImageReader::load() {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_.get(), &st) != 0) {
     return sys_error("fstat");
   }

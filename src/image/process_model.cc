@@ -42,8 +42,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 mtime_ns, ino, stdio, pipe_write_end, data, count,
                                                 clockid, interval_ns, value_ns, sigmask, epoll,
                                                 sockaddr, backlog, sock_type, semaphore, dup_of)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, cwd, pid, pgid, sid, umask,
-                                                personality, rlimits, start_code, end_code,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, cwd, pid, pgid, sid,
+                                                umask, personality, rlimits, start_code, end_code,
                                                 start_data, end_data, start_brk, brk, start_stack,
                                                 arg_start, arg_end, env_start, env_end, auxv,
                                                 monotonic_ns, boottime_ns, realtime_ns, areas,
@@ -60,11 +60,11 @@ namespace {
 
 // nlohmann maps an unknown enum string to the first value; an image must not be misread that way.
 Status check_kinds(const nlohmann::json& j) {
-  static const std::vector<std::string> areas = {"anon", "file", "shared-anon", "memfd", "vdso",
-                                                 "vvar", "vvar_vclock", "vsyscall"};
-  static const std::vector<std::string> fds = {"file", "dir", "stdio", "devnull", "pipe",
-                                               "eventfd", "epoll", "timerfd", "signalfd", "memfd",
-                                               "tcp-listen", "unix-listen"};
+  static const std::vector<std::string> areas = {"anon", "file", "shared-anon", "memfd",
+                                                 "vdso", "vvar", "vvar_vclock", "vsyscall"};
+  static const std::vector<std::string> fds = {"file",     "dir",     "stdio",      "devnull",
+                                               "pipe",     "eventfd", "epoll",      "timerfd",
+                                               "signalfd", "memfd",   "tcp-listen", "unix-listen"};
   auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
                   const char* what) -> Status {
     if (!list.is_array()) {

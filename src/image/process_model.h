@@ -3,9 +3,8 @@
 // the "blobs" section and page contents in the "pages" section, referenced by offset.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -34,11 +33,11 @@ struct MemoryArea {
   bool shared = false;
   bool growsdown = false;
   AreaKind kind = AreaKind::kAnon;
-  std::string name;      // /proc maps name: path, [heap], [stack], ...
+  std::string name;  // /proc maps name: path, [heap], [stack], ...
   uint64_t file_offset = 0;
   uint64_t dev = 0;
   uint64_t ino = 0;
-  int memfd = -1;        // for kMemfd: the program fd whose object backs this mapping
+  int memfd = -1;  // for kMemfd: the program fd whose object backs this mapping
   std::vector<PageRun> pages;
 };
 
@@ -85,8 +84,18 @@ struct EpollTarget {
 };
 
 enum class FdKind {
-  kFile, kDir, kStdio, kDevNull, kPipe, kEventfd, kEpoll, kTimerfd, kSignalfd, kMemfd,
-  kTcpListen, kUnixListen
+  kFile,
+  kDir,
+  kStdio,
+  kDevNull,
+  kPipe,
+  kEventfd,
+  kEpoll,
+  kTimerfd,
+  kSignalfd,
+  kMemfd,
+  kTcpListen,
+  kUnixListen
 };
 
 struct FdState {
@@ -96,19 +105,19 @@ struct FdState {
   bool cloexec = false;
   std::string path;
   uint64_t pos = 0;
-  uint64_t size = 0;       // regular files: checked on restore
+  uint64_t size = 0;  // regular files: checked on restore
   int64_t mtime_ns = 0;
-  uint64_t ino = 0;        // pipe/memfd identity, so ends and dups are matched on restore
-  int32_t stdio = -1;      // kStdio: which of vos restore's stdin/out/err it becomes
+  uint64_t ino = 0;    // pipe/memfd identity, so ends and dups are matched on restore
+  int32_t stdio = -1;  // kStdio: which of vos restore's stdin/out/err it becomes
   bool pipe_write_end = false;
-  BlobRef data;            // pipe: unread bytes; memfd: contents
-  uint64_t count = 0;      // eventfd counter; timerfd ticks
-  int32_t clockid = 0;     // timerfd
-  int64_t interval_ns = 0; // timerfd
-  int64_t value_ns = 0;    // timerfd: remaining time to next expiry
-  uint64_t sigmask = 0;    // signalfd
+  BlobRef data;             // pipe: unread bytes; memfd: contents
+  uint64_t count = 0;       // eventfd counter; timerfd ticks
+  int32_t clockid = 0;      // timerfd
+  int64_t interval_ns = 0;  // timerfd
+  int64_t value_ns = 0;     // timerfd: remaining time to next expiry
+  uint64_t sigmask = 0;     // signalfd
   std::vector<EpollTarget> epoll;
-  std::string sockaddr;    // listening sockets: "127.0.0.1:8080", "[::1]:80", "@abstract", "/path"
+  std::string sockaddr;  // listening sockets: "127.0.0.1:8080", "[::1]:80", "@abstract", "/path"
   int32_t backlog = 0;
   int32_t sock_type = 0;
   bool semaphore = false;  // eventfd
@@ -116,11 +125,11 @@ struct FdState {
 };
 
 struct ProcessImage {
-  std::string name;          // the vos name (vos ps, vos checkpoint NAME)
+  std::string name;  // the vos name (vos ps, vos checkpoint NAME)
   std::vector<std::string> argv;
   std::string exe;
   std::string cwd;
-  int32_t pid = 0;           // as the program sees it (inside its pid namespace)
+  int32_t pid = 0;  // as the program sees it (inside its pid namespace)
   int32_t pgid = 0;
   int32_t sid = 0;
   uint32_t umask = 022;

@@ -41,7 +41,8 @@ extern "C" VOS_EXPORT int nanosleep(const struct timespec* req, struct timespec*
 }
 
 extern "C" VOS_EXPORT int usleep(useconds_t usec) {
-  struct timespec req = {static_cast<time_t>(usec / 1000000), static_cast<long>(usec % 1000000) * 1000};
+  struct timespec req = {static_cast<time_t>(usec / 1000000),
+                         static_cast<long>(usec % 1000000) * 1000};
   struct timespec own;
   return __nanosleep(&req, &own);
 }

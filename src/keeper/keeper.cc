@@ -100,8 +100,12 @@ struct Keeper {
       if (opts.kill) {
         killed_by_checkpoint = true;
       }
-      return {{"ok", true},          {"image", stats->image},     {"pause_ms", stats->pause_ms},
-              {"total_ms", stats->total_ms}, {"bytes", stats->bytes}, {"pages", stats->pages},
+      return {{"ok", true},
+              {"image", stats->image},
+              {"pause_ms", stats->pause_ms},
+              {"total_ms", stats->total_ms},
+              {"bytes", stats->bytes},
+              {"pages", stats->pages},
               {"threads", stats->threads}};
     }
     return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
@@ -216,7 +220,8 @@ std::string libvos_path() {
 void preload_libvos() {
   std::string lib = libvos_path();
   if (lib.empty()) {
-    std::fprintf(stderr, "vos: warning: libvos.so not found beside vos; relative sleeps without a "
+    std::fprintf(stderr,
+                 "vos: warning: libvos.so not found beside vos; relative sleeps without a "
                  "remaining-time pointer will restart in full after a restore\n");
     return;
   }

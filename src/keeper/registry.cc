@@ -39,8 +39,12 @@ Status ensure_run_dir() {
   return {};
 }
 
-std::string socket_path(const std::string& name) { return run_dir() + "/" + name + ".sock"; }
-std::string entry_path(const std::string& name) { return run_dir() + "/" + name + ".json"; }
+std::string socket_path(const std::string& name) {
+  return run_dir() + "/" + name + ".sock";
+}
+std::string entry_path(const std::string& name) {
+  return run_dir() + "/" + name + ".json";
+}
 
 Status write_entry(const Entry& e) {
   nlohmann::json j = e;
@@ -118,8 +122,8 @@ std::vector<Entry> list_entries() {
 }
 
 std::optional<Entry> find_entry(const std::string& name_or_pid) {
-  bool numeric = !name_or_pid.empty() &&
-                 std::all_of(name_or_pid.begin(), name_or_pid.end(), ::isdigit);
+  bool numeric =
+      !name_or_pid.empty() && std::all_of(name_or_pid.begin(), name_or_pid.end(), ::isdigit);
   for (auto& e : list_entries()) {
     if (e.name == name_or_pid || (numeric && e.pid == std::atoi(name_or_pid.c_str()))) {
       return e;

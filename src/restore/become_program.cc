@@ -37,7 +37,9 @@ constexpr uint64_t kBlobSlack = 64 * 1024;  // .bss and alignment beyond the cod
 constexpr uint64_t kTaskSize = 0x7ffffffff000ull;
 constexpr uint32_t kRseqSig = 0x53053053;
 
-uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+uint64_t round_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 struct Range {
   uint64_t start, end;
@@ -45,7 +47,8 @@ struct Range {
 
 // First gap of `size` bytes (2 MiB aligned) that overlaps nothing in `used`.
 Result<uint64_t> find_gap(std::vector<Range> used, uint64_t size) {
-  std::sort(used.begin(), used.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  std::sort(used.begin(), used.end(),
+            [](const Range& a, const Range& b) { return a.start < b.start; });
   uint64_t cand = 0x10000000;
   for (const auto& r : used) {
     if (r.end <= cand) {
@@ -139,9 +142,10 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
     if (const char* name = area_map_name(a.kind)) {
       auto it = self.parts.find(name);
       if (it == self.parts.end() || it->second.end - it->second.start != a.end - a.start) {
-        return user_error("the kernel's {} differs from the checkpointed one (size {:#x}); "
-                          "restoring across kernel versions is not supported yet",
-                          name, a.end - a.start);
+        return user_error(
+            "the kernel's {} differs from the checkpointed one (size {:#x}); "
+            "restoring across kernel versions is not supported yet",
+            name, a.end - a.start);
       }
       moves.push_back({it->second.start, a.start, a.end - a.start});
       continue;
@@ -154,7 +158,8 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
     b.end = a.end;
     b.prot = a.prot;
     b.fd = -1;
-    b.flags = (a.shared ? uint32_t{abi::kAreaShared} : 0u) | (a.growsdown ? uint32_t{abi::kAreaGrowsDown} : 0u);
+    b.flags = (a.shared ? uint32_t{abi::kAreaShared} : 0u) |
+              (a.growsdown ? uint32_t{abi::kAreaGrowsDown} : 0u);
     if (a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon) {
       b.flags |= abi::kAreaMapAnon;
     } else if (a.kind == image::AreaKind::kMemfd) {
@@ -204,7 +209,8 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   }
   std::string auxv = img.blobs.substr(p.auxv.offset, p.auxv.size);
 
-  // Region layout: code | main stack | thread stacks | args | areas | runs | threads | siginfos | auxv
+  // Region layout: code | main stack | thread stacks | args | areas | runs | threads | siginfos |
+  // auxv
   uint64_t code_size = round_up(code.size() + kBlobSlack, kPage);
   uint64_t stacks = kMainStack + p.threads.size() * abi::kBlobThreadStack;
   uint64_t data_off = code_size + stacks;
@@ -230,9 +236,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   if (!temp_at) {
     return std::move(temp_at).error();
   }
-  void* mem = ::mmap(reinterpret_cast<void*>(*region_at), region_size,
-                     PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                     -1, 0);
+  void* mem =
+      ::mmap(reinterpret_cast<void*>(*region_at), region_size, PROT_READ | PROT_WRITE | PROT_EXEC,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (mem == MAP_FAILED) {
     return sys_error("mapping the restorer region at {:#x}", *region_at);
   }
@@ -250,7 +256,8 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   for (const auto& [name, r] : self.parts) {
     keep.push_back(r);
   }
-  std::sort(keep.begin(), keep.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  std::sort(keep.begin(), keep.end(),
+            [](const Range& a, const Range& b) { return a.start < b.start; });
   args->nkeep = static_cast<int32_t>(keep.size());
   for (size_t i = 0; i < keep.size(); ++i) {
     args->keep[i] = {keep[i].start, keep[i].end};
@@ -325,10 +332,20 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   args->close_fds = region + close_off;
   args->nclose = helpers.size();
   args->has_mm_map = 1;
-  args->mm_map = {p.start_code, p.end_code,  p.start_data, p.end_data,
-                  p.start_brk,  p.brk,       p.start_stack, p.arg_start,
-                  p.arg_end,    p.env_start, p.env_end,     region + auxv_off,
-                  static_cast<uint32_t>(auxv.size()), static_cast<uint32_t>(exe_fd)};
+  args->mm_map = {p.start_code,
+                  p.end_code,
+                  p.start_data,
+                  p.end_data,
+                  p.start_brk,
+                  p.brk,
+                  p.start_stack,
+                  p.arg_start,
+                  p.arg_end,
+                  p.env_start,
+                  p.env_end,
+                  region + auxv_off,
+                  static_cast<uint32_t>(auxv.size()),
+                  static_cast<uint32_t>(exe_fd)};
 
   RegionInfo info{region, region + region_size};
   if (::write(info_fd, &info, sizeof info) != sizeof info) {

@@ -79,7 +79,8 @@ Result<sockaddr_storage> parse_sockaddr(const std::string& s, int& family, sockl
       un->sun_path[0] = '\0';
     }
     family = AF_UNIX;
-    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + s.size() + (s[0] == '/' ? 1 : 0));
+    len =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + s.size() + (s[0] == '/' ? 1 : 0));
     return ss;
   }
   auto colon = s.rfind(':');
@@ -120,7 +121,7 @@ Result<int> make_listener(const FdState& f) {
   int one = 1;
   ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (family == AF_UNIX && f.sockaddr[0] == '/') {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(f.sockaddr.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
       ::unlink(f.sockaddr.c_str());  // the dead original's socket file
     }
@@ -146,7 +147,8 @@ Result<int> make_fd(const LoadedImage& img, const FdState& f, const int stdio_co
     case FdKind::kDevNull:
     case FdKind::kDir: {
       int fd = ::open(f.path.c_str(), (f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC);
-      if (fd >= 0 && f.kind == FdKind::kFile && ::lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0) {
+      if (fd >= 0 && f.kind == FdKind::kFile &&
+          ::lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0) {
         ::close(fd);
         return sys_error("seeking {} to {}", f.path, f.pos);
       }
@@ -243,8 +245,8 @@ Status restore_pipes(const LoadedImage& img, int above) {
       if (f.size != 0) {
         ::fcntl(w, F_SETPIPE_SZ, static_cast<int>(f.size));
       }
-      VOS_TRY(write_all(w, img.blobs.data() + f.data.offset, f.data.size),
-              "fd {}: refilling pipe", f.fd);
+      VOS_TRY(write_all(w, img.blobs.data() + f.data.offset, f.data.size), "fd {}: refilling pipe",
+              f.fd);
     }
   }
   for (const auto& f : img.proc.fds) {

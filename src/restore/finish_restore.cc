@@ -111,7 +111,8 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
           "restore of process {}", pid);
   for (const auto& t : p.threads) {
     user_regs_struct regs{};
-    std::memcpy(&regs, img.blobs.data() + t.regs.offset, std::min<size_t>(sizeof regs, t.regs.size));
+    std::memcpy(&regs, img.blobs.data() + t.regs.offset,
+                std::min<size_t>(sizeof regs, t.regs.size));
     VOS_TRY(capture::set_regs(t.tid, regs), "thread {}", t.tid);
     std::string xstate = img.blobs.substr(t.xstate.offset, t.xstate.size);
     iovec iov{xstate.data(), xstate.size()};

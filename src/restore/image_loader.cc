@@ -79,7 +79,7 @@ Status check_restorable(const LoadedImage& img) {
       }
     }
     if (a.kind == image::AreaKind::kFile) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(a.name.c_str(), &st) != 0) {
         return sys_error("file {} mapped by the program at {:#x} is gone", a.name, a.start);
       }
@@ -88,14 +88,13 @@ Status check_restorable(const LoadedImage& img) {
   for (const auto& f : p.fds) {
     VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
     if (f.kind == image::FdKind::kFile && f.dup_of < 0) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(f.path.c_str(), &st) != 0) {
         return sys_error("fd {}: file {} that the program had open is gone", f.fd, f.path);
       }
       if (static_cast<uint64_t>(st.st_size) != f.size) {
-        return user_error(
-            "fd {}: file {} changed size since the checkpoint (was {} bytes, now {})", f.fd,
-            f.path, f.size, st.st_size);
+        return user_error("fd {}: file {} changed size since the checkpoint (was {} bytes, now {})",
+                          f.fd, f.path, f.size, st.st_size);
       }
     }
   }

@@ -14,7 +14,8 @@ TEST(ParseMaps, ReadsEveryField) {
   auto maps = parse_maps(
       "55d0c1a00000-55d0c1a02000 r-xp 00001000 fe:01 1234567                    /usr/bin/cat\n"
       "7ffd0e3c1000-7ffd0e3e2000 rw-p 00000000 00:00 0                          [stack]\n"
-      "7f0000000000-7f0000001000 rw-s 00000000 00:01 42                         /dev/zero (deleted)\n"
+      "7f0000000000-7f0000001000 rw-s 00000000 00:01 42                         /dev/zero "
+      "(deleted)\n"
       "7f0000002000-7f0000003000 ---p 00000000 00:00 0 \n");
   ASSERT_TRUE(maps) << maps.error().describe();
   ASSERT_EQ(maps->size(), 4u);

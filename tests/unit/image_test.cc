@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 #include <xxhash.h>
 
 #include <cstdlib>
@@ -116,7 +115,7 @@ TEST_F(ImageTest, RoundTrip) {
 
 TEST_F(ImageTest, FilesArePrivateAndNoTempLeftBehind) {
   std::string path = write_sample();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   ASSERT_EQ(::stat((dir_ + "/imgs").c_str(), &st), 0);
@@ -147,7 +146,8 @@ TEST_F(ImageTest, EveryTruncationIsRejected) {
   std::string path = write_sample();
   std::string data = read_file(path);
   std::string cut = dir_ + "/cut.vos";
-  // Every length up to the full size, stepping finely near the ends where the header and table live.
+  // Every length up to the full size, stepping finely near the ends where the header and table
+  // live.
   for (size_t len = 0; len < data.size(); len += (len < 128 || len + 300 > data.size()) ? 1 : 97) {
     write_file(cut, data.substr(0, len));
     std::string e = open_and_verify(cut);
@@ -167,8 +167,8 @@ TEST_F(ImageTest, EveryBitFlipInUsedBytesIsRejected) {
   for (const auto& s : r->sections()) {
     used.push_back({s.offset, s.size});
   }
-  used.push_back({r->header().section_table_offset,
-                  r->header().section_count * sizeof(abi::SectionEntry)});
+  used.push_back(
+      {r->header().section_table_offset, r->header().section_count * sizeof(abi::SectionEntry)});
   std::mt19937 rng(42);
   std::string flipped_path = dir_ + "/flip.vos";
   int tried = 0;

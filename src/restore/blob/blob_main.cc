@@ -37,7 +37,9 @@ __attribute__((visibility("hidden"))) void* memset(void* d, int c, size_t n) {
   }
   return d;
 }
-__attribute__((visibility("hidden"))) void __stack_chk_fail(void) { sys1(kExitGroup, 127); }
+__attribute__((visibility("hidden"))) void __stack_chk_fail(void) {
+  sys1(kExitGroup, 127);
+}
 }
 
 namespace {
@@ -61,7 +63,9 @@ size_t str_len(const char* s) {
   return n;
 }
 
-void log_str(const char* s) { sys3(kWrite, g_args->log_fd, reinterpret_cast<long>(s), str_len(s)); }
+void log_str(const char* s) {
+  sys3(kWrite, g_args->log_fd, reinterpret_cast<long>(s), str_len(s));
+}
 
 void log_num(long v) {
   char buf[24];
@@ -175,9 +179,9 @@ void map_areas(const RestoreArgs* a) {
     // (a read-only fd cannot be mapped shared+writable). Everything else is filled first.
     bool fill = ar.nruns > 0;
     long prot = fill ? (kProtRead | kProtWrite) : static_cast<long>(ar.prot);
-    long r = sys6(kMmap, static_cast<long>(ar.start), len, prot, flags,
-                  (ar.flags & vos::abi::kAreaMapAnon) ? -1 : ar.fd,
-                  static_cast<long>(ar.file_offset));
+    long r =
+        sys6(kMmap, static_cast<long>(ar.start), len, prot, flags,
+             (ar.flags & vos::abi::kAreaMapAnon) ? -1 : ar.fd, static_cast<long>(ar.file_offset));
     if (r < 0) {
       fail("mmap", r, ar.start);
     }
