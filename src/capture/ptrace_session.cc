@@ -208,6 +208,42 @@ Status PtraceSession::resume() {
   return result;
 }
 
+Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const SyscallArgs& args) {
+  auto regs = get_regs(tid);
+  if (!regs) {
+    return std::move(regs).error();
+  }
+  user_regs_struct r = *regs;
+  r.rip = syscall_insn;
+  r.rax = static_cast<unsigned long long>(nr);
+  r.orig_rax = static_cast<unsigned long long>(-1);  // no restart logic on the way back in
+  r.rdi = static_cast<unsigned long long>(args[0]);
+  r.rsi = static_cast<unsigned long long>(args[1]);
+  r.rdx = static_cast<unsigned long long>(args[2]);
+  r.r10 = static_cast<unsigned long long>(args[3]);
+  r.r8 = static_cast<unsigned long long>(args[4]);
+  r.r9 = static_cast<unsigned long long>(args[5]);
+  VOS_TRY(set_regs(tid, r), "injecting syscall {}", nr);
+  for (int stop = 0; stop < 2; ++stop) {  // syscall-enter-stop, then syscall-exit-stop
+    if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
+      return sys_error("resuming thread {} for an injected syscall", tid);
+    }
+    auto st = wait_stop(tid);
+    if (!st) {
+      return std::move(st).error();
+    }
+    if (!WIFSTOPPED(*st) || WSTOPSIG(*st) != (SIGTRAP | 0x80)) {
+      return user_error("thread {}: unexpected stop {:#x} during injected syscall {}", tid, *st,
+                        nr);
+    }
+  }
+  auto after = get_regs(tid);
+  if (!after) {
+    return std::move(after).error();
+  }
+  return static_cast<long>(after->rax);
+}
+
 Result<long> PtraceSession::remote_syscall(pid_t tid, long nr, long a0, long a1, long a2, long a3,
                                            long a4, long a5) {
   if (syscall_insn_ == 0) {
@@ -220,36 +256,7 @@ Result<long> PtraceSession::remote_syscall(pid_t tid, long nr, long a0, long a1,
   uint64_t old_mask = 0, all = ~0ull;
   ::ptrace(PTRACE_GETSIGMASK, tid, sizeof old_mask, &old_mask);
   ::ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all);  // no handler may run mid-injection
-  user_regs_struct r = *saved;
-  r.rip = syscall_insn_;
-  r.rax = static_cast<unsigned long long>(nr);
-  r.orig_rax = static_cast<unsigned long long>(-1);
-  r.rdi = static_cast<unsigned long long>(a0);
-  r.rsi = static_cast<unsigned long long>(a1);
-  r.rdx = static_cast<unsigned long long>(a2);
-  r.r10 = static_cast<unsigned long long>(a3);
-  r.r8 = static_cast<unsigned long long>(a4);
-  r.r9 = static_cast<unsigned long long>(a5);
-  VOS_TRY(set_regs(tid, r), "injecting syscall {}", nr);
-  long result = 0;
-  for (int stop = 0; stop < 2; ++stop) {  // syscall-enter-stop, then syscall-exit-stop
-    if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
-      return sys_error("resuming thread {} for an injected syscall", tid);
-    }
-    auto st = wait_stop(tid);
-    if (!st) {
-      return std::move(st).error();
-    }
-    if (WSTOPSIG(*st) != (SIGTRAP | 0x80)) {
-      return user_error("thread {}: unexpected stop {:#x} during injected syscall {}", tid, *st,
-                        nr);
-    }
-  }
-  auto after = get_regs(tid);
-  if (!after) {
-    return std::move(after).error();
-  }
-  result = static_cast<long>(after->rax);
+  auto result = run_syscall_at(tid, syscall_insn_, nr, {a0, a1, a2, a3, a4, a5});
   VOS_TRY(set_regs(tid, *saved), "restoring registers of thread {}", tid);
   ::ptrace(PTRACE_SETSIGMASK, tid, sizeof old_mask, &old_mask);
   return result;

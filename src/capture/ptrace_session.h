@@ -5,6 +5,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -47,6 +48,13 @@ class PtraceSession {
   bool released_ = false;
   bool abandoned_ = false;
 };
+
+using SyscallArgs = std::array<long, 6>;
+
+// Runs system call `nr` in stopped thread `tid` through the `syscall` instruction at
+// `syscall_insn`, stopping again at syscall exit (so nothing after that instruction runs).
+// Returns the kernel's result; the thread's registers are left as at that exit.
+Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const SyscallArgs& args);
 
 Result<user_regs_struct> get_regs(pid_t tid);
 Status set_regs(pid_t tid, const user_regs_struct& regs);

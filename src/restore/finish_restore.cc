@@ -35,39 +35,6 @@ Result<int> wait_any(pid_t& who) {
   }
 }
 
-Status run_syscall_at_stop(pid_t tid, uint64_t insn, long nr, long a0, long a1) {
-  auto regs = capture::get_regs(tid);
-  if (!regs) {
-    return std::move(regs).error();
-  }
-  user_regs_struct r = *regs;
-  r.rip = insn;
-  r.rax = static_cast<unsigned long long>(nr);
-  r.orig_rax = static_cast<unsigned long long>(-1);
-  r.rdi = static_cast<unsigned long long>(a0);
-  r.rsi = static_cast<unsigned long long>(a1);
-  VOS_TRY(capture::set_regs(tid, r), "preparing syscall");
-  for (int stop = 0; stop < 2; ++stop) {
-    if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
-      return sys_error("ptrace syscall");
-    }
-    int status = 0;
-    if (::waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status) ||
-        WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-      return user_error("thread {}: unexpected state {:#x} while removing the restorer", tid,
-                        status);
-    }
-  }
-  auto after = capture::get_regs(tid);
-  if (!after) {
-    return std::move(after).error();
-  }
-  if (static_cast<long>(after->rax) < 0) {
-    return Error(static_cast<int>(-static_cast<long>(after->rax)), "removing the restorer");
-  }
-  return {};
-}
-
 }  // namespace
 
 Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region) {
@@ -105,10 +72,15 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
     // A fault inside the blob: let it kill the process so the error surfaces.
     ::ptrace(PTRACE_CONT, who, 0, sig);
   }
-  VOS_TRY(run_syscall_at_stop(pid, region.start + kBlobSyscallInsnOffset, SYS_munmap,
-                              static_cast<long>(region.start),
-                              static_cast<long>(region.end - region.start)),
-          "restore of process {}", pid);
+  // Executed on the blob's own `syscall` instruction: the thread stops at syscall exit and gets
+  // its saved registers before it could fetch anything from the unmapped page.
+  auto unmapped = capture::run_syscall_at(
+      pid, region.start + kBlobSyscallInsnOffset, SYS_munmap,
+      {static_cast<long>(region.start), static_cast<long>(region.end - region.start), 0, 0, 0, 0});
+  if (!unmapped || *unmapped < 0) {
+    return unmapped ? Error(static_cast<int>(-*unmapped), "removing the restorer")
+                    : std::move(unmapped).error().context("removing the restorer");
+  }
   for (const auto& t : p.threads) {
     user_regs_struct regs{};
     std::memcpy(&regs, img.blobs.data() + t.regs.offset,
