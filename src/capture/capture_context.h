@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "capture/ptrace_session.h"
 #include "image/image_writer.h"
@@ -11,12 +12,22 @@
 
 namespace vos::capture {
 
+// How one mapping's pages are captured (not part of the image).
+struct AreaPlan {
+  bool stores_pages = false;       // anonymous or privately modified pages exist to store
+  bool store_all = false;          // read every page (zeros dropped), not just the touched ones
+  bool read_while_frozen = false;  // a copy-on-write snapshot would not hold its true content
+};
+
+enum class PagePass { kAll, kFrozenOnly, kSnapshotOnly };
+
 struct CaptureContext {
   pid_t pid = 0;
   PtraceSession* session = nullptr;  // null during precheck: nothing is frozen yet
   image::ProcessImage img;
   std::string blobs;  // the image's blobs section, built in memory (registers, pipe data...)
   int mem_fd = -1;    // /proc/PID/mem
+  std::vector<AreaPlan> area_plans;  // parallel to img.areas
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};
@@ -34,8 +45,11 @@ Status precheck_process(pid_t pid);
 Status capture_threads(CaptureContext& ctx);
 Status capture_process_state(CaptureContext& ctx);
 Status capture_fds(CaptureContext& ctx);
-// Writes the pages section; fills img.areas.
-Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer);
+// Lists the mappings (img.areas) and decides how each one's pages are read.
+Status plan_memory(CaptureContext& ctx);
+// Appends the pages of the planned areas that belong to `pass`, read from process `source`
+// (the program itself, or its copy-on-write snapshot), to the open pages section.
+Status write_pages(CaptureContext& ctx, image::ImageWriter& writer, pid_t source, PagePass pass);
 
 // Reads `size` bytes of the process's memory at `addr`.
 Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t size);

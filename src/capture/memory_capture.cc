@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <map>
 
 #include "capture/capture_context.h"
 #include "capture/proc_files.h"
@@ -148,18 +150,42 @@ Status precheck_memory(pid_t pid) {
   return {};
 }
 
-Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
+namespace {
+
+// VmFlags of each mapping, keyed by start address (only the flags that decide how it is read).
+Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/smaps", pid));
+  if (!text) {
+    return std::move(text).error();
+  }
+  std::map<uint64_t, std::string> out;
+  uint64_t current = 0;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t eol = text->find('\n', pos);
+    std::string line = text->substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
+    pos = eol == std::string::npos ? text->size() : eol + 1;
+    if (line.rfind("VmFlags:", 0) == 0) {
+      out[current] = line.substr(8) + " ";
+    } else if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+               line.find('-') != std::string::npos && line.find(':') > line.find(' ')) {
+      current = std::strtoull(line.c_str(), nullptr, 16);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status plan_memory(CaptureContext& ctx) {
   auto maps = read_maps(ctx.pid);
   if (!maps) {
     return std::move(maps).error();
   }
-  std::string pm_path = fmt::format("/proc/{}/pagemap", ctx.pid);
-  UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!pagemap.valid()) {
-    return sys_error("opening {}", pm_path);
+  auto flags = read_vm_flags(ctx.pid);
+  if (!flags) {
+    return std::move(flags).error();
   }
-  VOS_TRY(writer.begin_section(abi::SectionType::kPages), "pages");
-  std::vector<char> buf(kCopyChunk);
   for (const auto& m : *maps) {
     VOS_TRY(check_area(m), "process {}", ctx.pid);
     image::MemoryArea a;
@@ -173,7 +199,7 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
     a.dev = (m.dev_major << 8) | m.dev_minor;
     a.ino = m.ino;
     a.growsdown = m.name == "[stack]";
-    bool store_all = false;
+    AreaPlan plan;
     if (a.kind == image::AreaKind::kMemfd) {
       for (const auto& fd : ctx.img.fds) {
         if (fd.kind == image::FdKind::kMemfd && fd.ino == m.ino) {
@@ -184,62 +210,95 @@ Status capture_memory(CaptureContext& ctx, image::ImageWriter& writer) {
       if (a.memfd < 0) {
         // No fd keeps the memfd: its pages are the only copy, shared or private.
         a.kind = a.shared ? image::AreaKind::kSharedAnon : image::AreaKind::kAnon;
-        store_all = true;
+        plan.store_all = true;
       }
     }
-    bool stores_pages = a.kind == image::AreaKind::kAnon ||
+    plan.stores_pages = a.kind == image::AreaKind::kAnon ||
                         a.kind == image::AreaKind::kSharedAnon ||
                         (a.kind == image::AreaKind::kFile && !a.shared) ||
                         (a.kind == image::AreaKind::kMemfd && !a.shared);
-    if (stores_pages) {
-      auto want =
-          pages_to_store(pagemap.get(), m, store_all ? image::AreaKind::kSharedAnon : a.kind);
-      if (!want) {
-        return std::move(want).error();
+    // A copy-on-write snapshot (a clone of the process) does not freeze shared memory, and
+    // does not have mappings marked do-not-copy or wipe-on-fork: those are read while frozen.
+    const std::string& vm = (*flags)[m.start];
+    plan.read_while_frozen = a.shared || a.kind == image::AreaKind::kSharedAnon ||
+                             vm.find(" dc ") != std::string::npos ||
+                             vm.find(" wf ") != std::string::npos;
+    ctx.img.areas.push_back(std::move(a));
+    ctx.area_plans.push_back(plan);
+  }
+  return {};
+}
+
+Status write_pages(CaptureContext& ctx, image::ImageWriter& writer, pid_t source, PagePass pass) {
+  std::string pm_path = fmt::format("/proc/{}/pagemap", source);
+  UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pagemap.valid()) {
+    return sys_error("opening {}", pm_path);
+  }
+  std::string mem_path = fmt::format("/proc/{}/mem", source);
+  UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!mem.valid()) {
+    return sys_error("opening {}", mem_path);
+  }
+  CaptureContext reader;  // read_memory's view of the source process
+  reader.pid = source;
+  reader.mem_fd = mem.get();
+  std::vector<char> buf(kCopyChunk);
+  for (size_t idx = 0; idx < ctx.img.areas.size(); ++idx) {
+    image::MemoryArea& a = ctx.img.areas[idx];
+    const AreaPlan& plan = ctx.area_plans[idx];
+    bool mine = pass == PagePass::kAll || (pass == PagePass::kFrozenOnly) == plan.read_while_frozen;
+    if (!plan.stores_pages || !mine) {
+      continue;
+    }
+    MapsEntry m;
+    m.start = a.start;
+    m.end = a.end;
+    image::AreaKind scan_kind = plan.store_all ? image::AreaKind::kSharedAnon : a.kind;
+    bool drop_zero = store_all_zero_skip(a.kind, plan.store_all);
+    auto want = pages_to_store(pagemap.get(), m, scan_kind);
+    if (!want) {
+      return std::move(want).error();
+    }
+    uint64_t npages = want->size();
+    for (uint64_t i = 0; i < npages;) {
+      if (!(*want)[i]) {
+        ++i;
+        continue;
       }
-      uint64_t npages = want->size();
-      for (uint64_t i = 0; i < npages;) {
-        if (!(*want)[i]) {
-          ++i;
+      uint64_t j = i;
+      while (j < npages && (*want)[j] && (j - i) * kPage < kCopyChunk) {
+        ++j;
+      }
+      uint64_t addr = m.start + i * kPage;
+      size_t len = (j - i) * kPage;
+      VOS_TRY(read_memory(reader, addr, buf.data(), len), "mapping {}", a.name);
+      // Within a chunk, store runs of pages; drop all-zero pages of memory read in full.
+      for (uint64_t k = 0; k < j - i;) {
+        const char* page = buf.data() + k * kPage;
+        if (drop_zero && all_zero(page, kPage)) {
+          ++k;
           continue;
         }
-        uint64_t j = i;
-        while (j < npages && (*want)[j] && (j - i) * kPage < kCopyChunk) {
-          ++j;
+        uint64_t e = k + 1;
+        while (e < j - i && !(drop_zero && all_zero(buf.data() + e * kPage, kPage))) {
+          ++e;
         }
-        uint64_t addr = m.start + i * kPage;
-        size_t len = (j - i) * kPage;
-        VOS_TRY(read_memory(ctx, addr, buf.data(), len), "mapping {}", m.name);
-        // Within a chunk, store runs of pages; drop all-zero pages of shared memory.
-        for (uint64_t k = 0; k < j - i;) {
-          const char* page = buf.data() + k * kPage;
-          if (store_all_zero_skip(a.kind, store_all) && all_zero(page, kPage)) {
-            ++k;
-            continue;
-          }
-          uint64_t e = k + 1;
-          while (e < j - i && !(store_all_zero_skip(a.kind, store_all) &&
-                                all_zero(buf.data() + e * kPage, kPage))) {
-            ++e;
-          }
-          uint64_t vaddr = addr + k * kPage;
-          uint64_t off = writer.section_position();
-          VOS_TRY(writer.write(page, (e - k) * kPage), "writing pages");
-          if (!a.pages.empty() && a.pages.back().vaddr + a.pages.back().npages * kPage == vaddr &&
-              a.pages.back().offset + a.pages.back().npages * kPage == off) {
-            a.pages.back().npages += e - k;
-          } else {
-            a.pages.push_back({vaddr, e - k, off});
-          }
-          ctx.img.pages_stored += e - k;
-          k = e;
+        uint64_t vaddr = addr + k * kPage;
+        uint64_t off = writer.section_position();
+        VOS_TRY(writer.write(page, (e - k) * kPage), "writing pages");
+        if (!a.pages.empty() && a.pages.back().vaddr + a.pages.back().npages * kPage == vaddr &&
+            a.pages.back().offset + a.pages.back().npages * kPage == off) {
+          a.pages.back().npages += e - k;
+        } else {
+          a.pages.push_back({vaddr, e - k, off});
         }
-        i = j;
+        ctx.img.pages_stored += e - k;
+        k = e;
       }
+      i = j;
     }
-    ctx.img.areas.push_back(std::move(a));
   }
-  VOS_TRY(writer.end_section(), "pages");
   return {};
 }
 
