@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,8 @@ struct CaptureContext {
   image::ProcessImage img;
   std::string blobs;  // the image's blobs section, built in memory (registers, pipe data...)
   int mem_fd = -1;    // /proc/PID/mem
-  std::vector<AreaPlan> area_plans;  // parallel to img.areas
+  std::vector<AreaPlan> area_plans;          // parallel to img.areas
+  std::map<uint64_t, std::string> vm_flags;  // smaps VmFlags by mapping start, read before freezing
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};
@@ -45,6 +47,11 @@ Status precheck_process(pid_t pid);
 Status capture_threads(CaptureContext& ctx);
 Status capture_process_state(CaptureContext& ctx);
 Status capture_fds(CaptureContext& ctx);
+// smaps VmFlags of each mapping, keyed by its start (" rd wr ... " with spaces around each).
+Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);
+// After a copy-on-write snapshot was read: fails if a mapping read from it was not a faithful
+// copy after all (it became do-not-copy or wipe-on-fork between the flags read and the freeze).
+Status check_snapshot(const CaptureContext& ctx, pid_t snapshot);
 // Lists the mappings (img.areas) and decides how each one's pages are read.
 Status plan_memory(CaptureContext& ctx);
 // Appends the pages of the planned areas that belong to `pass`, read from process `source`

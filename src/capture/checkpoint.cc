@@ -153,6 +153,13 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts) {
   }
   ctx.mem_fd = mem.get();
 
+  if (!opts.kill) {
+    auto flags = read_vm_flags(pid);
+    if (!flags) {
+      return std::move(flags).error();
+    }
+    ctx.vm_flags = std::move(*flags);
+  }
   auto frozen_at = Clock::now();
   auto session = PtraceSession::freeze(pid);
   if (!session) {
@@ -198,6 +205,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts) {
     }
     VOS_TRY(write_pages(ctx, *writer, snap->pid(), PagePass::kSnapshotOnly),
             "memory of process {} (snapshot)", pid);
+    VOS_TRY(check_snapshot(ctx, snap->pid()), "checkpoint of process {}", pid);
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
   }

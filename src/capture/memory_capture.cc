@@ -150,8 +150,6 @@ Status precheck_memory(pid_t pid) {
   return {};
 }
 
-namespace {
-
 // VmFlags of each mapping, keyed by start address (only the flags that decide how it is read).
 Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid) {
   auto text = read_text_file(fmt::format("/proc/{}/smaps", pid));
@@ -175,16 +173,10 @@ Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid) {
   return out;
 }
 
-}  // namespace
-
 Status plan_memory(CaptureContext& ctx) {
   auto maps = read_maps(ctx.pid);
   if (!maps) {
     return std::move(maps).error();
-  }
-  auto flags = read_vm_flags(ctx.pid);
-  if (!flags) {
-    return std::move(flags).error();
   }
   for (const auto& m : *maps) {
     VOS_TRY(check_area(m), "process {}", ctx.pid);
@@ -219,12 +211,36 @@ Status plan_memory(CaptureContext& ctx) {
                         (a.kind == image::AreaKind::kMemfd && !a.shared);
     // A copy-on-write snapshot (a clone of the process) does not freeze shared memory, and
     // does not have mappings marked do-not-copy or wipe-on-fork: those are read while frozen.
-    const std::string& vm = (*flags)[m.start];
+    // Flags come from before the freeze (smaps is slow to read); a mapping that appeared since
+    // is read while frozen, and check_snapshot() catches flags that changed meanwhile.
+    auto vm = ctx.vm_flags.find(m.start);
     plan.read_while_frozen = a.shared || a.kind == image::AreaKind::kSharedAnon ||
-                             vm.find(" dc ") != std::string::npos ||
-                             vm.find(" wf ") != std::string::npos;
+                             vm == ctx.vm_flags.end() ||
+                             vm->second.find(" dc ") != std::string::npos ||
+                             vm->second.find(" wf ") != std::string::npos;
     ctx.img.areas.push_back(std::move(a));
     ctx.area_plans.push_back(plan);
+  }
+  return {};
+}
+
+Status check_snapshot(const CaptureContext& ctx, pid_t snapshot) {
+  auto flags = read_vm_flags(snapshot);
+  if (!flags) {
+    return std::move(flags).error();
+  }
+  for (size_t idx = 0; idx < ctx.img.areas.size(); ++idx) {
+    const auto& plan = ctx.area_plans[idx];
+    if (!plan.stores_pages || plan.read_while_frozen) {
+      continue;
+    }
+    auto it = flags->find(ctx.img.areas[idx].start);
+    if (it == flags->end() || it->second.find(" wf ") != std::string::npos ||
+        it->second.find(" dc ") != std::string::npos) {
+      return Error(EAGAIN, fmt::format("mapping {:#x} changed its fork flags during the "
+                                       "checkpoint; try again",
+                                       ctx.img.areas[idx].start));
+    }
   }
   return {};
 }
