@@ -91,6 +91,27 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     std::perror("vos: pipe");
     return 1;
   }
+  int verdict[2] = {-1, -1};
+  pid_t checker = -1;
+  if (opts.parallel_check) {
+    // A process, not a thread: once this process has unshared its pid namespace it may not
+    // create threads, and the keeper's threads would take pids of the program's namespace.
+    if (::pipe2(verdict, O_CLOEXEC) != 0) {
+      std::perror("vos: pipe");
+      return 1;
+    }
+    std::fflush(nullptr);
+    checker = ::fork();
+    if (checker == 0) {
+      ::close(verdict[0]);
+      auto r = opts.parallel_check();
+      std::string line = r ? "OK\n" : "ERR " + r.error().describe() + "\n";
+      (void)!::write(verdict[1], line.data(), line.size());
+      ::_exit(0);
+    }
+    ::close(verdict[1]);
+    verdict[1] = -1;
+  }
   if (opts.detach) {
     int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, 0);
@@ -111,13 +132,19 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     ::close(ready[0]);
     ::close(status[0]);
     ::close(ack[1]);
-    keeper_body({ready[1], status[1], ack[0], opts.detach || opts.own_session});
+    keeper_body({ready[1], status[1], ack[0], opts.detach || opts.own_session, verdict[0]});
     ::_exit(1);
   }
   ::close(ready[1]);
   ::close(status[1]);
   ::close(ack[0]);
+  if (verdict[0] >= 0) {
+    ::close(verdict[0]);  // the keeper has it
+  }
   std::string line = read_line(ready[0]);
+  if (checker > 0) {
+    ::waitpid(checker, nullptr, 0);
+  }
   if (line.rfind("OK ", 0) != 0) {
     std::string msg =
         line.rfind("ERR ", 0) == 0 ? line.substr(4) : "the keeper died while starting";

@@ -21,6 +21,8 @@ struct LaunchOptions {
   std::chrono::steady_clock::time_point started;
   const char* verb = "run";  // for messages
   bool own_session = false;  // see KeeperPipes; always when detached
+  // Runs in the CLI while the keeper starts the program; the program runs only if it passes.
+  std::function<Status()> parallel_check;
 };
 
 // Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code.

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "abi/kernel_uapi.h"
 #include "base/unique_fd.h"
@@ -82,6 +83,8 @@ struct Keeper {
   KeeperPipes pipes;
   UniqueFd control;
   bool killed_by_checkpoint = false;
+  bool ended = false;  // the program was reaped while serving a request
+  int end_status = 0;
 
   nlohmann::json handle(const nlohmann::json& req) {
     std::string cmd = req.value("cmd", "");
@@ -98,7 +101,25 @@ struct Keeper {
         return {{"ok", false}, {"error", stats.error().describe()}};
       }
       if (opts.kill) {
+        // The name is free again before vos checkpoint returns, so a restore may follow at once.
         killed_by_checkpoint = true;
+        // Its other threads are still ours as tracer: reap them too (__WALL), or the main
+        // thread's exit is never reported.
+        int status = 0;
+        for (;;) {
+          int st = 0;
+          pid_t r = ::waitpid(-1, &st, __WALL);
+          if (r == program) {
+            status = st;
+            break;
+          }
+          if (r < 0 && errno != EINTR) {
+            break;
+          }
+        }
+        ended = true;
+        end_status = status;
+        unregister();
       }
       return {{"ok", true},
               {"image", stats->image},
@@ -135,12 +156,16 @@ struct Keeper {
     (void)!::write(c.get(), out.data(), out.size());
   }
 
-  [[noreturn]] void finish(int wait_status) {
+  void unregister() {
     // Wait until the CLI registered the program, so its entry cannot outlive us.
     char b;
     while (::read(pipes.ack_fd, &b, 1) > 0) {
     }
     remove_entry(name);
+  }
+
+  [[noreturn]] void finish(int wait_status) {
+    unregister();
     KeeperStatus st{killed_by_checkpoint ? 1 : 0, wait_status};
     (void)!::write(pipes.status_fd, &st, sizeof st);
     ::_exit(0);
@@ -172,6 +197,9 @@ struct Keeper {
       }
       if (fds[1].revents & POLLIN) {
         serve_one();
+        if (ended) {
+          finish(end_status);
+        }
       }
     }
   }
@@ -331,6 +359,25 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
                PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) {
     fail(sys_error("ptrace seize of the new process"));
   }
+  // The CLI checks the page data on the other core while the new process loads it (a thread
+  // here would take a pid of the program's namespace); its verdict gates the program's start.
+  auto join_verifier = [&]() -> Status {
+    if (pipes.verdict_fd < 0) {
+      return {};
+    }
+    std::string verdict;
+    char c;
+    while (::read(pipes.verdict_fd, &c, 1) == 1 && c != '\n') {
+      verdict.push_back(c);
+    }
+    ::close(pipes.verdict_fd);
+    pipes.verdict_fd = -1;
+    if (verdict == "OK") {
+      return {};
+    }
+    return user_error(
+        "{}", verdict.rfind("ERR ", 0) == 0 ? verdict.substr(4) : "page data was not verified");
+  };
   (void)!::write(sync[1], "g", 1);
   ::close(sync[1]);
   restore::RegionInfo region;
@@ -338,10 +385,12 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     // The new process gave up before the jump; its reason is in the log pipe.
     int st = 0;
     ::waitpid(pid, &st, __WALL);
+    (void)join_verifier();
     fail(user_error("restore failed before the program could be rebuilt"));
   }
-  auto done = restore::finish_restore(pid, img, region);
+  auto done = restore::finish_restore(pid, img, region, join_verifier);
   if (!done) {
+    (void)join_verifier();
     fail(std::move(done).error());
   }
   ::close(log[0]);

@@ -19,6 +19,7 @@ struct KeeperPipes {
   // The program gets a session of its own (detached, or restored from one that had it);
   // otherwise it stays in the caller's session and process group, on the caller's terminal.
   bool own_session = false;
+  int verdict_fd = -1;  // read end: "OK" or "ERR <message>" from a check the CLI runs meanwhile
 };
 
 struct KeeperStatus {

@@ -37,7 +37,8 @@ Result<int> wait_any(pid_t& who) {
 
 }  // namespace
 
-Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region) {
+Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
+                      const std::function<Status()>& gate) {
   const auto& p = img.proc;
   std::set<pid_t> parked;
   while (parked.size() < p.threads.size()) {
@@ -72,6 +73,7 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
     // A fault inside the blob: let it kill the process so the error surfaces.
     ::ptrace(PTRACE_CONT, who, 0, sig);
   }
+  VOS_TRY(gate(), "restore of process {}", pid);
   // Executed on the blob's own `syscall` instruction: the thread stops at syscall exit and gets
   // its saved registers before it could fetch anything from the unmapped page.
   auto unmapped = capture::run_syscall_at(

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include "base/result.h"
@@ -23,7 +24,11 @@ struct LoadedImage {
   uint64_t pages_offset = 0;  // absolute file offset of the pages section
 };
 
+// Reads and checks everything but the page data (see verify_pages).
 Result<LoadedImage> load_image(const std::string& path);
+// Checks the page data's checksum; run alongside the restore, which must not let the program
+// run unless this passed.
+Status verify_pages(const LoadedImage& img);
 
 // Refuses early, with a clear message, what would make the restore fail half-way.
 Status check_restorable(const LoadedImage& img);
@@ -37,7 +42,10 @@ struct RegionInfo {
 // Never returns on success. On failure writes the error to `log_fd` and exits.
 [[noreturn]] void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd);
 
-Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region);
+// `gate` runs once every thread is parked, before anything of the program may execute; its
+// error aborts the restore.
+Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
+                      const std::function<Status()>& gate);
 
 const std::string& blob_code();  // the embedded last stage
 

@@ -58,7 +58,10 @@ expect_fail "truncated" "$VOS" restore "$W/truncated.vos"
 cp "$IMG" "$W/flipped.vos"
 # Byte 5000 lies in the pages section, which starts at 4096.
 printf '\xff' | dd of="$W/flipped.vos" bs=1 seek=5000 conv=notrunc status=none
-expect_fail "checksum" "$VOS" restore "$W/flipped.vos"
+# (under another name: the original still runs, and the name is checked first)
+E2E_NAMES+=("flipped-$uniq")
+expect_fail "checksum" "$VOS" restore --name "flipped-$uniq" "$W/flipped.vos"
+e2e_ps_pids "flipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt image is running"
 expect_fail "checksum" "$VOS" inspect "$W/flipped.vos"
 
 # The original still runs: restoring under its name is refused, under another name it works.
