@@ -198,3 +198,21 @@ e2e_cleanup() {
   fi
   exit "$rc"
 }
+
+# For the real-program cases: the program NAME, started with e2e_vos_run, reports its iteration
+# in $W/work/progress and writes $W/work/out when done. Checkpoints it mid-way with --kill,
+# restores it and requires $W/work/out to equal $W/ref/out from an uninterrupted run.
+e2e_real_checkpoint_restore_compare() {
+  local label=$1 name=$2
+  e2e_wait_file "$W/work/progress" 20 "$label start" "$name"
+  sleep 0.5
+  e2e_checkpoint "$name" "$W/img" --kill
+  [[ ! -e $W/work/out ]] || e2e_die "$label finished before the checkpoint; raise ITERATIONS"
+  e2e_log "checkpointed $label at iteration $(cat "$W/work/progress")"
+  e2e_restore_wait "$IMG" "$W/restore.log"
+  ((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
+  [[ -f $W/work/out ]] || e2e_die "restored $label wrote no output"
+  cmp -s "$W/ref/out" "$W/work/out" ||
+    e2e_die "result differs: restored '$(cat "$W/work/out")', uninterrupted '$(cat "$W/ref/out")'"
+  e2e_log "PASS: $label"
+}

@@ -32,15 +32,4 @@ NAME=e2e-bash-$$-$RANDOM
 unset BASH_ENV
 e2e_vos_run "$NAME" "$W/run.log" "$BASH_BIN" --norc --noprofile "$W/loop.sh" "$W/work" \
   "$ITERATIONS"
-e2e_wait_file "$W/work/progress" 20 "bash start" "$NAME"
-sleep 0.5
-e2e_checkpoint "$NAME" "$W/img" --kill
-[[ ! -e $W/work/out ]] || e2e_die "bash finished before the checkpoint; raise ITERATIONS"
-e2e_log "checkpointed bash at iteration $(cat "$W/work/progress") of $ITERATIONS"
-
-e2e_restore_wait "$IMG" "$W/restore.log"
-((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
-[[ -f $W/work/out ]] || e2e_die "restored bash wrote no output"
-cmp -s "$W/ref/out" "$W/work/out" ||
-  e2e_die "result differs: restored '$(cat "$W/work/out")', uninterrupted '$(cat "$W/ref/out")'"
-e2e_log "PASS: bash_builtins"
+e2e_real_checkpoint_restore_compare bash "$NAME"

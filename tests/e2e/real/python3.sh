@@ -47,15 +47,4 @@ PYTHONHASHSEED=0 "$PYTHON" "$W/loop.py" "$W/ref" "$ITERATIONS" >"$W/reference.lo
 NAME=e2e-python3-$$-$RANDOM
 export PYTHONHASHSEED=0
 e2e_vos_run "$NAME" "$W/run.log" "$PYTHON" "$W/loop.py" "$W/work" "$ITERATIONS"
-e2e_wait_file "$W/work/progress" 20 "python3 start" "$NAME"
-sleep 0.5
-e2e_checkpoint "$NAME" "$W/img" --kill
-[[ ! -e $W/work/out ]] || e2e_die "python3 finished before the checkpoint; raise ITERATIONS"
-e2e_log "checkpointed python3 at iteration $(cat "$W/work/progress") of $ITERATIONS"
-
-e2e_restore_wait "$IMG" "$W/restore.log"
-((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
-[[ -f $W/work/out ]] || e2e_die "restored python3 wrote no output"
-cmp -s "$W/ref/out" "$W/work/out" ||
-  e2e_die "hash differs: restored '$(cat "$W/work/out")', uninterrupted '$(cat "$W/ref/out")'"
-e2e_log "PASS: python3"
+e2e_real_checkpoint_restore_compare python3 "$NAME"
