@@ -271,7 +271,10 @@ Status write_pages(CaptureContext& ctx, image::ImageWriter& writer, pid_t source
     m.start = a.start;
     m.end = a.end;
     image::AreaKind scan_kind = plan.store_all ? image::AreaKind::kSharedAnon : a.kind;
-    bool drop_zero = store_all_zero_skip(a.kind, plan.store_all);
+    // Zero pages of anonymous memory come back as zeros by themselves; a zero page of a private
+    // file mapping differs from the file and must be kept.
+    bool drop_zero =
+        store_all_zero_skip(a.kind, plan.store_all) || a.kind == image::AreaKind::kAnon;
     auto want = pages_to_store(pagemap.get(), m, scan_kind);
     if (!want) {
       return std::move(want).error();
