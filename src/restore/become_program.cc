@@ -220,7 +220,8 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   uint64_t infos_off = threads_off + round_up(p.threads.size() * sizeof(BlobThread), 64);
   uint64_t auxv_off = infos_off + round_up(infos.size() * sizeof(BlobSiginfo), 64);
   uint64_t close_off = auxv_off + round_up(auxv.size(), 64);
-  uint64_t max_helpers = helpers.size() + map_fds.size() + 8;
+  // helpers already holds the mapped files; exe, info, image and log fds are added below.
+  uint64_t max_helpers = helpers.size() + 4;
   uint64_t region_size = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
 
   auto region_at = find_gap(used, region_size);
