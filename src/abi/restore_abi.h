@@ -35,9 +35,11 @@ static_assert(sizeof(BlobArea) == 56);
 struct BlobPageRun {
   uint64_t vaddr;
   uint64_t len;           // bytes
-  uint64_t image_offset;  // absolute offset in the image file
+  uint64_t image_offset;  // absolute offset in the image file `fd`
+  int32_t fd;             // the image, or a parent image of an incremental one
+  int32_t pad;
 };
-static_assert(sizeof(BlobPageRun) == 24);
+static_assert(sizeof(BlobPageRun) == 32);
 
 struct BlobThread {
   int32_t tid;
@@ -105,12 +107,10 @@ struct RestoreArgs {
   int32_t nmoves;
   BlobMove moves[kMaxMoves];  // vdso/vvar: current -> temp -> program's address
   uint64_t move_temp;         // base of a free range used as the intermediate step
-  int32_t image_fd;
-  int32_t log_fd;  // failure messages go here
-  int32_t pad0;
-  uint64_t close_fds;        // int32_t[nclose]: helper fds closed before the program resumes
-  uint64_t nclose;           // (the log fd is last, so failures are reported to the end)
-  uint64_t rseq_unreg_addr;  // the front end's own rseq area, unregistered first
+  int32_t log_fd;             // failure messages go here
+  uint64_t close_fds;         // int32_t[nclose]: helper fds closed before the program resumes
+  uint64_t nclose;            // (the log fd is last, so failures are reported to the end)
+  uint64_t rseq_unreg_addr;   // the front end's own rseq area, unregistered first
   uint32_t rseq_unreg_len;
   uint32_t rseq_unreg_sig;
   uint64_t areas;  // BlobArea[nareas]

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/page_ranges.h"
 #include "capture/ptrace_session.h"
 #include "image/image_writer.h"
 #include "image/process_model.h"
@@ -18,9 +19,14 @@ struct AreaPlan {
   bool stores_pages = false;       // anonymous or privately modified pages exist to store
   bool store_all = false;          // read every page (zeros dropped), not just the touched ones
   bool read_while_frozen = false;  // a copy-on-write snapshot would not hold its true content
+  bool trackable = false;          // its writes can be tracked (incremental checkpoints)
+  bool explicit_ranges = false;    // store exactly `ranges` (incremental), not what pagemap says
+  PageRanges ranges;
 };
 
-enum class PagePass { kAll, kFrozenOnly, kSnapshotOnly };
+// Which planned areas a write_pages call copies: all; those read while frozen / from the
+// snapshot (copy-on-write checkpoint); those with explicit ranges / the others (incremental).
+enum class PagePass { kAll, kFrozenOnly, kSnapshotOnly, kExplicitOnly, kImplicitOnly };
 
 struct CaptureContext {
   pid_t pid = 0;
@@ -54,9 +60,6 @@ Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);
 Status check_snapshot(const CaptureContext& ctx, pid_t snapshot);
 // Lists the mappings (img.areas) and decides how each one's pages are read.
 Status plan_memory(CaptureContext& ctx);
-// Appends the pages of the planned areas that belong to `pass`, read from process `source`
-// (the program itself, or its copy-on-write snapshot), to the open pages section.
-Status write_pages(CaptureContext& ctx, image::ImageWriter& writer, pid_t source, PagePass pass);
 
 // Reads `size` bytes of the process's memory at `addr`.
 Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t size);

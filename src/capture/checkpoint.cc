@@ -4,17 +4,21 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <utility>
 
 #include "capture/capture_context.h"
+#include "capture/page_writer.h"
 #include "capture/proc_files.h"
+#include "image/finish_image.h"
 
 namespace vos::capture {
 
@@ -25,6 +29,21 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
+
+// Records how long each step took since the previous mark.
+class PhaseLog {
+ public:
+  explicit PhaseLog(std::vector<std::pair<std::string, double>>& out) : out_(out) {}
+  void mark(const char* name) {
+    auto now = Clock::now();
+    out_.emplace_back(name, std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  std::vector<std::pair<std::string, double>>& out_;
+  Clock::time_point last_ = Clock::now();
+};
 
 // Any `syscall` instruction the process can execute: the vDSO always has one.
 Result<uint64_t> find_syscall_insn(const CaptureContext& ctx) {
@@ -47,14 +66,7 @@ Result<uint64_t> find_syscall_insn(const CaptureContext& ctx) {
 }
 
 Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer) {
-  VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
-  VOS_TRY(writer.write(ctx.blobs.data(), ctx.blobs.size()), "blobs");
-  VOS_TRY(writer.end_section(), "blobs");
-  std::string meta = image::to_json(ctx.img).dump(1);
-  VOS_TRY(writer.begin_section(abi::SectionType::kMeta), "meta");
-  VOS_TRY(writer.write(meta.data(), meta.size()), "meta");
-  VOS_TRY(writer.end_section(), "meta");
-  return writer.commit();
+  return image::finish_image(writer, ctx.blobs, ctx.img);
 }
 
 // A copy-on-write copy of the frozen program's memory: a clone of its main thread without
@@ -135,9 +147,61 @@ Status precheck(pid_t pid) {
   return {};
 }
 
-Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts) {
+namespace {
+
+// Incremental images copy their (few) pages to memory while the program is stopped, into a buffer
+// prepared before the freeze; when they do not fit, a copy-on-write snapshot is taken instead.
+constexpr uint64_t kFrozenCopyMin = 32ull << 20;
+constexpr uint64_t kFrozenCopyMax = 256ull << 20;
+
+// Decides whether this checkpoint can be incremental; the reason if not.
+std::string incremental_refusal(const CheckpointOptions& opts, const CheckpointBase& base) {
+  if (!base.has_image() || !base.tracker) {
+    if (!opts.parent.empty()) {
+      return "";  // reported as an error by the caller
+    }
+    return "first incremental checkpoint of this program: a full image, writes tracked from now";
+  }
+  if (auto st = base.check_images(); !st) {
+    return st.error().describe() + ": a full image instead";
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base) {
   auto start = Clock::now();
+  CheckpointStats stats;
+  PhaseLog phase(stats.phases);
+  if (!opts.parent.empty() && (!base.has_image() || base.images[0].path != opts.parent)) {
+    return user_error(
+        "{} is not the last checkpoint of this program{}{}: an incremental image "
+        "can only build on the last one",
+        opts.parent, base.has_image() ? " (that is " : "",
+        base.has_image() ? base.images[0].path + ")" : "");
+  }
+  bool tracking = base.tracker.has_value() || (opts.incremental && !opts.kill);
+  bool delta = false;
+  if (opts.incremental) {
+    stats.note = incremental_refusal(opts, base);
+    delta = stats.note.empty();
+  }
+  // Once the tracker re-protected the written pages, the base is only valid if this image is
+  // written: a failure from here on must not let the next incremental image build on it.
+  struct ForgetBaseOnFailure {
+    CheckpointBase& base;
+    bool armed = false;
+    bool done = false;
+    ~ForgetBaseOnFailure() {
+      if (armed && !done) {
+        base.images.clear();
+        base.pages.clear();
+      }
+    }
+  } guard{base};
   VOS_TRY(precheck(pid), "checkpoint of process {}", pid);
+  phase.mark("precheck");
   auto writer = image::ImageWriter::create(opts.image_path);
   if (!writer) {
     return std::move(writer).error();
@@ -146,6 +210,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts) {
   ctx.pid = pid;
   ctx.img.pid = pid;
   ctx.img.name = opts.name;
+  ctx.img.image_id = image::new_image_id();
   std::string mem_path = fmt::format("/proc/{}/mem", pid);
   UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!mem.valid()) {
@@ -160,12 +225,18 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts) {
     }
     ctx.vm_flags = std::move(*flags);
   }
+  if (delta) {
+    uint64_t want = std::clamp(2 * base.last_stored_bytes, kFrozenCopyMin, kFrozenCopyMax);
+    VOS_TRY(base.frozen.reserve(want), "buffer for incremental pages");
+  }
+  phase.mark("read_flags");
   auto frozen_at = Clock::now();
   auto session = PtraceSession::freeze(pid);
   if (!session) {
     return std::move(session).error().context(fmt::format("freezing process {}", pid));
   }
   ctx.session = &*session;
+  phase.mark("freeze");
   auto insn = find_syscall_insn(ctx);
   if (!insn) {
     return std::move(insn).error();
@@ -175,44 +246,100 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts) {
   // Kernel state first (it needs injected calls), then fds, then the memory layout, which must
   // be read last so that nothing vos did inside the process is missing from it.
   VOS_TRY(capture_process_state(ctx), "checkpoint of process {}", pid);
+  phase.mark("process_state");
   VOS_TRY(capture_threads(ctx), "checkpoint of process {}", pid);
+  phase.mark("threads");
   VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
+  phase.mark("fds");
   VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
+  phase.mark("plan_memory");
+  if (tracking && !base.tracker) {
+    auto tracker = WriteTracker::create(*session, *insn);
+    if (tracker) {
+      base.tracker.emplace(std::move(*tracker));
+    } else {
+      tracking = delta = false;
+      stats.note = tracker.error().describe() + ": a full image, writes not tracked";
+    }
+  }
+  if (tracking) {
+    // Writes are counted from this freeze on; nothing vos does to the program follows.
+    guard.armed = true;
+    VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
+    phase.mark("track_writes");
+  }
+  if (delta) {
+    stats.parent = base.images[0].path;
+  }
   VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
 
-  CheckpointStats stats;
+  WriterSink to_image(*writer);
   if (opts.kill) {
     // Never resumed: everything is read from the frozen program, and nothing it could do
     // afterwards can postdate the image.
-    VOS_TRY(write_pages(ctx, *writer, pid, PagePass::kAll), "memory of process {}", pid);
+    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kAll), "memory of process {}", pid);
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
     session->abandon();
     ::kill(pid, SIGKILL);
     stats.pause_ms = ms_since(frozen_at);
+  } else if (delta && planned_bytes(ctx) <= base.frozen.capacity()) {
+    // Few pages: copied to memory while stopped, written out once the program runs again.
+    // Memory without explicit ranges (shared, read in full) goes to the image first.
+    base.last_stored_bytes = planned_bytes(ctx);
+    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kImplicitOnly), "memory of process {}", pid);
+    MemorySink to_memory(base.frozen, writer->section_position());
+    VOS_TRY(write_pages(ctx, to_memory, pid, PagePass::kExplicitOnly), "memory of process {}", pid);
+    phase.mark("frozen_pages");
+    auto r = session->resume();
+    stats.pause_ms = ms_since(frozen_at);
+    phase.mark("resume");
+    if (!r) {
+      return std::move(r).error().context("resuming after checkpoint");
+    }
+    VOS_TRY(to_memory.flush_to(*writer), "writing pages");
+    VOS_TRY(writer->end_section(), "pages");
+    VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
+    phase.mark("commit");
   } else {
     // Copy-on-write: the program runs on while its snapshot is written. Memory a snapshot does
     // not freeze (shared, do-not-copy) is read now, while the program is still stopped.
+    if (delta) {
+      base.last_stored_bytes = planned_bytes(ctx);
+    }
     auto snap = Snapshot::take(*session, *insn);
     if (!snap) {
       return std::move(snap).error().context(fmt::format("checkpoint of process {}", pid));
     }
-    VOS_TRY(write_pages(ctx, *writer, pid, PagePass::kFrozenOnly), "memory of process {}", pid);
+    phase.mark("snapshot");
+    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of process {}", pid);
+    phase.mark("frozen_pages");
     auto r = session->resume();
     stats.pause_ms = ms_since(frozen_at);
+    phase.mark("resume");
     if (!r) {
       return std::move(r).error().context("resuming after checkpoint");
     }
-    VOS_TRY(write_pages(ctx, *writer, snap->pid(), PagePass::kSnapshotOnly),
+    VOS_TRY(write_pages(ctx, to_image, snap->pid(), PagePass::kSnapshotOnly),
             "memory of process {} (snapshot)", pid);
+    phase.mark("snapshot_pages");
     VOS_TRY(check_snapshot(ctx, snap->pid()), "checkpoint of process {}", pid);
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
+    phase.mark("commit");
   }
   stats.image = opts.image_path;
   stats.bytes = writer->bytes_written();
   stats.pages = ctx.img.pages_stored;
+  stats.pages_inherited = ctx.img.pages_inherited;
   stats.threads = ctx.img.threads.size();
+  if (tracking && !opts.kill) {
+    struct stat st {};
+    if (::stat(opts.image_path.c_str(), &st) == 0) {
+      record_base(base, ctx, opts.image_path, static_cast<uint64_t>(st.st_size));
+      guard.done = true;
+    }
+  }
   stats.total_ms = ms_since(start);
   return stats;
 }

@@ -5,8 +5,11 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/result.h"
+#include "capture/incremental.h"
 
 namespace vos::capture {
 
@@ -14,6 +17,10 @@ struct CheckpointOptions {
   std::string image_path;
   std::string name;   // recorded so the restored program keeps its vos name
   bool kill = false;  // end the program once the image is on disk, never resuming it
+  // Store only pages written since the last checkpoint (`base`); the first one is full and
+  // starts tracking writes.
+  bool incremental = false;
+  std::string parent;  // if set, the image the caller expects this one to build on
 };
 
 struct CheckpointStats {
@@ -23,10 +30,17 @@ struct CheckpointStats {
   uint64_t bytes = 0;  // image size
   uint64_t pages = 0;
   uint64_t threads = 0;
+  uint64_t pages_inherited = 0;  // found in parent images (incremental)
+  std::string parent;            // the image this one builds on, if incremental
+  std::string note;              // why an incremental checkpoint had to be a full one
+  // Where the time went, step by step (ms), in order: shown by `vos checkpoint --json`.
+  std::vector<std::pair<std::string, double>> phases;
 };
 
 // Refuses, naming the object, if anything in the process is beyond what vos can restore.
 Status precheck(pid_t pid);
-Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts);
+// `base` carries write tracking from one checkpoint of this program to the next (the keeper
+// keeps it); it is updated after every checkpoint once tracking was asked for.
+Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base);
 
 }  // namespace vos::capture

@@ -72,19 +72,6 @@ std::string anon_name(const std::string& link) {
   return n;
 }
 
-Result<UniqueFd> grab_fd(pid_t pid, int fd) {
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) {
-    return sys_error("pidfd_open({})", pid);
-  }
-  UniqueFd pfd(pidfd);
-  int dup = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-  if (dup < 0) {
-    return sys_error("pidfd_getfd of fd {}", fd);
-  }
-  return UniqueFd(dup);
-}
-
 std::string format_sockaddr(const sockaddr_storage& ss, socklen_t len) {
   char host[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET) {

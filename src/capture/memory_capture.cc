@@ -17,12 +17,6 @@ namespace vos::capture {
 
 namespace {
 
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kPmPresent = 1ull << 63;
-constexpr uint64_t kPmSwapped = 1ull << 62;
-constexpr uint64_t kPmFile = 1ull << 61;  // file page or shared anonymous
-constexpr size_t kCopyChunk = 4 << 20;
-
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -73,53 +67,6 @@ Status check_area(const MapsEntry& m) {
                       m.name);
   }
   return {};
-}
-
-// Areas read in full (shared memory, memfds without an fd) drop their all-zero pages.
-bool store_all_zero_skip(image::AreaKind kind, bool store_all) {
-  return kind == image::AreaKind::kSharedAnon || store_all;
-}
-
-bool all_zero(const char* p, size_t n) {
-  static const char zero[kPage] = {};
-  for (size_t off = 0; off < n; off += kPage) {
-    if (std::memcmp(p + off, zero, kPage) != 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Which pages of the area must be stored: a bitmap as a vector<bool> over its pages.
-Result<std::vector<bool>> pages_to_store(int pagemap_fd, const MapsEntry& m, image::AreaKind kind) {
-  uint64_t npages = (m.end - m.start) / kPage;
-  std::vector<bool> want(npages, false);
-  if (kind == image::AreaKind::kSharedAnon) {
-    // Shared memory may hold pages this process never faulted in: read them all, zeros dropped
-    // later.
-    std::fill(want.begin(), want.end(), true);
-    return want;
-  }
-  std::vector<uint64_t> entries(std::min<uint64_t>(npages, 65536));
-  for (uint64_t done = 0; done < npages;) {
-    uint64_t n = std::min<uint64_t>(entries.size(), npages - done);
-    off_t off = static_cast<off_t>((m.start / kPage + done) * 8);
-    ssize_t got = ::pread(pagemap_fd, entries.data(), n * 8, off);
-    if (got != static_cast<ssize_t>(n * 8)) {
-      return sys_error("reading pagemap for {:#x}", m.start + done * kPage);
-    }
-    for (uint64_t i = 0; i < n; ++i) {
-      uint64_t e = entries[i];
-      bool present = (e & kPmPresent) != 0;
-      bool swapped = (e & kPmSwapped) != 0;
-      bool file_page = (e & kPmFile) != 0;
-      // A private mapping's own pages are anonymous; its unmodified file pages come back from
-      // the file.
-      want[done + i] = swapped || (present && !file_page);
-    }
-    done += n;
-  }
-  return want;
 }
 
 }  // namespace
@@ -209,6 +156,9 @@ Status plan_memory(CaptureContext& ctx) {
                         a.kind == image::AreaKind::kSharedAnon ||
                         (a.kind == image::AreaKind::kFile && !a.shared) ||
                         (a.kind == image::AreaKind::kMemfd && !a.shared);
+    // Private memory whose own pages the kernel can report as written; memory read in full
+    // each time (shared, or a memfd nothing else keeps) is not tracked.
+    plan.trackable = plan.stores_pages && !a.shared && !plan.store_all;
     // A copy-on-write snapshot (a clone of the process) does not freeze shared memory, and
     // does not have mappings marked do-not-copy or wipe-on-fork: those are read while frozen.
     // Flags come from before the freeze (smaps is slow to read); a mapping that appeared since
@@ -240,82 +190,6 @@ Status check_snapshot(const CaptureContext& ctx, pid_t snapshot) {
       return Error(EAGAIN, fmt::format("mapping {:#x} changed its fork flags during the "
                                        "checkpoint; try again",
                                        ctx.img.areas[idx].start));
-    }
-  }
-  return {};
-}
-
-Status write_pages(CaptureContext& ctx, image::ImageWriter& writer, pid_t source, PagePass pass) {
-  std::string pm_path = fmt::format("/proc/{}/pagemap", source);
-  UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!pagemap.valid()) {
-    return sys_error("opening {}", pm_path);
-  }
-  std::string mem_path = fmt::format("/proc/{}/mem", source);
-  UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!mem.valid()) {
-    return sys_error("opening {}", mem_path);
-  }
-  CaptureContext reader;  // read_memory's view of the source process
-  reader.pid = source;
-  reader.mem_fd = mem.get();
-  std::vector<char> buf(kCopyChunk);
-  for (size_t idx = 0; idx < ctx.img.areas.size(); ++idx) {
-    image::MemoryArea& a = ctx.img.areas[idx];
-    const AreaPlan& plan = ctx.area_plans[idx];
-    bool mine = pass == PagePass::kAll || (pass == PagePass::kFrozenOnly) == plan.read_while_frozen;
-    if (!plan.stores_pages || !mine) {
-      continue;
-    }
-    MapsEntry m;
-    m.start = a.start;
-    m.end = a.end;
-    image::AreaKind scan_kind = plan.store_all ? image::AreaKind::kSharedAnon : a.kind;
-    // Zero pages of anonymous memory come back as zeros by themselves; a zero page of a private
-    // file mapping differs from the file and must be kept.
-    bool drop_zero =
-        store_all_zero_skip(a.kind, plan.store_all) || a.kind == image::AreaKind::kAnon;
-    auto want = pages_to_store(pagemap.get(), m, scan_kind);
-    if (!want) {
-      return std::move(want).error();
-    }
-    uint64_t npages = want->size();
-    for (uint64_t i = 0; i < npages;) {
-      if (!(*want)[i]) {
-        ++i;
-        continue;
-      }
-      uint64_t j = i;
-      while (j < npages && (*want)[j] && (j - i) * kPage < kCopyChunk) {
-        ++j;
-      }
-      uint64_t addr = m.start + i * kPage;
-      size_t len = (j - i) * kPage;
-      VOS_TRY(read_memory(reader, addr, buf.data(), len), "mapping {}", a.name);
-      // Within a chunk, store runs of pages; drop all-zero pages of memory read in full.
-      for (uint64_t k = 0; k < j - i;) {
-        const char* page = buf.data() + k * kPage;
-        if (drop_zero && all_zero(page, kPage)) {
-          ++k;
-          continue;
-        }
-        uint64_t e = k + 1;
-        while (e < j - i && !(drop_zero && all_zero(buf.data() + e * kPage, kPage))) {
-          ++e;
-        }
-        uint64_t vaddr = addr + k * kPage;
-        uint64_t off = writer.section_position();
-        VOS_TRY(writer.write(page, (e - k) * kPage), "writing pages");
-        if (!a.pages.empty() && a.pages.back().vaddr + a.pages.back().npages * kPage == vaddr &&
-            a.pages.back().offset + a.pages.back().npages * kPage == off) {
-          a.pages.back().npages += e - k;
-        } else {
-          a.pages.push_back({vaddr, e - k, off});
-        }
-        ctx.img.pages_stored += e - k;
-        k = e;
-      }
-      i = j;
     }
   }
   return {};

@@ -2,6 +2,7 @@
 #include "capture/proc_files.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <climits>
@@ -103,6 +104,19 @@ KeyValues parse_key_values(const std::string& text) {
     kv.values[line.substr(0, colon)] = value;
   }
   return kv;
+}
+
+Result<UniqueFd> grab_fd(pid_t pid, int fd) {
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    return sys_error("pidfd_open({})", pid);
+  }
+  UniqueFd pfd(pidfd);
+  int dup = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  if (dup < 0) {
+    return sys_error("pidfd_getfd of fd {}", fd);
+  }
+  return UniqueFd(dup);
 }
 
 }  // namespace vos::capture

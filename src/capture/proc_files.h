@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace vos::capture {
 
@@ -40,5 +41,9 @@ struct KeyValues {
   }
 };
 KeyValues parse_key_values(const std::string& text);
+
+// A copy of process `pid`'s descriptor `fd` (pidfd_getfd): the same open file, for vos to use
+// without disturbing the program's own descriptor.
+Result<UniqueFd> grab_fd(pid_t pid, int fd);
 
 }  // namespace vos::capture

@@ -73,8 +73,19 @@ Status capture_process_state(CaptureContext& ctx) {
   const auto& main_regs = session.threads().front().regs;
   uint64_t scratch = (main_regs.rsp - 128 - 512) & ~15ull;
 
+  // Each injected call costs the frozen program tens of microseconds, so only the signals whose
+  // disposition is not plain SIG_DFL are asked; SIGCHLD always, as its flags (SA_NOCLDWAIT,
+  // SA_NOCLDSTOP) change behaviour even with SIG_DFL.
+  auto status_text = read_text_file(fmt::format("/proc/{}/status", pid));
+  if (!status_text) {
+    return std::move(status_text).error();
+  }
+  auto status_kv = parse_key_values(*status_text);
+  uint64_t non_default = std::strtoull(status_kv.get("SigCgt").c_str(), nullptr, 16) |
+                         std::strtoull(status_kv.get("SigIgn").c_str(), nullptr, 16) |
+                         (1ull << (SIGCHLD - 1));
   for (int sig = 1; sig <= 64; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) {
+    if (sig == SIGKILL || sig == SIGSTOP || (non_default & (1ull << (sig - 1))) == 0) {
       continue;
     }
     auto r = session.remote_syscall(pid, SYS_rt_sigaction, sig, 0, static_cast<long>(scratch), 8);
@@ -159,11 +170,7 @@ Status capture_process_state(CaptureContext& ctx) {
       }
     }
   }
-  auto status = read_text_file(fmt::format("/proc/{}/status", pid));
-  if (status) {
-    auto kv = parse_key_values(*status);
-    img.umask = static_cast<uint32_t>(std::strtoul(kv.get("Umask").c_str(), nullptr, 8));
-  }
+  img.umask = static_cast<uint32_t>(std::strtoul(status_kv.get("Umask").c_str(), nullptr, 8));
   auto pers = read_text_file(fmt::format("/proc/{}/personality", pid));
   if (pers) {
     img.personality = static_cast<uint32_t>(std::strtoul(pers->c_str(), nullptr, 16));

@@ -44,7 +44,13 @@ int cmd_checkpoint(const CheckpointArgs& a) {
     return 1;
   }
   std::string image = image_path_for(a.dir, entry->name);
-  nlohmann::json req = {{"cmd", "checkpoint"}, {"image", image}, {"kill", a.kill}};
+  nlohmann::json req = {{"cmd", "checkpoint"},
+                        {"image", image},
+                        {"kill", a.kill},
+                        {"incremental", a.incremental || !a.parent.empty()}};
+  if (!a.parent.empty()) {
+    req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();
+  }
   auto reply = keeper::send_request(keeper::socket_path(entry->name), req);
   if (!reply) {
     std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(),
@@ -61,6 +67,10 @@ int cmd_checkpoint(const CheckpointArgs& a) {
     (*reply)["name"] = entry->name;
     std::printf("%s\n", reply->dump().c_str());
   } else {
+    std::string note = reply->value("note", std::string());
+    if (!note.empty()) {
+      std::fprintf(stderr, "vos checkpoint: note: %s\n", note.c_str());
+    }
     std::printf("%s\n", reply->value("image", image).c_str());
   }
   return 0;

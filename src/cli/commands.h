@@ -17,6 +17,8 @@ struct CheckpointArgs {
   std::string dir;
   bool kill = false;
   bool json = false;
+  bool incremental = false;
+  std::string parent;
 };
 struct RestoreArgs {
   std::string image;
@@ -29,6 +31,7 @@ int cmd_run(const RunArgs& a);
 int cmd_checkpoint(const CheckpointArgs& a);
 int cmd_restore(const RestoreArgs& a);
 int cmd_ps(bool json);
+int cmd_merge(const std::string& in, const std::string& out, bool json);
 int cmd_inspect(const std::string& image, bool json);
 
 }  // namespace vos::cli

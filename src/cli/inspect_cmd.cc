@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "image/image_reader.h"
 #include "image/process_model.h"
+#include "restore/restore.h"
 
 namespace vos::cli {
 
@@ -54,14 +55,37 @@ int cmd_inspect(const std::string& path, bool json) {
     std::fprintf(stderr, "vos inspect: %s: %s\n", path.c_str(), proc.error().describe().c_str());
     return 1;
   }
+  // An incremental image: which parents it uses, how many pages from each, and whether each is
+  // still where a restore will look for it.
+  std::vector<uint64_t> from_parent(proc->parents.size() + 1, 0);
+  for (const auto& a : proc->areas) {
+    for (const auto& r : a.pages) {
+      if (r.image < from_parent.size()) {
+        from_parent[r.image] += r.npages;
+      }
+    }
+  }
+  nlohmann::json parents = nlohmann::json::array();
+  for (size_t i = 0; i < proc->parents.size(); ++i) {
+    const auto& ref = proc->parents[i];
+    auto opened = restore::open_parent(path, ref);
+    parents.push_back({{"path", opened ? opened->reader.path() : ref.path},
+                       {"image_id", ref.image_id},
+                       {"pages", from_parent[i + 1]},
+                       {"found", opened.ok()},
+                       {"error", opened ? std::string() : opened.error().describe()}});
+    all_ok &= opened.ok();
+  }
   if (json) {
     nlohmann::json j = {{"image", path},
+                        {"image_id", proc->image_id},
+                        {"parents", parents},
                         {"version", reader->header().version},
                         {"size", reader->header().file_size},
                         {"sections", sections},
                         {"process", image::to_json(*proc)}};
     std::printf("%s\n", j.dump(1).c_str());
-    if (!all_ok) {
+    if (!corrupt.empty()) {
       std::fprintf(stderr, "vos inspect: %s: corrupt: checksum mismatch in section %s\n",
                    path.c_str(), corrupt.c_str());
     }
@@ -83,6 +107,16 @@ int cmd_inspect(const std::string& path, bool json) {
                 s["size"].get<unsigned long>(), s["checksum"].get<std::string>().c_str(),
                 s["checksum_ok"].get<bool>() ? "ok" : "CORRUPT");
   }
+  if (!p.parents.empty()) {
+    std::printf("chain     incremental: %lu pages stored here, %lu in %zu parent image(s)\n",
+                static_cast<unsigned long>(p.pages_stored),
+                static_cast<unsigned long>(p.pages_inherited), p.parents.size());
+    for (const auto& par : parents) {
+      std::printf("  %-60s %8lu pages  %s\n", par["path"].get<std::string>().c_str(),
+                  par["pages"].get<unsigned long>(),
+                  par["found"].get<bool>() ? "ok" : par["error"].get<std::string>().c_str());
+    }
+  }
   std::printf("threads   %zu\n", p.threads.size());
   for (const auto& t : p.threads) {
     std::printf("  tid %-6d %s\n", t.tid, t.comm.c_str());
@@ -90,25 +124,28 @@ int cmd_inspect(const std::string& path, bool json) {
   std::printf("memory    %zu mappings, %lu pages stored (%.1f MiB)\n", p.areas.size(),
               static_cast<unsigned long>(p.pages_stored), p.pages_stored * 4096.0 / (1 << 20));
   for (const auto& a : p.areas) {
-    uint64_t stored = 0;
+    uint64_t stored = 0, inherited = 0;
     for (const auto& r : a.pages) {
-      stored += r.npages;
+      (r.image == 0 ? stored : inherited) += r.npages;
     }
-    std::printf("  %012lx-%012lx %s %-11s %6lu pages  %s\n", static_cast<unsigned long>(a.start),
+    std::string pages = fmt::format("{:6} pages", stored);
+    if (inherited != 0) {
+      pages += fmt::format(" (+{} in parents)", inherited);
+    }
+    std::printf("  %012lx-%012lx %s %-11s %s  %s\n", static_cast<unsigned long>(a.start),
                 static_cast<unsigned long>(a.end), prot_string(a.prot, a.shared).c_str(),
-                image::area_kind_name(a.kind), static_cast<unsigned long>(stored), a.name.c_str());
+                image::area_kind_name(a.kind), pages.c_str(), a.name.c_str());
   }
   std::printf("fds       %zu\n", p.fds.size());
   for (const auto& f : p.fds) {
     std::printf("  %3d %-11s %s\n", f.fd, image::fd_kind_name(f.kind),
                 f.sockaddr.empty() ? f.path.c_str() : f.sockaddr.c_str());
   }
-  if (!all_ok) {
+  if (!corrupt.empty()) {
     std::fprintf(stderr, "vos inspect: %s: corrupt: checksum mismatch in section %s\n",
                  path.c_str(), corrupt.c_str());
-    return 1;
   }
-  return 0;
+  return all_ok ? 0 : 1;
 }
 
 }  // namespace vos::cli

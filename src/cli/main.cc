@@ -27,7 +27,13 @@ int main(int argc, char** argv) {
   ck_cmd->add_option("--dir", ck.dir, "Directory for the image (default: current directory)");
   ck_cmd->add_flag("--kill", ck.kill,
                    "End the program once the image is on disk; it never runs past the image");
-  ck_cmd->add_flag("--json", ck.json, "Print image path, pause and sizes as JSON");
+  ck_cmd->add_flag("--incremental,-i", ck.incremental,
+                   "Store only the pages written since this program's last checkpoint; the rest "
+                   "is read from that image (and its parents) on restore. The first one is full "
+                   "and starts tracking writes");
+  ck_cmd->add_option("--parent", ck.parent,
+                     "Like --incremental, but fail unless IMAGE is the program's last checkpoint");
+  ck_cmd->add_flag("--json", ck.json, "Print image path, pause, sizes and phases as JSON");
 
   vos::cli::RestoreArgs rs;
   auto* rs_cmd =
@@ -47,6 +53,19 @@ int main(int argc, char** argv) {
   in_cmd->add_option("image", inspect_image, "Image file")->required();
   in_cmd->add_flag("--json", inspect_json, "Machine-readable output");
 
+  std::string merge_in, merge_out;
+  bool merge_json = false;
+  auto* mg_cmd = app.add_subcommand(
+      "merge", "Copy into an incremental image the pages it takes from its parents");
+  mg_cmd->add_option("image", merge_in, "Incremental image written by vos checkpoint --incremental")
+      ->required();
+  mg_cmd
+      ->add_option("-o,--output", merge_out,
+                   "The standalone image to write (a new file; images built on IMAGE keep "
+                   "needing IMAGE itself)")
+      ->required();
+  mg_cmd->add_flag("--json", merge_json, "Print pages, bytes and parents as JSON");
+
   CLI11_PARSE(app, argc, argv);
   if (run_cmd->parsed()) {
     if (!run.argv.empty() && run.argv.front() == "--") {
@@ -62,6 +81,9 @@ int main(int argc, char** argv) {
   }
   if (ps_cmd->parsed()) {
     return vos::cli::cmd_ps(ps_json);
+  }
+  if (mg_cmd->parsed()) {
+    return vos::cli::cmd_merge(merge_in, merge_out, merge_json);
   }
   if (in_cmd->parsed()) {
     return vos::cli::cmd_inspect(inspect_image, inspect_json);

@@ -1,7 +1,12 @@
 // Host side. JSON mapping of the process model; field names are the documented image format.
 #include "image/process_model.h"
 
+#include <sys/random.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
+#include <ctime>
 
 namespace vos::image {
 
@@ -28,7 +33,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kUnixListen, "unix-listen"}})
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, image)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
                                                 kind, name, file_offset, dev, ino, memfd, pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
@@ -48,7 +54,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, c
                                                 arg_start, arg_end, env_start, env_end, auxv,
                                                 monotonic_ns, boottime_ns, realtime_ns, areas,
                                                 threads, actions, shared_pending, itimers, fds,
-                                                pages_stored)
+                                                pages_stored, image_id, parents, pages_inherited)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;
@@ -114,6 +120,20 @@ const char* fd_kind_name(FdKind k) {
   static thread_local std::string s;
   s = j.get<std::string>();
   return s.c_str();
+}
+
+std::string new_image_id() {
+  unsigned char bytes[16] = {};
+  if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
+    // No entropy yet (very early boot): time and pid still make a collision unlikely.
+    uint64_t t = static_cast<uint64_t>(::time(nullptr)) ^ (static_cast<uint64_t>(::getpid()) << 32);
+    std::memcpy(bytes, &t, sizeof t);
+  }
+  std::string id;
+  for (unsigned char b : bytes) {
+    id += fmt::format("{:02x}", b);
+  }
+  return id;
 }
 
 }  // namespace vos::image

@@ -17,11 +17,19 @@ struct BlobRef {
   uint64_t size = 0;
 };
 
-// `npages` pages starting at `vaddr`, stored contiguously at `offset` in the pages section.
+// `npages` pages starting at `vaddr`, stored contiguously at `offset` in the pages section of
+// this image (`image` 0) or of its parent `parents[image - 1]` (incremental images).
 struct PageRun {
   uint64_t vaddr = 0;
   uint64_t npages = 0;
   uint64_t offset = 0;
+  uint32_t image = 0;
+};
+
+// An earlier image whose pages an incremental image uses; `image_id` must match its own.
+struct ParentImage {
+  std::string path;
+  std::string image_id;
 };
 
 enum class AreaKind { kAnon, kFile, kSharedAnon, kMemfd, kVdso, kVvar, kVvarVclock, kVsyscall };
@@ -150,10 +158,16 @@ struct ProcessImage {
   std::vector<ITimer> itimers;
   std::vector<FdState> fds;
   uint64_t pages_stored = 0;
+  std::string image_id;              // random, names this image to the images built on it
+  std::vector<ParentImage> parents;  // images whose pages this one refers to (incremental)
+  uint64_t pages_inherited = 0;      // pages found in parents rather than stored here
 };
 
 nlohmann::json to_json(const ProcessImage& p);
 Result<ProcessImage> process_from_json(const std::string& text);
+
+// A new random image id (32 hex digits): what an incremental image names its parents by.
+std::string new_image_id();
 
 const char* area_kind_name(AreaKind k);
 const char* fd_kind_name(FdKind k);

@@ -83,7 +83,8 @@ struct Keeper {
   KeeperPipes pipes;
   UniqueFd control;
   bool killed_by_checkpoint = false;
-  bool ended = false;  // the program was reaped while serving a request
+  capture::CheckpointBase base;  // what an incremental checkpoint builds on
+  bool ended = false;            // the program was reaped while serving a request
   int end_status = 0;
 
   nlohmann::json handle(const nlohmann::json& req) {
@@ -96,7 +97,9 @@ struct Keeper {
       opts.image_path = req.value("image", "");
       opts.kill = req.value("kill", false);
       opts.name = name;
-      auto stats = capture::checkpoint(program, opts);
+      opts.incremental = req.value("incremental", false);
+      opts.parent = req.value("parent", "");
+      auto stats = capture::checkpoint(program, opts, base);
       if (!stats) {
         return {{"ok", false}, {"error", stats.error().describe()}};
       }
@@ -121,12 +124,20 @@ struct Keeper {
         end_status = status;
         unregister();
       }
+      nlohmann::json phases = nlohmann::json::array();
+      for (const auto& [step, ms] : stats->phases) {
+        phases.push_back({{"step", step}, {"ms", ms}});
+      }
       return {{"ok", true},
+              {"phases", phases},
               {"image", stats->image},
               {"pause_ms", stats->pause_ms},
               {"total_ms", stats->total_ms},
               {"bytes", stats->bytes},
               {"pages", stats->pages},
+              {"pages_inherited", stats->pages_inherited},
+              {"parent", stats->parent.empty() ? nlohmann::json() : nlohmann::json(stats->parent)},
+              {"note", stats->note},
               {"threads", stats->threads}};
     }
     return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};

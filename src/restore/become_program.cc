@@ -111,8 +111,8 @@ Status restore_attributes(const image::ProcessImage& p) {
   return {};
 }
 
-Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log_fd,
-                      std::vector<int> helpers) {
+Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<int>& parent_fds,
+                      int info_fd, int log_fd, std::vector<int> helpers) {
   const auto& p = img.proc;
   const std::string& code = blob_code();
 
@@ -182,7 +182,12 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
     }
     b.first_run = runs.size();
     for (const auto& r : a.pages) {
-      runs.push_back({r.vaddr, r.npages * kPage, img.pages_offset + r.offset});
+      if (r.image == 0) {
+        runs.push_back({r.vaddr, r.npages * kPage, img.pages_offset + r.offset, image_fd, 0});
+      } else {
+        runs.push_back({r.vaddr, r.npages * kPage, img.parents[r.image - 1].pages_offset + r.offset,
+                        parent_fds[r.image - 1], 0});
+      }
     }
     b.nruns = runs.size() - b.first_run;
     areas.push_back(b);
@@ -221,7 +226,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   uint64_t auxv_off = infos_off + round_up(infos.size() * sizeof(BlobSiginfo), 64);
   uint64_t close_off = auxv_off + round_up(auxv.size(), 64);
   // helpers already holds the mapped files; exe, info, image and log fds are added below.
-  uint64_t max_helpers = helpers.size() + 4;
+  uint64_t max_helpers = helpers.size() + 4 + parent_fds.size();
   uint64_t region_size = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
 
   auto region_at = find_gap(used, region_size);
@@ -266,7 +271,6 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   args->nmoves = static_cast<int32_t>(moves.size());
   std::copy(moves.begin(), moves.end(), args->moves);
   args->move_temp = *temp_at;
-  args->image_fd = image_fd;
   args->log_fd = log_fd;
   if (&__rseq_size != nullptr && __rseq_size != 0) {
     args->rseq_unreg_addr =
@@ -328,6 +332,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
   }
   helpers.push_back(info_fd);
   helpers.push_back(image_fd);
+  helpers.insert(helpers.end(), parent_fds.begin(), parent_fds.end());
   helpers.push_back(log_fd);  // last: failures are reported until the very end
   std::memcpy(base + close_off, helpers.data(), helpers.size() * sizeof(int32_t));
   args->close_fds = region + close_off;
@@ -379,6 +384,13 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   }
   int image_fd = img.reader.fd();
   std::vector<int*> keep = {&sync_fd, &info_fd, &log_fd, &image_fd};
+  std::vector<int> parent_fds;
+  for (const auto& p : img.parents) {
+    parent_fds.push_back(p.reader.fd());
+  }
+  for (int& fd : parent_fds) {
+    keep.push_back(&fd);
+  }
   auto s = restore_fds(img, keep);
   if (!s) {
     die(log_fd, s.error());
@@ -387,7 +399,7 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   if (!s) {
     die(log_fd, s.error());
   }
-  s = build_and_jump(img, image_fd, info_fd, log_fd, {sync_fd});
+  s = build_and_jump(img, image_fd, parent_fds, info_fd, log_fd, {sync_fd});
   die(log_fd, s.error());
 }
 

@@ -1,9 +1,39 @@
 // Host side (vos restore).
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "restore/restore.h"
 
 namespace vos::restore {
+
+Result<ParentPages> open_parent(const std::string& child, const image::ParentImage& ref) {
+  std::filesystem::path recorded(ref.path);
+  std::filesystem::path beside = std::filesystem::path(child).parent_path() / recorded.filename();
+  std::error_code ec;
+  const auto& where = std::filesystem::exists(recorded, ec) ? recorded : beside;
+  auto reader = image::ImageReader::open(where.string());
+  if (!reader) {
+    return std::move(reader).error().context(
+        fmt::format("parent image {} (looked for at {} and {})", recorded.filename().string(),
+                    ref.path, beside.string()));
+  }
+  auto meta = reader->read_section(abi::SectionType::kMeta);
+  if (!meta) {
+    return std::move(meta).error();
+  }
+  auto proc = image::process_from_json(*meta);
+  if (!proc) {
+    return std::move(proc).error().context(fmt::format("parent image {}", where.string()));
+  }
+  if (proc->image_id != ref.image_id) {
+    return user_error("parent image {} is not the one this image was built on (id {}, expected {})",
+                      where.string(), proc->image_id, ref.image_id);
+  }
+  const auto* pages = reader->find(abi::SectionType::kPages);
+  return ParentPages{std::move(*reader), pages != nullptr ? pages->offset : 0,
+                     pages != nullptr ? pages->size : 0};
+}
 
 Result<LoadedImage> load_image(const std::string& path) {
   auto reader = image::ImageReader::open(path);
@@ -29,17 +59,30 @@ Result<LoadedImage> load_image(const std::string& path) {
     blobs = std::move(*b);
   }
   const auto* pages = reader->find(abi::SectionType::kPages);
-  LoadedImage img{std::move(*reader), std::move(*proc), std::move(blobs),
-                  pages != nullptr ? pages->offset : 0};
+  LoadedImage img{std::move(*reader),
+                  std::move(*proc),
+                  std::move(blobs),
+                  pages != nullptr ? pages->offset : 0,
+                  {}};
+  for (const auto& ref : img.proc.parents) {
+    auto parent = open_parent(path, ref);
+    if (!parent) {
+      return std::move(parent).error().context(fmt::format("image {}", path));
+    }
+    img.parents.push_back(std::move(*parent));
+  }
   return img;
 }
 
 Status verify_pages(const LoadedImage& img) {
-  const auto* pages = img.reader.find(abi::SectionType::kPages);
-  if (pages == nullptr) {
-    return {};
+  if (const auto* pages = img.reader.find(abi::SectionType::kPages)) {
+    VOS_TRY(img.reader.verify_section(*pages), "image {}", img.reader.path());
   }
-  VOS_TRY(img.reader.verify_section(*pages), "image {}", img.reader.path());
+  for (const auto& p : img.parents) {
+    if (const auto* pages = p.reader.find(abi::SectionType::kPages)) {
+      VOS_TRY(p.reader.verify_section(*pages), "parent image {}", p.reader.path());
+    }
+  }
   return {};
 }
 
@@ -82,8 +125,13 @@ Status check_restorable(const LoadedImage& img) {
                         a.end);
     }
     for (const auto& r : a.pages) {
-      if (r.vaddr < a.start || r.npages > (a.end - r.vaddr) / 4096 || r.offset > pages_size ||
-          r.npages * 4096 > pages_size - r.offset) {
+      if (r.image > img.parents.size()) {
+        return user_error("image {}: corrupt: page run at {:#x} refers to parent {} of {}",
+                          img.reader.path(), r.vaddr, r.image, img.parents.size());
+      }
+      uint64_t size = r.image == 0 ? pages_size : img.parents[r.image - 1].pages_size;
+      if (r.vaddr < a.start || r.npages > (a.end - r.vaddr) / 4096 || r.offset > size ||
+          r.npages * 4096 > size - r.offset) {
         return user_error("image {}: corrupt: page run at {:#x} outside its mapping or data",
                           img.reader.path(), r.vaddr);
       }

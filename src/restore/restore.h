@@ -17,17 +17,31 @@
 
 namespace vos::restore {
 
+// An image whose pages an incremental image refers to (PageRun::image = index + 1).
+struct ParentPages {
+  image::ImageReader reader;
+  uint64_t pages_offset = 0;
+  uint64_t pages_size = 0;
+};
+
 struct LoadedImage {
   image::ImageReader reader;
   image::ProcessImage proc;
   std::string blobs;
-  uint64_t pages_offset = 0;  // absolute file offset of the pages section
+  uint64_t pages_offset = 0;         // absolute file offset of the pages section
+  std::vector<ParentPages> parents;  // parallel to proc.parents
 };
 
-// Reads and checks everything but the page data (see verify_pages).
+// Opens the parent image `ref` of the image at `child`: at the recorded path, else beside the
+// child; fails unless it carries the recorded id.
+Result<ParentPages> open_parent(const std::string& child, const image::ParentImage& ref);
+
+// Reads and checks everything but the page data (see verify_pages), and opens the parent images
+// of an incremental image: at the recorded path, else beside the image (a moved directory of
+// images still restores); each must carry the recorded image id.
 Result<LoadedImage> load_image(const std::string& path);
-// Checks the page data's checksum; run alongside the restore, which must not let the program
-// run unless this passed.
+// Checks the page data's checksum, of the image and of every parent it uses; run alongside the
+// restore, which must not let the program run unless this passed.
 Status verify_pages(const LoadedImage& img);
 
 // Refuses early, with a clear message, what would make the restore fail half-way.

@@ -150,10 +150,10 @@ long move_vdso(const RestoreArgs* a) {
   return 0;
 }
 
-void read_pages(const BlobPageRun& run, int image_fd) {
+void read_pages(const BlobPageRun& run) {
   uint64_t done = 0;
   while (done < run.len) {
-    long r = sys4(kPread64, image_fd, static_cast<long>(run.vaddr + done),
+    long r = sys4(kPread64, run.fd, static_cast<long>(run.vaddr + done),
                   static_cast<long>(run.len - done), static_cast<long>(run.image_offset + done));
     if (r <= 0) {
       fail("reading pages", r == 0 ? -5 : r, run.vaddr + done);
@@ -193,7 +193,7 @@ void map_areas(const RestoreArgs* a) {
       // Populate the run's pages in one call instead of one fault per 4 KiB page during the
       // copy; a kernel without MADV_POPULATE_WRITE just faults them as before.
       sys3(kMadvise, static_cast<long>(run.vaddr), static_cast<long>(run.len), kMadvPopulateWrite);
-      read_pages(run, a->image_fd);
+      read_pages(run);
     }
     if (fill && static_cast<long>(ar.prot) != prot) {
       r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));

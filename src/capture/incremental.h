@@ -1,0 +1,60 @@
+// Host side (keeper). Incremental checkpoints: an image that stores only the pages written since
+// the previous checkpoint of the same program and refers to its parents for the rest.
+//
+// The keeper keeps a CheckpointBase between checkpoints: where every page of the last image
+// lives (in that image or in an image it refers to) and a WriteTracker armed at that image's
+// freeze. At the next freeze, a tracked area's pages are: written since -> stored; private and
+// not written -> inherited from wherever the base says they live; anything else -> a zero page
+// or the file's page, exactly as in a full image. An area the tracker does not cover (mapped or
+// moved since, or untrackable) is stored in full.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capture/capture_context.h"
+#include "capture/page_writer.h"
+#include "capture/write_tracker.h"
+
+namespace vos::capture {
+
+struct BaseImage {
+  std::string path;
+  std::string image_id;
+  uint64_t size = 0;  // file size when written: a changed file is not the same image
+};
+
+struct PageHome {
+  uint64_t vaddr = 0;
+  uint64_t npages = 0;
+  uint64_t offset = 0;  // in the pages section of images[image]
+  uint32_t image = 0;
+};
+
+struct CheckpointBase {
+  std::vector<BaseImage> images;  // [0] is the last image written; the rest are its parents
+  std::vector<PageHome> pages;    // sorted by vaddr
+  std::optional<WriteTracker> tracker;
+  FrozenBuffer frozen;             // where written pages are copied while the program is stopped
+  uint64_t last_stored_bytes = 0;  // of the last incremental image, to size `frozen`
+
+  bool has_image() const { return !images.empty(); }
+  // Fails, naming the file, if an image the base refers to was removed or changed.
+  Status check_images() const;
+};
+
+// While frozen, after plan_memory: starts tracking every trackable area not tracked yet and
+// re-protects the tracked ones, so that writes are counted from this freeze on. When `delta`,
+// also turns the plan into an incremental one against `base`: stored ranges become explicit and
+// unwritten pages become runs inherited from the base's images (ctx.img.parents).
+Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta);
+
+// After the image at `path` was committed: what the next incremental checkpoint builds on.
+void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
+                 uint64_t size);
+
+// Bytes the plan stores from explicit ranges (incremental), to decide how to read them.
+uint64_t planned_bytes(const CaptureContext& ctx);
+
+}  // namespace vos::capture

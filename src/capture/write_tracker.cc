@@ -1,0 +1,140 @@
+// Host side (keeper).
+#include "capture/write_tracker.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#include "abi/kernel_uapi.h"
+#include "capture/proc_files.h"
+#include "capture/ptrace_session.h"
+
+namespace vos::capture {
+
+namespace {
+
+constexpr size_t kScanBatch = 512;
+
+}  // namespace
+
+Result<WriteTracker> WriteTracker::create(PtraceSession& session, uint64_t syscall_insn) {
+  pid_t pid = session.pid();
+  session.set_syscall_insn(syscall_insn);
+  // User-mode-only faults need no privilege; the fd lives in the program for three calls.
+  auto fd = session.remote_syscall(pid, SYS_userfaultfd,
+                                   O_CLOEXEC | O_NONBLOCK | uapi::kUffdUserModeOnly);
+  if (!fd) {
+    return std::move(fd).error();
+  }
+  if (*fd < 0) {
+    return Error(static_cast<int>(-*fd), fmt::format("userfaultfd inside process {} failed", pid));
+  }
+  auto mine = grab_fd(pid, static_cast<int>(*fd));
+  auto closed = session.remote_syscall(pid, SYS_close, *fd);
+  if (!mine) {
+    return std::move(mine).error();
+  }
+  if (!closed || *closed < 0) {
+    return user_error("closing vos's userfaultfd inside process {} failed", pid);
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated |
+                 uapi::kUffdFeatureWpHugetlbfsShmem;
+  if (::ioctl(mine->get(), UFFDIO_API, &api) != 0) {
+    // Older kernels lack some of these; asynchronous write-protect is the one that matters.
+    api = {};
+    api.api = UFFD_API;
+    api.features = uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated;
+    if (::ioctl(mine->get(), UFFDIO_API, &api) != 0) {
+      return sys_error("this kernel has no asynchronous userfaultfd write-protect (6.7+ needed)");
+    }
+  }
+  std::string pm_path = fmt::format("/proc/{}/pagemap", pid);
+  UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pagemap.valid()) {
+    return sys_error("opening {}", pm_path);
+  }
+  return WriteTracker(pid, std::move(*mine), std::move(pagemap));
+}
+
+Status WriteTracker::reopen() {
+  std::string pm_path = fmt::format("/proc/{}/pagemap", pid_);
+  UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pagemap.valid()) {
+    return sys_error("opening {}", pm_path);
+  }
+  pagemap_ = std::move(pagemap);
+  return {};
+}
+
+Status WriteTracker::track(uint64_t start, uint64_t end) {
+  uffdio_register reg{};
+  reg.range = {start, end - start};
+  reg.mode = UFFDIO_REGISTER_MODE_WP;
+  if (::ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0) {
+    return sys_error("tracking writes to {:#x}-{:#x}", start, end);
+  }
+  uffdio_writeprotect wp{};
+  wp.range = {start, end - start};
+  wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+  if (::ioctl(uffd_.get(), UFFDIO_WRITEPROTECT, &wp) != 0) {
+    Error e = sys_error("write-protecting {:#x}-{:#x}", start, end);
+    uffdio_range range{start, end - start};
+    ::ioctl(uffd_.get(), UFFDIO_UNREGISTER, &range);
+    return e;
+  }
+  return {};
+}
+
+Result<PageRanges> WriteTracker::scan(uint64_t start, uint64_t end, uint64_t flags,
+                                      uint64_t inverted, uint64_t mask, uint64_t anyof) {
+  PageRanges out;
+  std::vector<uapi::PageRegion> vec(kScanBatch);
+  uint64_t at = start;
+  while (at < end) {
+    uapi::PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.flags = flags;
+    arg.start = at;
+    arg.end = end;
+    arg.vec = reinterpret_cast<uint64_t>(vec.data());
+    arg.vec_len = vec.size();
+    arg.category_inverted = inverted;
+    arg.category_mask = mask;
+    arg.category_anyof_mask = anyof;
+    arg.return_mask = anyof | mask;
+    long n = ::ioctl(pagemap_.get(), uapi::kPagemapScan, &arg);
+    if (n < 0) {
+      return sys_error("PAGEMAP_SCAN of process {} at {:#x}", pid_, at);
+    }
+    for (long i = 0; i < n; ++i) {
+      append_range(out, vec[i].start, vec[i].end);
+    }
+    if (arg.walk_end <= at) {
+      return user_error("PAGEMAP_SCAN of process {} made no progress at {:#x}", pid_, at);
+    }
+    at = arg.walk_end;
+  }
+  return out;
+}
+
+Result<std::optional<PageRanges>> WriteTracker::take_written(uint64_t start, uint64_t end) {
+  auto r = scan(start, end, uapi::kPmScanWpMatching | uapi::kPmScanCheckWpAsync, 0, 0,
+                uapi::kPageIsWritten);
+  if (!r) {
+    if (r.error().err() == EPERM) {
+      return std::optional<PageRanges>();  // not registered (any more): not tracked
+    }
+    return std::move(r).error();
+  }
+  return std::optional<PageRanges>(std::move(*r));
+}
+
+Result<PageRanges> WriteTracker::private_pages(uint64_t start, uint64_t end) {
+  constexpr uint64_t kNot = uapi::kPageIsFile | uapi::kPageIsPfnZero;
+  return scan(start, end, 0, kNot, kNot, uapi::kPageIsPresent | uapi::kPageIsSwapped);
+}
+
+}  // namespace vos::capture

@@ -1,0 +1,17 @@
+// Host side.
+#include "image/finish_image.h"
+
+namespace vos::image {
+
+Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc) {
+  VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
+  VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
+  VOS_TRY(writer.end_section(), "blobs");
+  std::string meta = to_json(proc).dump(1);
+  VOS_TRY(writer.begin_section(abi::SectionType::kMeta), "meta");
+  VOS_TRY(writer.write(meta.data(), meta.size()), "meta");
+  VOS_TRY(writer.end_section(), "meta");
+  return writer.commit();
+}
+
+}  // namespace vos::image

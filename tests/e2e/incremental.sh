@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# e2e (runs in the test harness): incremental checkpoints of a program whose memory keeps
+# changing (incremental_writer.c: rewritten, discarded, remapped and moved pages, a written
+# private file mapping). Four checkpoints with --incremental / --parent while it runs, the last
+# with --kill; then every image of the chain is restored and the program checks every page;
+# `vos merge` makes a standalone image that restores without its parents; an image whose parent
+# is gone is refused with the parent's name.
+# usage: incremental.sh PROGRAM
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_setup
+
+PROG=$1
+WORK=$W/work
+IMAGES=$W/images
+mkdir "$WORK" "$IMAGES"
+NAME=e2e-incremental-$$-$RANDOM
+
+# ck ARGS...: checkpoint with --json; sets J (the reply) and IMG.
+ck() {
+  local rc=0
+  J=$("$VOS" checkpoint "$NAME" --dir "$IMAGES" --json "$@" 2>>"$W/checkpoint.log") || rc=$?
+  ((rc == 0)) || e2e_die "vos checkpoint $* failed with status $rc: $(tail -1 "$W/checkpoint.log")"
+  IMG=$(field image)
+}
+field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
+
+# restore_pass IMAGE WHAT: the program, restored from IMAGE, must find every page right.
+restore_pass() {
+  rm -f "$WORK/result"
+  e2e_restore_wait "$1" "$W/restore.log"
+  ((WAIT_RC == 0)) || e2e_die "$2: vos restore exited $WAIT_RC: $(tail -3 "$W/restore.log")"
+  e2e_expect_pass "$WORK/result" "$2"
+}
+
+e2e_vos_run "$NAME" "$W/run.log" "$PROG" "$WORK"
+e2e_wait_file "$WORK/ready" 20 "incremental" "$NAME"
+
+ck --incremental
+IMG1=$IMG
+[[ -z $(field parent) ]] || e2e_die "first incremental checkpoint has a parent: $J"
+FULL_PAGES=$(field pages)
+sleep 0.3
+ck --incremental
+IMG2=$IMG
+[[ $(field parent) == "$IMG1" ]] || e2e_die "second checkpoint should build on $IMG1: $J"
+(($(field pages_inherited) > 0)) || e2e_die "second checkpoint inherited nothing: $J"
+(($(field pages) * 2 < FULL_PAGES)) ||
+  e2e_die "second checkpoint stored $(field pages) pages of $FULL_PAGES: not incremental"
+sleep 0.3
+# --parent must name the last image; anything else is refused and the program runs on.
+if "$VOS" checkpoint "$NAME" --dir "$IMAGES" --parent "$IMG1" >/dev/null 2>"$W/wrong-parent.log"; then
+  e2e_die "--parent with an older image was accepted"
+fi
+grep -q "not the last checkpoint" "$W/wrong-parent.log" ||
+  e2e_die "unclear --parent refusal: $(cat "$W/wrong-parent.log")"
+ck --parent "$IMG2"
+IMG3=$IMG
+[[ $(field parent) == "$IMG2" ]] || e2e_die "third checkpoint should build on $IMG2: $J"
+sleep 0.3
+ck --incremental --kill
+IMG4=$IMG
+[[ $(field parent) == "$IMG3" ]] || e2e_die "final checkpoint should build on $IMG3: $J"
+e2e_wait_gone "$NAME" 5 "checkpoint --kill"
+
+"$VOS" inspect "$IMG4" >"$W/inspect.txt" || e2e_die "vos inspect $IMG4 failed"
+grep -q "$(basename "$IMG3")" "$W/inspect.txt" || e2e_die "vos inspect does not show the parent"
+
+# The program checks all its memory as soon as it finds <work>/stop after a restore.
+touch "$WORK/stop"
+for img in "$IMG4" "$IMG2" "$IMG1" "$IMG3"; do
+  restore_pass "$img" "restore of $(basename "$img")"
+done
+
+"$VOS" merge "$IMG4" -o "$W/merged.vos" >"$W/merge.log" 2>&1 || e2e_die "vos merge: $(cat "$W/merge.log")"
+for img in "$IMG1" "$IMG2" "$IMG3"; do mv "$img" "$img.away"; done
+if "$VOS" restore "$IMG4" </dev/null >"$W/missing.log" 2>&1; then
+  e2e_die "restore of an image whose parents are gone succeeded"
+fi
+grep -qE "parent image .*($(basename "$IMG1")|$(basename "$IMG2")|$(basename "$IMG3"))" \
+  "$W/missing.log" || e2e_die "the refusal does not name the missing parent: $(cat "$W/missing.log")"
+restore_pass "$W/merged.vos" "restore of the merged image"
+e2e_log "PASS"
