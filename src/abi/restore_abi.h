@@ -17,6 +17,7 @@ enum BlobAreaFlags : uint32_t {
   kAreaMapAnon = 1u << 0,    // MAP_ANONYMOUS; otherwise `fd` is mapped
   kAreaShared = 1u << 1,     // MAP_SHARED
   kAreaGrowsDown = 1u << 2,  // MAP_GROWSDOWN (main stack)
+  kAreaLazy = 1u << 3,       // pages not read: registered with the lazy userfaultfd instead
 };
 
 struct BlobArea {
@@ -37,8 +38,11 @@ struct BlobPageRun {
   uint64_t len;           // bytes
   uint64_t image_offset;  // absolute offset in the image file `fd`
   int32_t fd;             // the image, or a parent image of an incremental one
-  int32_t pad;
+  uint32_t flags;         // kRunEager
 };
+// In a lazy area, read this run now anyway: the kernel itself touches it (an rseq area) in ways
+// that may not wait for a page to arrive.
+inline constexpr uint32_t kRunEager = 1u << 0;
 static_assert(sizeof(BlobPageRun) == 32);
 
 struct BlobThread {
@@ -108,6 +112,7 @@ struct RestoreArgs {
   BlobMove moves[kMaxMoves];  // vdso/vvar: current -> temp -> program's address
   uint64_t move_temp;         // base of a free range used as the intermediate step
   int32_t log_fd;             // failure messages go here
+  int32_t lazy_fd;            // >= 0: create a userfaultfd at this fd number for kAreaLazy areas
   uint64_t close_fds;         // int32_t[nclose]: helper fds closed before the program resumes
   uint64_t nclose;            // (the log fd is last, so failures are reported to the end)
   uint64_t rseq_unreg_addr;   // the front end's own rseq area, unregistered first

@@ -22,6 +22,7 @@ struct CheckpointArgs {
 };
 struct RestoreArgs {
   std::string image;
+  bool lazy = false;
   std::string name;
   bool detach = false;
   bool json = false;

@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   rs_cmd->add_option("image", rs.image, "Image file written by vos checkpoint")->required();
   rs_cmd->add_option("--name", rs.name, "Name for the restored program (default: the image's)");
   rs_cmd->add_flag("--detach,-d", rs.detach, "Return once the program runs again");
+  rs_cmd->add_flag("--lazy", rs.lazy,
+                   "Let the program run before its memory is back: pages are copied in from the "
+                   "image on first touch and in the background (page data is verified once all "
+                   "is in; the program is killed if it is damaged)");
   rs_cmd->add_flag("--json", rs.json, "Print name, pid and restore time as JSON");
 
   bool ps_json = false;

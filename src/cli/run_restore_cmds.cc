@@ -100,7 +100,10 @@ int cmd_restore(const RestoreArgs& a) {
   o.clocks.boottime_ns = img->proc.boottime_ns - host_clock_ns(CLOCK_BOOTTIME);
   std::string name = o.name;
   restore::LoadedImage& loaded = *img;
-  o.parallel_check = [&loaded] { return restore::verify_pages(loaded); };
+  loaded.lazy = a.lazy;
+  if (!a.lazy) {  // a lazy restore verifies page data in the keeper, once all of it is in
+    o.parallel_check = [&loaded] { return restore::verify_pages(loaded); };
+  }
   return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_restore(name, loaded, p); });
 }
 

@@ -25,6 +25,7 @@
 #include "capture/checkpoint.h"
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
+#include "restore/lazy_server.h"
 
 namespace vos::keeper {
 
@@ -399,10 +400,28 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     (void)join_verifier();
     fail(user_error("restore failed before the program could be rebuilt"));
   }
-  auto done = restore::finish_restore(pid, img, region, join_verifier);
+  UniqueFd lazy_uffd;
+  auto done =
+      restore::finish_restore(pid, img, region, join_verifier, img.lazy ? &lazy_uffd : nullptr);
   if (!done) {
     (void)join_verifier();
     fail(std::move(done).error());
+  }
+  std::unique_ptr<restore::LazyServer> lazy;
+  if (lazy_uffd.valid()) {
+    std::string stats_path = lazy_stats_path(name);
+    auto server = restore::LazyServer::start(
+        pid, std::move(lazy_uffd), img, [stats_path](const restore::LazyStats& st) {
+          nlohmann::json j = {
+              {"faults", st.faults},         {"fault_pages", st.fault_pages},
+              {"zero_pages", st.zero_pages}, {"prefetched_pages", st.prefetched_pages},
+              {"done_ms", st.done_ms},       {"error", st.error}};
+          (void)write_json_file(stats_path, j);
+        });
+    if (!server) {
+      fail(std::move(server).error());
+    }
+    lazy = std::move(*server);
   }
   ::close(log[0]);
   ::close(info[0]);

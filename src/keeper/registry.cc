@@ -46,9 +46,12 @@ std::string entry_path(const std::string& name) {
   return run_dir() + "/" + name + ".json";
 }
 
-Status write_entry(const Entry& e) {
-  nlohmann::json j = e;
-  std::string tmp = entry_path(e.name) + ".tmp";
+std::string lazy_stats_path(const std::string& name) {
+  return run_dir() + "/" + name + ".lazy.json";
+}
+
+Status write_json_file(const std::string& path, const nlohmann::json& j) {
+  std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);
     f << j.dump() << "\n";
@@ -56,15 +59,20 @@ Status write_entry(const Entry& e) {
       return sys_error("writing {}", tmp);
     }
   }
-  if (::rename(tmp.c_str(), entry_path(e.name).c_str()) != 0) {
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return sys_error("renaming {}", tmp);
   }
   return {};
 }
 
+Status write_entry(const Entry& e) {
+  return write_json_file(entry_path(e.name), nlohmann::json(e));
+}
+
 void remove_entry(const std::string& name) {
   ::unlink(entry_path(name).c_str());
   ::unlink(socket_path(name).c_str());
+  ::unlink(lazy_stats_path(name).c_str());
 }
 
 namespace {

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ std::string run_dir();  // $VOS_RUN_DIR, /run/vos (root), $XDG_RUNTIME_DIR/vos o
 Status ensure_run_dir();
 std::string socket_path(const std::string& name);
 std::string entry_path(const std::string& name);
+// Written by the keeper of a program restored with --lazy once all its memory is in.
+std::string lazy_stats_path(const std::string& name);
+// Writes `j` to `path` through a temporary file and rename.
+Status write_json_file(const std::string& path, const nlohmann::json& j);
 
 Status write_entry(const Entry& e);
 void remove_entry(const std::string& name);

@@ -190,6 +190,20 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
       }
     }
     b.nruns = runs.size() - b.first_run;
+    // Lazy restore: private anonymous memory is filled on first touch by the keeper (the
+    // kernel's missing-page userfaultfd covers anonymous memory only); the rest is read now.
+    if (img.lazy && b.nruns > 0 && a.kind == image::AreaKind::kAnon && !a.shared) {
+      b.flags |= abi::kAreaLazy;
+      for (size_t k = b.first_run; k < runs.size(); ++k) {
+        for (const auto& t : p.threads) {
+          uint64_t page = t.rseq_addr & ~(kPage - 1);
+          if (t.rseq_addr != 0 && page + kPage > runs[k].vaddr &&
+              page < runs[k].vaddr + runs[k].len) {
+            runs[k].flags |= abi::kRunEager;
+          }
+        }
+      }
+    }
     areas.push_back(b);
   }
   if (moves.size() > static_cast<size_t>(abi::kMaxMoves)) {
@@ -272,6 +286,15 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   std::copy(moves.begin(), moves.end(), args->moves);
   args->move_temp = *temp_at;
   args->log_fd = log_fd;
+  args->lazy_fd = -1;
+  if (img.lazy) {
+    // A number no program fd uses, held until the blob puts the userfaultfd there; the keeper
+    // takes it from there and closes it in the program.
+    args->lazy_fd = ::fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
+    if (args->lazy_fd < 0) {
+      return sys_error("reserving an fd for lazy restore");
+    }
+  }
   if (&__rseq_size != nullptr && __rseq_size != 0) {
     args->rseq_unreg_addr =
         reinterpret_cast<uint64_t>(static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
@@ -353,7 +376,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
                   static_cast<uint32_t>(auxv.size()),
                   static_cast<uint32_t>(exe_fd)};
 
-  RegionInfo info{region, region + region_size};
+  RegionInfo info{region, region + region_size, args->lazy_fd};
   if (::write(info_fd, &info, sizeof info) != sizeof info) {
     return sys_error("telling the keeper where the restorer is");
   }

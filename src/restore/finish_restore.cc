@@ -12,6 +12,7 @@
 #include <cstring>
 #include <set>
 
+#include "capture/proc_files.h"
 #include "capture/ptrace_session.h"
 #include "restore/restore.h"
 
@@ -38,9 +39,10 @@ Result<int> wait_any(pid_t& who) {
 }  // namespace
 
 Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
-                      const std::function<Status()>& gate) {
+                      const std::function<Status()>& gate, UniqueFd* lazy_uffd) {
   const auto& p = img.proc;
   std::set<pid_t> parked;
+  std::string fault;  // how the restorer died, if it did
   while (parked.size() < p.threads.size()) {
     pid_t who = 0;
     auto st = wait_any(who);
@@ -50,9 +52,9 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
     int status = *st;
     if (WIFEXITED(status) || WIFSIGNALED(status)) {
       if (who == pid) {
-        return user_error("the restored process ended during restore ({} {})",
+        return user_error("the restored process ended during restore ({} {}{})",
                           WIFEXITED(status) ? "exit" : "signal",
-                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), fault);
       }
       continue;
     }
@@ -70,10 +72,31 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
       ::ptrace(PTRACE_CONT, who, 0, 0);
       continue;
     }
-    // A fault inside the blob: let it kill the process so the error surfaces.
+    // A fault inside the blob: let it kill the process so the error surfaces, saying where.
+    siginfo_t si{};
+    ::ptrace(PTRACE_GETSIGINFO, who, 0, &si);
+    auto regs = capture::get_regs(who);
+    uint64_t rip = regs ? regs->rip : 0;
+    fault = fmt::format("; thread {} got signal {} (code {}, address {}) at {}", who, sig,
+                        si.si_code, si.si_addr,
+                        rip >= region.start && rip < region.end
+                            ? fmt::format("restorer offset {:#x}", rip - region.start)
+                            : fmt::format("{:#x}", rip));
     ::ptrace(PTRACE_CONT, who, 0, sig);
   }
   VOS_TRY(gate(), "restore of process {}", pid);
+  if (region.lazy_fd >= 0 && lazy_uffd != nullptr) {
+    auto uffd = capture::grab_fd(pid, static_cast<int>(region.lazy_fd));
+    if (!uffd) {
+      return std::move(uffd).error().context("taking the lazy-restore userfaultfd");
+    }
+    auto closed = capture::run_syscall_at(pid, region.start + kBlobSyscallInsnOffset, SYS_close,
+                                          {region.lazy_fd, 0, 0, 0, 0, 0});
+    if (!closed || *closed < 0) {
+      return user_error("closing the lazy-restore userfaultfd in process {}", pid);
+    }
+    *lazy_uffd = std::move(*uffd);
+  }
   // Executed on the blob's own `syscall` instruction: the thread stops at syscall exit and gets
   // its saved registers before it could fetch anything from the unmapped page.
   auto unmapped = capture::run_syscall_at(

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "image/image_reader.h"
 #include "image/process_model.h"
 
@@ -30,6 +31,7 @@ struct LoadedImage {
   std::string blobs;
   uint64_t pages_offset = 0;         // absolute file offset of the pages section
   std::vector<ParentPages> parents;  // parallel to proc.parents
+  bool lazy = false;                 // vos restore --lazy: anonymous pages served on first touch
 };
 
 // Opens the parent image `ref` of the image at `child`: at the recorded path, else beside the
@@ -51,15 +53,17 @@ Status check_restorable(const LoadedImage& img);
 struct RegionInfo {
   uint64_t start = 0;
   uint64_t end = 0;
+  int64_t lazy_fd = -1;  // the lazy userfaultfd's number in the new process, if any
 };
 
 // Never returns on success. On failure writes the error to `log_fd` and exits.
 [[noreturn]] void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd);
 
 // `gate` runs once every thread is parked, before anything of the program may execute; its
-// error aborts the restore.
+// error aborts the restore. For a lazy restore, `lazy_uffd` receives the userfaultfd (removed
+// from the program's fd table) through which its anonymous memory must be filled.
 Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
-                      const std::function<Status()>& gate);
+                      const std::function<Status()>& gate, UniqueFd* lazy_uffd = nullptr);
 
 const std::string& blob_code();  // the embedded last stage
 

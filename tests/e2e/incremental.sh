@@ -26,10 +26,11 @@ ck() {
 }
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
 
-# restore_pass IMAGE WHAT: the program, restored from IMAGE, must find every page right.
+# restore_pass IMAGE WHAT [RESTORE ARGS...]: the program, restored from IMAGE, must find every
+# page right.
 restore_pass() {
   rm -f "$WORK/result"
-  e2e_restore_wait "$1" "$W/restore.log"
+  e2e_restore_wait "$1" "$W/restore.log" "${@:3}"
   ((WAIT_RC == 0)) || e2e_die "$2: vos restore exited $WAIT_RC: $(tail -3 "$W/restore.log")"
   e2e_expect_pass "$WORK/result" "$2"
 }
@@ -72,6 +73,7 @@ touch "$WORK/stop"
 for img in "$IMG4" "$IMG2" "$IMG1" "$IMG3"; do
   restore_pass "$img" "restore of $(basename "$img")"
 done
+restore_pass "$IMG4" "lazy restore of $(basename "$IMG4")" --lazy
 
 "$VOS" merge "$IMG4" -o "$W/merged.vos" >"$W/merge.log" 2>&1 || e2e_die "vos merge: $(cat "$W/merge.log")"
 for img in "$IMG1" "$IMG2" "$IMG3"; do mv "$img" "$img.away"; done

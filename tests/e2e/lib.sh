@@ -146,11 +146,11 @@ e2e_wait_pid() {
   e2e_die "$what: still running after $seconds s"
 }
 
-# e2e_restore_wait IMAGE LOG: `vos restore IMAGE` in the foreground mode, run as a background
-# job so that a hang is reported (after E2E_RESTORE_TIMEOUT s, default 30) instead of waiting
-# for the CTest timeout; sets WAIT_RC.
+# e2e_restore_wait IMAGE LOG [RESTORE ARGS...]: `vos restore IMAGE` in the foreground mode, run
+# as a background job so that a hang is reported (after E2E_RESTORE_TIMEOUT s, default 30)
+# instead of waiting for the CTest timeout; sets WAIT_RC.
 e2e_restore_wait() {
-  "$VOS" restore "$1" </dev/null >"$2" 2>&1 &
+  "$VOS" restore "$1" "${@:3}" </dev/null >"$2" 2>&1 &
   E2E_BG_PIDS+=("$!")
   e2e_wait_pid "$!" "${E2E_RESTORE_TIMEOUT:-30}" "vos restore $1"
 }

@@ -3,6 +3,7 @@
 #
 # usage: run_case.sh MODE PROGRAM [ARGS...]
 #   kill-restore     checkpoint --kill ~0.3 s after ready, restore, wait: exit 0 and PASS
+#   kill-restore-lazy  the same with vos restore --lazy (memory copied in on first touch)
 #   leave-running    checkpoint without --kill; the original must PASS, then the image must
 #                    restore to PASS as well (the original's result is moved away first)
 #   restore-twice    checkpoint --kill, restore to PASS, restore the same image again to PASS
@@ -21,7 +22,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-  echo "usage: $0 kill-restore|leave-running|restore-twice|direct|sabotage PROGRAM [ARGS...]" >&2
+  echo "usage: $0 kill-restore|kill-restore-lazy|leave-running|restore-twice|direct|sabotage PROGRAM [ARGS...]" >&2
   echo "       $0 cycles N PROGRAM [ARGS...]" >&2
   exit 2
 }
@@ -76,11 +77,13 @@ case $MODE in
     fi
     ;;
 
-  kill-restore)
+  kill-restore | kill-restore-lazy)
     start_program "$@"
     e2e_checkpoint "$NAME" "$W/img" --kill
     [[ ! -e $RESULT ]] || e2e_die "the program finished before the checkpoint"
-    e2e_restore_wait "$IMG" "$W/restore.log"
+    restore_args=()
+    [[ $MODE == kill-restore-lazy ]] && restore_args=(--lazy)
+    e2e_restore_wait "$IMG" "$W/restore.log" "${restore_args[@]}"
     ((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
     e2e_expect_pass "$RESULT" "restored program"
     ;;

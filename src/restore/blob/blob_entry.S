@@ -6,7 +6,9 @@
         .section .text.entry,"ax",@progbits
         .globl vos_blob_entry
 vos_blob_entry:
-        jmp vos_restore_main
+        /* call, not jmp: the C++ code expects the ABI's %rsp = 8 (mod 16) at function entry and
+         * may keep SSE values in 16-byte aligned stack slots (the stack top is 16-aligned). */
+        call vos_restore_main
         .balign 8
         .globl vos_blob_syscall_insn
 vos_blob_syscall_insn:

@@ -51,6 +51,10 @@ constexpr long kMremapMaymove = 1, kMremapFixed = 2;
 constexpr long kMadvPopulateWrite = 23;
 constexpr long kPrSetMm = 35, kPrSetMmMap = 14, kPrSetName = 15;
 constexpr long kRseqFlagUnregister = 1;
+// userfaultfd (linux/userfaultfd.h): API handshake and MISSING-mode registration.
+constexpr long kUffdioApi = 0xc018aa3f, kUffdioRegister = 0xc020aa00;
+constexpr uint64_t kUffdApi = 0xaa, kUffdRegisterModeMissing = 1;
+constexpr long kOCloexec = 02000000, kONonblock = 04000;
 constexpr int kExitRestoreFailed = 70;
 
 const RestoreArgs* g_args;  // set once by the main thread before any other thread exists
@@ -162,6 +166,38 @@ void read_pages(const BlobPageRun& run) {
   }
 }
 
+// The userfaultfd through which the keeper fills lazy areas, at the fd number it expects.
+void create_lazy_uffd(const RestoreArgs* a) {
+  long fd = sys1(kUserfaultfd, kOCloexec | kONonblock);
+  if (fd < 0) {
+    fail("userfaultfd", fd, 0);
+  }
+  struct {
+    uint64_t api, features, ioctls;
+  } api = {kUffdApi, 0, 0};
+  long r = sys3(kIoctl, fd, kUffdioApi, reinterpret_cast<long>(&api));
+  if (r < 0) {
+    fail("UFFDIO_API", r, 0);
+  }
+  if (fd != a->lazy_fd) {
+    r = sys3(kDup3, fd, a->lazy_fd, kOCloexec);
+    if (r < 0) {
+      fail("dup3 userfaultfd", r, static_cast<unsigned long>(a->lazy_fd));
+    }
+    sys1(kClose, fd);
+  }
+}
+
+void register_lazy(const RestoreArgs* a, uint64_t start, uint64_t end) {
+  struct {
+    uint64_t start, len, mode, ioctls;
+  } reg = {start, end - start, kUffdRegisterModeMissing, 0};
+  long r = sys3(kIoctl, a->lazy_fd, kUffdioRegister, reinterpret_cast<long>(&reg));
+  if (r < 0) {
+    fail("UFFDIO_REGISTER", r, start);
+  }
+}
+
 void map_areas(const RestoreArgs* a) {
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
   const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
@@ -188,12 +224,20 @@ void map_areas(const RestoreArgs* a) {
     if (static_cast<uint64_t>(r) != ar.start) {
       fail("mmap placed elsewhere", -22, ar.start);
     }
+    bool lazy = (ar.flags & vos::abi::kAreaLazy) != 0;
     for (uint64_t k = 0; k < ar.nruns; ++k) {
       const BlobPageRun& run = runs[ar.first_run + k];
+      if (lazy && !(run.flags & vos::abi::kRunEager)) {
+        continue;
+      }
       // Populate the run's pages in one call instead of one fault per 4 KiB page during the
       // copy; a kernel without MADV_POPULATE_WRITE just faults them as before.
       sys3(kMadvise, static_cast<long>(run.vaddr), static_cast<long>(run.len), kMadvPopulateWrite);
       read_pages(run);
+    }
+    if (lazy) {
+      // After the eager runs: once registered, a missing page would wait for the keeper.
+      register_lazy(a, ar.start, ar.end);
     }
     if (fill && static_cast<long>(ar.prot) != prot) {
       r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));
@@ -343,6 +387,9 @@ extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
   }
   unmap_all_but_kept(a);
   move_vdso(a);
+  if (a->lazy_fd >= 0) {
+    create_lazy_uffd(a);
+  }
   map_areas(a);
   if (a->has_mm_map) {
     long r = sys5(kPrctl, kPrSetMm, kPrSetMmMap, reinterpret_cast<long>(&a->mm_map),
