@@ -157,6 +157,17 @@ struct Keeper {
     (void)!::write(c.get(), out.data(), out.size());
   }
 
+  // Processes the program left behind (background children, now ours) die with their
+  // namespace. The kernel would kill them when we exit, but `vos run` returns as soon as it has
+  // our status, so they must be gone before we send it: they are killed and reaped here.
+  void end_leftovers() {
+    if (::kill(-1, SIGKILL) != 0) {
+      return;  // ESRCH: nothing else lives in the namespace
+    }
+    while (::waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
+    }
+  }
+
   void unregister() {
     // Wait until the CLI registered the program, so its entry cannot outlive us.
     char b;
@@ -167,6 +178,7 @@ struct Keeper {
 
   [[noreturn]] void finish(int wait_status) {
     unregister();
+    end_leftovers();
     KeeperStatus st{killed_by_checkpoint ? 1 : 0, wait_status};
     (void)!::write(pipes.status_fd, &st, sizeof st);
     ::_exit(0);
