@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -120,6 +121,12 @@ Result<pid_t> spawn_program(const std::vector<std::string>& argv, bool own_proce
   }
   pid_t pid = 0;
   int e = ::posix_spawnp(&pid, arg_ptrs[0], &s.actions, &s.attr, arg_ptrs.data(), env_ptrs.data());
+  if (e == ENOEXEC) {
+    // execvp runs a script without "#!" with /bin/sh; posix_spawnp does not, so do it here.
+    args.insert(args.begin(), "/bin/sh");
+    arg_ptrs = pointers(args);
+    e = ::posix_spawn(&pid, arg_ptrs[0], &s.actions, &s.attr, arg_ptrs.data(), env_ptrs.data());
+  }
   if (e != 0) {
     errno = e;
     return sys_error("cannot run {}", argv[0]);
