@@ -230,15 +230,24 @@ Keeper start_keeper(const std::string& name, KeeperPipes pipes) {
   if (!s) {
     fail_start(pipes, name, s.error());
   }
-  auto control = listen_control(name);
-  if (!control) {
-    fail_start(pipes, name, control.error());
-  }
   Keeper k;
   k.name = name;
   k.pipes = pipes;
-  k.control = std::move(*control);
   return k;
+}
+
+// The control socket must exist before the CLI registers the program (a registered program may be
+// checkpointed at once), that is before the keeper reports "OK".
+void open_control(Keeper& k) {
+  auto control = listen_control(k.name);
+  if (!control) {
+    if (k.program > 0) {
+      ::kill(k.program, SIGKILL);
+      ::waitpid(k.program, nullptr, 0);
+    }
+    fail_start(k.pipes, k.name, control.error());
+  }
+  k.control = std::move(*control);
 }
 
 void reset_signals_for_program() {
@@ -258,6 +267,9 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
     fail_start(pipes, name, child.error());
   }
   k.program = *child;
+  // Only now: binding the socket (a file in RUN_DIR, on disk on some systems) overlaps with the
+  // program's own start instead of delaying it.
+  open_control(k);
   write_line(pipes.ready_fd, fmt::format("OK {}", *child));
   ::close(pipes.ready_fd);
   k.loop();
@@ -265,6 +277,7 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
 
 void keeper_for_restore(const std::string& name, restore::LoadedImage& img, KeeperPipes pipes) {
   Keeper k = start_keeper(name, pipes);
+  open_control(k);
   int sync[2], info[2], log[2];
   if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(info, O_CLOEXEC) != 0 ||
       ::pipe2(log, O_CLOEXEC) != 0) {
