@@ -107,6 +107,13 @@ Result<pid_t> spawn_program(const std::vector<std::string>& argv, bool own_proce
   sigset_t to_default;
   sigemptyset(&to_default);
   sigaddset(&to_default, SIGPIPE);
+  // glibc's spawn child sets its two internal signals (32 and 33, below SIGRTMIN) to SIG_IGN, which
+  // the exec would pass on to the program: a visible difference, and one an image would record.
+  // sigaddset refuses those two numbers, so their bits are set directly.
+  for (int sig = 32; sig < SIGRTMIN; ++sig) {
+    constexpr int kBits = 8 * sizeof(unsigned long);
+    to_default.__val[(sig - 1) / kBits] |= 1UL << ((sig - 1) % kBits);
+  }
   posix_spawnattr_setsigdefault(&s.attr, &to_default);
   if (own_process_group) {
     flags |= POSIX_SPAWN_SETPGROUP;
