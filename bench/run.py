@@ -633,7 +633,7 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, default=3, help="repetitions per size")
     p.add_argument("--launch-reps", type=int, default=50,
                    help="repetitions of the /bin/true launch test")
-    p.add_argument("--micro-rounds", type=int, default=3,
+    p.add_argument("--micro-rounds", type=int, default=5,
                    help="alternating bare/vos runs of the single-call benchmark")
     p.add_argument("--micro-min-time", default="0.2",
                    help="Google Benchmark --benchmark_min_time per case and run")
