@@ -30,11 +30,22 @@ chmod +x "$W/noshebang"
 out=$("$VOS" run -- "$W/noshebang" </dev/null 2>>"$W/run.log") || e2e_die "script without #! failed"
 [[ $out == script-ran ]] || e2e_die "script without #! printed '$out'"
 
-# Leftovers: a background child outlives the program's main process; when vos run returns it
-# must be gone (killed with the namespace), and the name must be free for a new run at once.
-marker="vos-leftover-$uniq"
+# Leftovers: a background child outlives the program's main process; it must be killed with the
+# namespace, and the name must be free for a new run at once. (The keeper kills and reaps it
+# before it reports the program's end, so it is gone before vos run returns; a check from here
+# starts too late to tell that from "killed a few milliseconds later", so this checks only that
+# it is gone.) The child runs sleep through a symlink with a unique name for pgrep -f; the name
+# is put together inside the program, so vos's own command line never matches.
+marker="$W/vos-leftover-$uniq"
+ln -s "$(command -v sleep)" "$marker"
+"$marker" 100 &
+probe=$!
+sleep 0.1
+pgrep -f "$marker" >/dev/null || e2e_die "pgrep cannot see a process started as $marker"
+kill "$probe"
+wait "$probe" 2>/dev/null || true
 rc=0
-"$VOS" run --name "left-$uniq" -- sh -c "(exec -a $marker sleep 100) & exit 4" \
+"$VOS" run --name "left-$uniq" -- sh -c '"$0-$1" 100 & exit 4' "$W/vos-leftover" "$uniq" \
   </dev/null >>"$W/run.log" 2>&1 || rc=$?
 ((rc == 4)) || e2e_die "exit status 4 came back as $rc"
 if pgrep -f "$marker" >/dev/null; then
