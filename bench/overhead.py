@@ -31,20 +31,24 @@ def _parse_benchmark_json(stdout, what, cmd, stderr, error_cls):
         if b.get("error_occurred"):
             raise error_cls(f"{what}: case {b.get('name')} failed: {b.get('error_message')}",
                             cmd, 0, stderr)
-        if b.get("run_type", "iteration") != "iteration":
+        # With repetitions only the aggregates are reported; the median is the one to keep.
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
             continue
         scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
-        out[b["name"].removeprefix("BM_")] = b["real_time"] * scale
+        out[b.get("run_name", b["name"]).removeprefix("BM_")] = b["real_time"] * scale
     if not out:
         raise error_cls(f"{what}: no benchmark results in its JSON", cmd, 0, stderr)
     return out, doc.get("context", {})
 
 
-def measure_micro(s, program, rounds, min_time, error_cls):
+def measure_micro(s, program, rounds, min_time, error_cls, repetitions=3):
     """Per case: ns per call bare and under vos. Rounds alternate bare and vos
-    runs so drift of a shared machine hits both; each figure is the median
-    over rounds, and the difference is taken between those medians."""
-    args = [program, "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
+    runs so drift of a shared machine hits both; within a run each case is
+    repeated and its median kept (a burst of a neighbour's work spoils one
+    repetition, not the figure); each figure is then the median over rounds,
+    and the difference is taken between those medians."""
+    args = [program, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
+            f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
     samples = {"bare": [], "vos": []}
     context = None
     for _ in range(rounds):
@@ -69,7 +73,8 @@ def measure_micro(s, program, rounds, min_time, error_cls):
                       "spread_ns": spread,
                       "bare_samples_ns": [r.get(name) for r in samples["bare"]],
                       "vos_samples_ns": [r.get(name) for r in samples["vos"]]})
-    return {"rounds": rounds, "min_time": min_time, "goal_diff_ns": MICRO_GOAL_NS,
+    return {"rounds": rounds, "min_time": min_time, "repetitions": repetitions,
+            "goal_diff_ns": MICRO_GOAL_NS,
             "context": {k: context.get(k) for k in
                         ("num_cpus", "mhz_per_cpu", "cpu_scaling_enabled", "library_build_type")},
             "cases": cases}
@@ -134,7 +139,8 @@ def render_micro(m):
     rows = [[c["case"], _f(c["bare_ns"]), _f(c["vos_ns"]), _f(c["diff_ns"], 1),
              _f(c["spread_ns"], 1), micro_verdict(c, m["goal_diff_ns"])] for c in m["cases"]]
     head = (f"single calls (Google Benchmark, ns per call, medians of {m['rounds']} alternating "
-            f"rounds; goal: under vos < {m['goal_diff_ns']:.0f} ns more)")
+            f"rounds of medians of {m.get('repetitions', 1)}; goal: under vos < "
+            f"{m['goal_diff_ns']:.0f} ns more)")
     return head + "\n" + _table(["case", "bare ns", "vos ns", "diff ns", "spread ns", "< goal"],
                                  rows)
 

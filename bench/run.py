@@ -650,7 +650,7 @@ def parse_args(argv):
                    help="repetitions of the /bin/true launch test")
     p.add_argument("--micro-rounds", type=int, default=5,
                    help="alternating bare/vos runs of the single-call benchmark")
-    p.add_argument("--micro-min-time", default="0.2",
+    p.add_argument("--micro-min-time", default="0.1",
                    help="Google Benchmark --benchmark_min_time per case and run")
     p.add_argument("--cpu-millions", type=int, default=100,
                    help="millions of loop steps per CPU-bound run")
