@@ -25,8 +25,14 @@ import sys
 import tempfile
 import time
 
+import overhead
+
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_mem_program")
+DEFAULT_CPU_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_cpu_program")
+DEFAULT_MICRO_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_micro_calls")
+PARTS = ("launch", "micro", "cpu", "sizes")
+LAUNCH_GOAL_MS = 2.0    # the speed issue: `vos run` start-up over bare
 DEFAULT_JSON_OUT = os.path.join(SCRIPT_DIR, "results", "latest.json")
 MIB = 1 << 20
 NUMBER = (int, float)
@@ -259,6 +265,7 @@ def measure_launch(s, reps):
     """`vos run -- /bin/true` vs bare /bin/true, interleaved so slow drift of
     the machine hits both alike."""
     bare, vos = [], []
+    load = os.getloadavg()[0]
     for _ in range(reps):
         bare.append(s.run(["/bin/true"], "bare /bin/true", 30)[0])
         vos.append(s.run([s.vos, "run", "--", "/bin/true"], "vos run -- /bin/true", 30)[0])
@@ -269,7 +276,17 @@ def measure_launch(s, reps):
               "bare_median_ms": median(bare), "vos_median_ms": median(vos),
               "exit_status_passed": rc == 7, "exit_status_seen": rc}
     result["overhead_ms"] = result["vos_median_ms"] - result["bare_median_ms"]
+    # On a shared machine the median carries other jobs' scheduling delays; the
+    # first quartile shows what the same runs cost when they were not held up.
+    result["bare_p25_ms"], result["vos_p25_ms"] = quartile1(bare), quartile1(vos)
+    result["overhead_p25_ms"] = result["vos_p25_ms"] - result["bare_p25_ms"]
+    result["goal_overhead_ms"] = LAUNCH_GOAL_MS
+    result["loadavg_1min_before"] = load
     return result
+
+
+def quartile1(xs):
+    return statistics.quantiles(xs, n=4)[0] if len(xs) >= 2 else xs[0]
 
 
 def start_bare(s, size, ready):
@@ -519,14 +536,34 @@ def render_table(rows, n):
     return "\n".join(lines)
 
 
-def print_report(launch, rows, reps):
+def print_report(doc, reps):
     print()
+    if "launch" in doc:
+        print_launch(doc["launch"])
+    if "micro" in doc:
+        print(overhead.render_micro(doc["micro"]) + "\n")
+    if "cpu" in doc:
+        print(overhead.render_cpu(doc["cpu"]) + "\n")
+    if "sizes" in doc:
+        rows = [entry["summary"] for entry in doc["sizes"]]
+        print_sizes(rows, reps)
+        print("\n" + overhead.render_pause(rows))
+
+
+def print_launch(launch):
     print(f"launch: vos run -- /bin/true  median {launch['vos_median_ms']:.2f} ms  vs  "
           f"bare /bin/true {launch['bare_median_ms']:.2f} ms  ->  "
           f"overhead {launch['overhead_ms']:+.2f} ms  ({launch['reps']} reps each)")
+    print(f"        first quartiles {launch['vos_p25_ms']:.2f} vs {launch['bare_p25_ms']:.2f} ms "
+          f"->  {launch['overhead_p25_ms']:+.2f} ms;  goal < {launch['goal_overhead_ms']:.0f} ms;  "
+          f"load average {launch['loadavg_1min_before']:.2f} on {os.cpu_count()} cores")
     if not launch["exit_status_passed"]:
         print(f"**WRONG** `vos run -- sh -c 'exit 7'` returned {launch['exit_status_seen']}, "
               "expected 7")
+    print()
+
+
+def print_sizes(rows, reps):
     print(f"per size: medians of {reps} rep(s); see bench/README.md for the columns\n")
     print(render_table(rows, reps))
     wrong = [r for r in rows if not r["ok"]]
@@ -599,11 +636,26 @@ def parse_args(argv):
                    help="vos binary (default: $VOS, else vos on PATH)")
     p.add_argument("--mem-program", default=DEFAULT_MEM_PROGRAM,
                    help="bench_mem_program binary (default: %(default)s)")
-    p.add_argument("--sizes", default="16,256,1024", help="MiB, comma separated")
+    p.add_argument("--cpu-program", default=DEFAULT_CPU_PROGRAM,
+                   help="bench_cpu_program binary (default: %(default)s)")
+    p.add_argument("--micro-program", default=DEFAULT_MICRO_PROGRAM,
+                   help="bench_micro_calls binary (default: %(default)s)")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help="which figures to measure, comma separated (default: %(default)s)")
+    p.add_argument("--sizes", default="16,256,1024",
+                   help="MiB, comma separated; up to 4096 is supported")
     p.add_argument("--quick", action="store_true", help="sizes 16,64")
     p.add_argument("--reps", type=int, default=3, help="repetitions per size")
     p.add_argument("--launch-reps", type=int, default=50,
                    help="repetitions of the /bin/true launch test")
+    p.add_argument("--micro-rounds", type=int, default=5,
+                   help="alternating bare/vos runs of the single-call benchmark")
+    p.add_argument("--micro-min-time", default="0.1",
+                   help="Google Benchmark --benchmark_min_time per case and run")
+    p.add_argument("--cpu-millions", type=int, default=100,
+                   help="millions of loop steps per CPU-bound run")
+    p.add_argument("--cpu-reps", type=int, default=5,
+                   help="alternating bare/vos runs of the CPU-bound loop")
     p.add_argument("--json-out", default=DEFAULT_JSON_OUT, help="default: %(default)s")
     p.add_argument("--tmpdir", default=None,
                    help="where images and dd files go (default: system temp dir); "
@@ -616,8 +668,13 @@ def parse_args(argv):
         args.sizes = [int(x) for x in ("16,64" if args.quick else args.sizes).split(",")]
     except ValueError:
         p.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
-    if any(x <= 0 for x in args.sizes) or args.reps <= 0 or args.launch_reps <= 0:
+    if (any(x <= 0 for x in args.sizes) or min(args.reps, args.launch_reps, args.micro_rounds,
+                                               args.cpu_reps, args.cpu_millions) <= 0):
         p.error("sizes and repetition counts must be positive")
+    args.parts = [x for x in args.parts.split(",") if x]
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown or not args.parts:
+        p.error(f"--parts: unknown {unknown}; choose from {','.join(PARTS)}")
     return args
 
 
@@ -627,11 +684,16 @@ def resolve_tools(args):
     if vos is None:
         sys.exit(f"bench: vos not found: {args.vos!r} (build it, put it on PATH, "
                  "or pass --vos / set $VOS)")
-    mem = os.path.abspath(args.mem_program)
-    if not os.access(mem, os.X_OK):
-        sys.exit(f"bench: mem_program not found at {mem} (build it with "
-                 "`cmake --build build --target bench_mem_program` or pass --mem-program)")
-    args.vos, args.mem_program = os.path.abspath(vos), mem
+    args.vos = os.path.abspath(vos)
+    for part, attr, target in (("sizes", "mem_program", "bench_mem_program"),
+                               ("cpu", "cpu_program", "bench_cpu_program"),
+                               ("micro", "micro_program", "bench_micro_calls")):
+        path = os.path.abspath(getattr(args, attr))
+        setattr(args, attr, path)
+        if part in args.parts and not os.access(path, os.X_OK):
+            sys.exit(f"bench: {target} not found at {path} (build it with `cmake --build build "
+                     f"--target {target}`, pass --{attr.replace('_', '-')}, or leave "
+                     f"'{part}' out of --parts)")
 
 
 def warn_if_low_memory(sizes):
@@ -646,7 +708,8 @@ def warn_if_low_memory(sizes):
 def main(argv=None):
     args = parse_args(argv)
     resolve_tools(args)
-    warn_if_low_memory(args.sizes)
+    if "sizes" in args.parts:
+        warn_if_low_memory(args.sizes)
     # SIGTERM must also reach the cleanup in `finally`.
     signal.signal(signal.SIGTERM, on_sigterm)
 
@@ -654,28 +717,43 @@ def main(argv=None):
     doc = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_facts(s.tmp),
-        "config": {"vos": args.vos, "mem_program": args.mem_program, "sizes_mib": args.sizes,
-                   "reps": args.reps, "launch_reps": args.launch_reps},
+        "config": {"vos": args.vos, "parts": args.parts, "mem_program": args.mem_program,
+                   "cpu_program": args.cpu_program, "micro_program": args.micro_program,
+                   "sizes_mib": args.sizes, "reps": args.reps, "launch_reps": args.launch_reps,
+                   "micro_rounds": args.micro_rounds, "micro_min_time": args.micro_min_time,
+                   "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps},
         "status": "running",
     }
     status = 1
     try:
-        print(f"bench: vos={args.vos}  sizes={args.sizes} MiB  reps={args.reps}  tmp={s.tmp}")
-        doc["launch"] = measure_launch(s, args.launch_reps)
-        doc["sizes"] = []
-        for size in args.sizes:
-            # In a VM the first touch of fresh guest memory also pays for the
-            # host's page faults; an untimed touch keeps that cost out of
-            # whichever run would happen to come first.
-            start_bare(s, size, os.path.join(s.tmp, f"warmup-ready-{size}"))
-            reps = []
-            for rep in range(args.reps):
-                print(f"bench: {size} MiB, rep {rep + 1}/{args.reps}", flush=True)
-                reps.append(measure_rep(s, size, rep))
-            doc["sizes"].append({"summary": summarize(size, reps), "reps": reps})
-        rows = [entry["summary"] for entry in doc["sizes"]]
-        print_report(doc["launch"], rows, args.reps)
-        all_ok = all(r["ok"] for r in rows) and doc["launch"]["exit_status_passed"]
+        print(f"bench: vos={args.vos}  parts={','.join(args.parts)}  sizes={args.sizes} MiB  "
+              f"reps={args.reps}  tmp={s.tmp}")
+        if "launch" in args.parts:
+            doc["launch"] = measure_launch(s, args.launch_reps)
+        if "micro" in args.parts:
+            print("bench: single calls, bare and under vos", flush=True)
+            doc["micro"] = overhead.measure_micro(s, args.micro_program, args.micro_rounds,
+                                                  args.micro_min_time, StepError)
+        if "cpu" in args.parts:
+            print("bench: CPU-bound loop, bare and under vos", flush=True)
+            doc["cpu"] = overhead.measure_cpu(s, args.cpu_program, args.cpu_millions,
+                                              args.cpu_reps, StepError)
+        if "sizes" in args.parts:
+            doc["sizes"] = []
+            for size in args.sizes:
+                # In a VM the first touch of fresh guest memory also pays for the
+                # host's page faults; an untimed touch keeps that cost out of
+                # whichever run would happen to come first.
+                start_bare(s, size, os.path.join(s.tmp, f"warmup-ready-{size}"))
+                reps = []
+                for rep in range(args.reps):
+                    print(f"bench: {size} MiB, rep {rep + 1}/{args.reps}", flush=True)
+                    reps.append(measure_rep(s, size, rep))
+                doc["sizes"].append({"summary": summarize(size, reps), "reps": reps})
+        print_report(doc, args.reps)
+        all_ok = (all(e["summary"]["ok"] for e in doc.get("sizes", []))
+                  and doc.get("launch", {}).get("exit_status_passed", True)
+                  and doc.get("cpu", {}).get("same_result", True))
         doc["status"] = "ok" if all_ok else "wrong-results"
         status = 0 if all_ok else 2
     except StepError as e:

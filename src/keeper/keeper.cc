@@ -25,6 +25,7 @@
 #include "capture/checkpoint.h"
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
+#include "keeper/spawn_program.h"
 #include "restore/lazy_server.h"
 
 namespace vos::keeper {
@@ -168,6 +169,17 @@ struct Keeper {
     (void)!::write(c.get(), out.data(), out.size());
   }
 
+  // Processes the program left behind (background children, now ours) die with their
+  // namespace. The kernel would kill them when we exit, but `vos run` returns as soon as it has
+  // our status, so they must be gone before we send it: they are killed and reaped here.
+  void end_leftovers() {
+    if (::kill(-1, SIGKILL) != 0) {
+      return;  // ESRCH: nothing else lives in the namespace
+    }
+    while (::waitpid(-1, nullptr, __WALL) > 0 || errno == EINTR) {
+    }
+  }
+
   void unregister() {
     // Wait until the CLI registered the program, so its entry cannot outlive us.
     char b;
@@ -178,6 +190,7 @@ struct Keeper {
 
   [[noreturn]] void finish(int wait_status) {
     unregister();
+    end_leftovers();
     KeeperStatus st{killed_by_checkpoint ? 1 : 0, wait_status};
     (void)!::write(pipes.status_fd, &st, sizeof st);
     ::_exit(0);
@@ -229,45 +242,24 @@ Keeper start_keeper(const std::string& name, KeeperPipes pipes) {
   if (!s) {
     fail_start(pipes, name, s.error());
   }
-  auto control = listen_control(name);
-  if (!control) {
-    fail_start(pipes, name, control.error());
-  }
   Keeper k;
   k.name = name;
   k.pipes = pipes;
-  k.control = std::move(*control);
   return k;
 }
 
-// libvos.so sits beside the vos binary in a build tree, or in ../lib/vos when installed.
-std::string libvos_path() {
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) {
-    return "";
-  }
-  std::string dir(exe, static_cast<size_t>(n));
-  dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& candidate : {dir + "/libvos.so", dir + "/../lib/vos/libvos.so"}) {
-    if (::access(candidate.c_str(), R_OK) == 0) {
-      return candidate;
+// The control socket must exist before the CLI registers the program (a registered program may be
+// checkpointed at once), that is before the keeper reports "OK".
+void open_control(Keeper& k) {
+  auto control = listen_control(k.name);
+  if (!control) {
+    if (k.program > 0) {
+      ::kill(k.program, SIGKILL);
+      ::waitpid(k.program, nullptr, 0);
     }
+    fail_start(k.pipes, k.name, control.error());
   }
-  return "";
-}
-
-void preload_libvos() {
-  std::string lib = libvos_path();
-  if (lib.empty()) {
-    std::fprintf(stderr,
-                 "vos: warning: libvos.so not found beside vos; relative sleeps without a "
-                 "remaining-time pointer will restart in full after a restore\n");
-    return;
-  }
-  const char* old = std::getenv("LD_PRELOAD");
-  std::string value = old != nullptr && *old != '\0' ? lib + ":" + old : lib;
-  ::setenv("LD_PRELOAD", value.c_str(), 1);
+  k.control = std::move(*control);
 }
 
 void reset_signals_for_program() {
@@ -282,48 +274,22 @@ void reset_signals_for_program() {
 void keeper_for_new_program(const std::string& name, const std::vector<std::string>& argv,
                             KeeperPipes pipes) {
   Keeper k = start_keeper(name, pipes);
-  int exec_err[2];
-  if (::pipe2(exec_err, O_CLOEXEC) != 0) {
-    fail_start(pipes, name, sys_error("pipe"));
+  auto child = spawn_program(argv, pipes.own_session);
+  if (!child) {
+    fail_start(pipes, name, child.error());
   }
-  pid_t child = ::fork();
-  if (child < 0) {
-    fail_start(pipes, name, sys_error("fork"));
-  }
-  if (child == 0) {
-    reset_signals_for_program();
-    if (pipes.own_session) {
-      ::setpgid(0, 0);  // its own process group, as a shell would start a job
-    }
-    preload_libvos();
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    // Only stdin/stdout/stderr pass to the program: anything else inherited from the caller is
-    // a half of something outside vos that could never be restored.
-    ::syscall(SYS_close_range, 3, ~0u, 4 /* CLOSE_RANGE_CLOEXEC */);
-    ::execvp(args[0], args.data());
-    int e = errno;
-    (void)!::write(exec_err[1], &e, sizeof e);
-    ::_exit(127);
-  }
-  ::close(exec_err[1]);
-  int e = 0;
-  if (::read(exec_err[0], &e, sizeof e) == sizeof e) {
-    errno = e;
-    fail_start(pipes, name, sys_error("cannot run {}", argv[0]));
-  }
-  ::close(exec_err[0]);
-  k.program = child;
-  write_line(pipes.ready_fd, fmt::format("OK {}", child));
+  k.program = *child;
+  // Only now: binding the socket (a file in RUN_DIR, on disk on some systems) overlaps with the
+  // program's own start instead of delaying it.
+  open_control(k);
+  write_line(pipes.ready_fd, fmt::format("OK {}", *child));
   ::close(pipes.ready_fd);
   k.loop();
 }
 
 void keeper_for_restore(const std::string& name, restore::LoadedImage& img, KeeperPipes pipes) {
   Keeper k = start_keeper(name, pipes);
+  open_control(k);
   int sync[2], info[2], log[2];
   if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(info, O_CLOEXEC) != 0 ||
       ::pipe2(log, O_CLOEXEC) != 0) {
