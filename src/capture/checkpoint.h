@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "abi/image_abi.h"
 #include "base/result.h"
 
 namespace vos::capture {
@@ -14,6 +15,7 @@ struct CheckpointOptions {
   std::string image_path;
   std::string name;   // recorded so the restored program keeps its vos name
   bool kill = false;  // end the program once the image is on disk, never resuming it
+  abi::PageCodec codec = abi::PageCodec::kNone;  // how page data is stored
 };
 
 struct CheckpointStats {
@@ -21,6 +23,9 @@ struct CheckpointStats {
   double pause_ms = 0;  // how long the program was stopped
   double total_ms = 0;
   uint64_t bytes = 0;  // image size
+  abi::PageCodec codec = abi::PageCodec::kNone;
+  uint64_t pages_logical_bytes = 0;  // page data as in memory
+  uint64_t pages_stored_bytes = 0;   // the same in the image (compressed, if it was)
   uint64_t pages = 0;
   uint64_t threads = 0;
 };

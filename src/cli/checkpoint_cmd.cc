@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "image/page_codec.h"
 #include "keeper/control.h"
 #include "keeper/registry.h"
 
@@ -35,6 +36,11 @@ std::string image_path_for(const std::string& dir, const std::string& name) {
 }  // namespace
 
 int cmd_checkpoint(const CheckpointArgs& a) {
+  auto codec = image::parse_codec(a.compress);
+  if (!codec) {
+    std::fprintf(stderr, "vos checkpoint: --compress: %s\n", codec.error().message().c_str());
+    return 2;
+  }
   auto entry = keeper::find_entry(a.target);
   if (!entry) {
     std::fprintf(stderr,
@@ -44,7 +50,8 @@ int cmd_checkpoint(const CheckpointArgs& a) {
     return 1;
   }
   std::string image = image_path_for(a.dir, entry->name);
-  nlohmann::json req = {{"cmd", "checkpoint"}, {"image", image}, {"kill", a.kill}};
+  nlohmann::json req = {
+      {"cmd", "checkpoint"}, {"image", image}, {"kill", a.kill}, {"compress", a.compress}};
   auto reply = keeper::send_request(keeper::socket_path(entry->name), req);
   if (!reply) {
     std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(),

@@ -17,6 +17,7 @@ struct CheckpointArgs {
   std::string dir;
   bool kill = false;
   bool json = false;
+  std::string compress = "none";  // page codec: none, lz4, zstd
 };
 struct RestoreArgs {
   std::string image;

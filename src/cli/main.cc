@@ -28,6 +28,12 @@ int main(int argc, char** argv) {
   ck_cmd->add_flag("--kill", ck.kill,
                    "End the program once the image is on disk; it never runs past the image");
   ck_cmd->add_flag("--json", ck.json, "Print image path, pause and sizes as JSON");
+  ck_cmd
+      ->add_option("--compress", ck.compress,
+                   "Compress memory pages: zstd (smaller), lz4 (faster) or none (default); "
+                   "frames are compressed on one thread per CPU, pages that do not shrink are "
+                   "stored as they are")
+      ->default_str("none");
 
   vos::cli::RestoreArgs rs;
   auto* rs_cmd =

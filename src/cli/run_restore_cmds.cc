@@ -84,6 +84,13 @@ int cmd_restore(const RestoreArgs& a) {
     return 1;
   }
   img->proc.name = o.name;
+  // Decompressing needs threads, which must all be gone before launch() forks and unshares.
+  auto pages = restore::open_page_source(*img);
+  if (!pages) {
+    std::fprintf(stderr, "vos restore: %s\n", pages.error().describe().c_str());
+    return 1;
+  }
+  img->pages = std::move(*pages);
   o.detach = a.detach;
   o.json = a.json;
   o.entry.argv = img->proc.argv;

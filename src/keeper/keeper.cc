@@ -23,6 +23,7 @@
 #include "abi/kernel_uapi.h"
 #include "base/unique_fd.h"
 #include "capture/checkpoint.h"
+#include "image/page_codec.h"
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
 
@@ -95,6 +96,11 @@ struct Keeper {
       capture::CheckpointOptions opts;
       opts.image_path = req.value("image", "");
       opts.kill = req.value("kill", false);
+      auto codec = image::parse_codec(req.value("compress", std::string("none")));
+      if (!codec) {
+        return {{"ok", false}, {"error", codec.error().describe()}};
+      }
+      opts.codec = *codec;
       opts.name = name;
       auto stats = capture::checkpoint(program, opts);
       if (!stats) {
@@ -127,7 +133,10 @@ struct Keeper {
               {"total_ms", stats->total_ms},
               {"bytes", stats->bytes},
               {"pages", stats->pages},
-              {"threads", stats->threads}};
+              {"threads", stats->threads},
+              {"compress", image::codec_name(static_cast<uint32_t>(stats->codec))},
+              {"pages_logical_bytes", stats->pages_logical_bytes},
+              {"pages_stored_bytes", stats->pages_stored_bytes}};
     }
     return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
   }

@@ -182,7 +182,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, int info_fd, int log
     }
     b.first_run = runs.size();
     for (const auto& r : a.pages) {
-      runs.push_back({r.vaddr, r.npages * kPage, img.pages_offset + r.offset});
+      runs.push_back({r.vaddr, r.npages * kPage, img.pages.base + r.offset});
     }
     b.nruns = runs.size() - b.first_run;
     areas.push_back(b);
@@ -377,7 +377,11 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   if (::read(sync_fd, &go, 1) != 1) {
     ::_exit(70);  // the keeper is gone
   }
-  int image_fd = img.reader.fd();
+  // The blob reads pages from here: the image, or the memfd of decompressed pages.
+  int image_fd = img.pages.fd;
+  if (image_fd < 0) {
+    die(log_fd, user_error("restore: page source not opened"));
+  }
   std::vector<int*> keep = {&sync_fd, &info_fd, &log_fd, &image_fd};
   auto s = restore_fds(img, keep);
   if (!s) {

@@ -1,6 +1,7 @@
 // Host side (vos restore).
 #include <sys/stat.h>
 
+#include "image/page_reader.h"
 #include "restore/restore.h"
 
 namespace vos::restore {
@@ -28,9 +29,13 @@ Result<LoadedImage> load_image(const std::string& path) {
     }
     blobs = std::move(*b);
   }
-  const auto* pages = reader->find(abi::SectionType::kPages);
-  LoadedImage img{std::move(*reader), std::move(*proc), std::move(blobs),
-                  pages != nullptr ? pages->offset : 0};
+  // Checks the frame index of a compressed image now, before anything is created.
+  auto pages = image::PageReader::open(*reader);
+  if (!pages) {
+    return std::move(pages).error();
+  }
+  LoadedImage img{
+      std::move(*reader), std::move(*proc), std::move(blobs), pages->logical_size(), {}};
   return img;
 }
 
@@ -57,8 +62,7 @@ Status check_blob(const LoadedImage& img, const image::BlobRef& ref, const char*
 
 Status check_restorable(const LoadedImage& img) {
   const auto& p = img.proc;
-  const auto* pages = img.reader.find(abi::SectionType::kPages);
-  uint64_t pages_size = pages != nullptr ? pages->size : 0;
+  uint64_t pages_size = img.pages_size;
   if (p.threads.empty()) {
     return user_error("image {}: corrupt: no threads", img.reader.path());
   }

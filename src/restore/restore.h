@@ -17,11 +17,19 @@
 
 namespace vos::restore {
 
+// Where the logical page stream can be pread: page run `r` is at `base + r.offset` of `fd`.
+struct PageSource {
+  int fd = -1;
+  uint64_t base = 0;
+  UniqueFd owned;  // the memfd of a compressed image (fd == owned.get()); empty otherwise
+};
+
 struct LoadedImage {
   image::ImageReader reader;
   image::ProcessImage proc;
   std::string blobs;
-  uint64_t pages_offset = 0;  // absolute file offset of the pages section
+  uint64_t pages_size = 0;  // logical bytes of page data (before any compression)
+  PageSource pages;         // set by open_page_source before the restore starts
 };
 
 // Reads and checks everything but the page data (see verify_pages).
@@ -32,6 +40,11 @@ Status verify_pages(const LoadedImage& img);
 
 // Refuses early, with a clear message, what would make the restore fail half-way.
 Status check_restorable(const LoadedImage& img);
+
+// The image fd and pages section offset for plain pages; for compressed ones a memfd holding
+// every page decompressed (multithreaded), which costs memory equal to the logical page data
+// until the restore ends. Call before any namespace is entered: it creates threads.
+Result<PageSource> open_page_source(const LoadedImage& img);
 
 // Where the blob region ended up, sent from the new process to the keeper before the jump.
 struct RegionInfo {
