@@ -70,7 +70,7 @@ abi::PageCodec compress_frame(abi::PageCodec want, const char* in, size_t n,
     got = ZSTD_isError(r) ? 0 : r;
   }
   if (got == 0 || got >= n) {
-    out.assign(in, in + n);
+    out.clear();
     return abi::PageCodec::kNone;
   }
   out.resize(got);

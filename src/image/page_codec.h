@@ -15,9 +15,10 @@ namespace vos::image {
 Result<abi::PageCodec> parse_codec(std::string_view name);
 const char* codec_name(uint32_t codec);  // "unknown" for a value no codec has
 
-// Compresses `n` bytes at `in` into `out` (resized to the stored size). Returns the codec the
-// frame is stored with: kNone, with `out` a copy, when compression would not save anything
-// (random memory), so a frame never costs more than its plain size.
+// Compresses `n` bytes at `in` into `out` (resized to the compressed size). Returns the codec
+// the frame is to be stored with: kNone when compression would not save anything (random
+// memory), so a frame never costs more than its plain size; then `in` itself is what to store
+// and `out` holds nothing useful.
 abi::PageCodec compress_frame(abi::PageCodec want, const char* in, size_t n,
                               std::vector<char>& out);
 

@@ -48,10 +48,11 @@ void PageCompressor::worker() {
       pending_.pop_front();
     }
     abi::PageFrame& f = job->frame;
-    f.codec =
-        static_cast<uint32_t>(compress_frame(codec_, job->in.data(), job->in.size(), job->out));
+    auto used = compress_frame(codec_, job->in.data(), job->in.size(), job->out);
+    f.codec = static_cast<uint32_t>(used);
     f.logical_size = static_cast<uint32_t>(job->in.size());
-    f.stored_size = static_cast<uint32_t>(job->out.size());
+    f.stored_size =
+        static_cast<uint32_t>(used == abi::PageCodec::kNone ? job->in.size() : job->out.size());
     f.checksum = XXH3_64bits(job->in.data(), job->in.size());
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -128,9 +129,12 @@ Status PageCompressor::write_finished(bool block) {
     }
     block = false;  // one frame written frees a slot; the rest only if already done
     job->frame.stored_offset = stored_size_;
-    VOS_TRY(sink_(job->out.data(), job->out.size()), "frame at logical offset {}",
+    // A frame that did not shrink is written from its input: no copy.
+    const auto& bytes =
+        job->frame.codec == static_cast<uint32_t>(abi::PageCodec::kNone) ? job->in : job->out;
+    VOS_TRY(sink_(bytes.data(), bytes.size()), "frame at logical offset {}",
             job->frame.logical_offset);
-    stored_size_ += job->out.size();
+    stored_size_ += bytes.size();
     frames_.push_back(job->frame);
     spare_.push_back(std::move(job));
   }
