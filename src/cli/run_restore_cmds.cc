@@ -108,6 +108,7 @@ int cmd_restore(const RestoreArgs& a) {
   std::string name = o.name;
   restore::LoadedImage& loaded = *img;
   o.parallel_check = [&loaded] { return restore::verify_pages(loaded); };
+  o.after_fork = [&loaded] { loaded.pages.owned.reset(); };
   return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_restore(name, loaded, p); });
 }
 

@@ -402,6 +402,7 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     (void)join_verifier();
     fail(std::move(done).error());
   }
+  img.pages.owned.reset();  // the program has its pages: free the decompressed copy
   ::close(log[0]);
   ::close(info[0]);
   k.program = pid;
