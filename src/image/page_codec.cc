@@ -57,17 +57,50 @@ const char* codec_name(uint32_t codec) {
   return "unknown";
 }
 
-abi::PageCodec compress_frame(abi::PageCodec want, const char* in, size_t n,
-                              std::vector<char>& out) {
-  size_t got = 0;
+namespace {
+
+// Compressed size of `n` bytes at `in` written to `out` (resized to fit), 0 if it failed.
+size_t compress_into(abi::PageCodec want, const char* in, size_t n, std::vector<char>& out) {
   if (want == abi::PageCodec::kLz4 && n <= LZ4_MAX_INPUT_SIZE) {
     out.resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(n))));
     int r = LZ4_compress_default(in, out.data(), static_cast<int>(n), static_cast<int>(out.size()));
-    got = r > 0 ? static_cast<size_t>(r) : 0;
-  } else if (want == abi::PageCodec::kZstd) {
+    return r > 0 ? static_cast<size_t>(r) : 0;
+  }
+  if (want == abi::PageCodec::kZstd) {
     out.resize(ZSTD_compressBound(n));
     size_t r = ZSTD_compressCCtx(zstd_contexts().c, out.data(), out.size(), in, n, kZstdLevel);
-    got = ZSTD_isError(r) ? 0 : r;
+    return ZSTD_isError(r) ? 0 : r;
+  }
+  return 0;
+}
+
+// Random-looking memory (encrypted, already compressed, hashes) is common and gains nothing:
+// compressing four 16 KiB samples spread over the frame costs 1/16 of the whole and tells it
+// apart, so such a frame is stored plain without paying for a full compression. A frame whose
+// samples miss its compressible parts is stored plain too; that costs size, never correctness.
+constexpr size_t kSample = 16 << 10;
+constexpr size_t kSamples = 4;
+
+bool samples_incompressible(abi::PageCodec want, const char* in, size_t n,
+                            std::vector<char>& scratch) {
+  if (n < 2 * kSamples * kSample) {
+    return false;  // small frame: just try it
+  }
+  size_t stored = 0;
+  for (size_t i = 0; i < kSamples; ++i) {
+    size_t got = compress_into(want, in + i * (n / kSamples), kSample, scratch);
+    stored += got == 0 ? kSample : got;
+  }
+  return stored * 100 >= kSamples * kSample * 97;
+}
+
+}  // namespace
+
+abi::PageCodec compress_frame(abi::PageCodec want, const char* in, size_t n,
+                              std::vector<char>& out) {
+  size_t got = 0;
+  if (!samples_incompressible(want, in, n, out)) {
+    got = compress_into(want, in, n, out);
   }
   if (got == 0 || got >= n) {
     out.clear();
@@ -105,7 +138,11 @@ Status decompress_frame(const abi::PageFrame& f, const char* stored, char* out) 
     default:
       return user_error("corrupt: frame at {} has unknown codec {}", f.logical_offset, f.codec);
   }
-  if (XXH3_64bits(out, f.logical_size) != f.checksum) {
+  return check_frame(f, out);
+}
+
+Status check_frame(const abi::PageFrame& f, const char* decoded) {
+  if (XXH3_64bits(decoded, f.logical_size) != f.checksum) {
     return user_error("corrupt: frame at {} checksum mismatch", f.logical_offset);
   }
   return {};

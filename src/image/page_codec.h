@@ -25,5 +25,7 @@ abi::PageCodec compress_frame(abi::PageCodec want, const char* in, size_t n,
 // Decodes a frame's stored bytes into `out` (f.logical_size bytes) and checks its checksum.
 // Damaged input gives an error, never a crash or a short frame.
 Status decompress_frame(const abi::PageFrame& f, const char* stored, char* out);
+// Compares decoded bytes with the frame's checksum.
+Status check_frame(const abi::PageFrame& f, const char* decoded);
 
 }  // namespace vos::image

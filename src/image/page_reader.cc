@@ -68,8 +68,22 @@ Status PageReader::load_index(const ImageReader& r) {
   return {};
 }
 
+bool PageReader::stored_as_logical() const {
+  return std::all_of(frames_.begin(), frames_.end(), [](const abi::PageFrame& f) {
+    return f.codec == static_cast<uint32_t>(abi::PageCodec::kNone) &&
+           f.stored_offset == f.logical_offset && f.stored_size == f.logical_size;
+  });
+}
+
 Status PageReader::decode_frame(size_t i, char* out) const {
   const abi::PageFrame& f = frames_.at(i);
+  if (f.codec == static_cast<uint32_t>(abi::PageCodec::kNone) && f.stored_size == f.logical_size) {
+    // Stored plain: read it straight into place, then check it like any frame.
+    VOS_TRY(pread_all(fd_, out, f.stored_size, pages_.offset + f.stored_offset, path_), "image {}",
+            path_);
+    VOS_TRY(check_frame(f, out), "image {}", path_);
+    return {};
+  }
   thread_local std::vector<char> stored;
   stored.resize(f.stored_size);
   VOS_TRY(pread_all(fd_, stored.data(), f.stored_size, pages_.offset + f.stored_offset, path_),

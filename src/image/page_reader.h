@@ -22,6 +22,9 @@ class PageReader {
   uint64_t stored_size() const { return pages_.size; }
   const abi::SectionEntry& pages_section() const { return pages_; }
   const std::vector<abi::PageFrame>& frames() const { return frames_; }
+  // True when the pages section holds the logical stream byte for byte: a plain image, or a
+  // compressed one in which no frame shrank (random memory), all stored plain in place.
+  bool stored_as_logical() const;
 
   // Reads `size` logical bytes at logical `offset`, decoding the frames that hold them.
   Status read(uint64_t offset, void* out, uint64_t size) const;

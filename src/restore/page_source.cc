@@ -56,7 +56,8 @@ Result<PageSource> open_page_source(const LoadedImage& img) {
     return std::move(pages).error();
   }
   PageSource src;
-  if (!pages->compressed()) {
+  // Nothing to decode: the blob reads the image itself, and verify_pages checks those bytes.
+  if (pages->stored_as_logical()) {
     src.fd = img.reader.fd();
     src.base = pages->pages_section().offset;
     return src;

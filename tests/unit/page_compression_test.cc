@@ -16,6 +16,13 @@
 #include "image/page_codec.h"
 #include "image/page_reader.h"
 
+namespace vos::abi {
+// Names the codec in test names (found by argument-dependent lookup).
+void PrintTo(PageCodec c, std::ostream* os) {
+  *os << image::codec_name(static_cast<uint32_t>(c));
+}
+}  // namespace vos::abi
+
 namespace vos::image {
 namespace {
 
@@ -162,6 +169,7 @@ TEST_P(CodecTest, RoundTripAndRandomAccess) {
   }
   EXPECT_TRUE(plain) << "a frame of random bytes should be stored plain";
   EXPECT_TRUE(packed);
+  EXPECT_FALSE(p->stored_as_logical());
 
   std::string all(pages_.size(), '\0');
   ASSERT_TRUE(p->read(0, all.data(), all.size()));
@@ -237,6 +245,24 @@ INSTANTIATE_TEST_SUITE_P(Codecs, CodecTest,
                          [](const auto& info) {
                            return std::string(codec_name(static_cast<uint32_t>(info.param)));
                          });
+
+TEST_F(PageCompressionTest, IncompressibleFramesAreStoredInPlace) {
+  std::mt19937_64 rng(3);
+  for (auto& c : pages_) {
+    c = static_cast<char>(rng());
+  }
+  std::string path = write_image(abi::PageCodec::kZstd, 2, "r.vos");
+  auto r = ImageReader::open(path);
+  ASSERT_TRUE(r);
+  auto p = PageReader::open(*r);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->compressed());
+  EXPECT_EQ(p->stored_size(), pages_.size());
+  EXPECT_TRUE(p->stored_as_logical()) << "restore may then read the image directly";
+  std::string got(pages_.size(), '\0');
+  ASSERT_TRUE(p->read(0, got.data(), got.size()));
+  EXPECT_TRUE(got == pages_);
+}
 
 TEST_F(PageCompressionTest, PlainImageStaysVersionOne) {
   std::string path = write_image(abi::PageCodec::kNone, 0, "p.vos");
