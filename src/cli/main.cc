@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
   ck_cmd->add_flag("--json", ck.json, "Print image path, pause and sizes as JSON");
   ck_cmd
       ->add_option("--compress", ck.compress,
-                   "Compress memory pages: zstd (smaller), lz4 (faster) or none (default); "
-                   "frames are compressed on one thread per CPU, pages that do not shrink are "
-                   "stored as they are")
+                   "Compress memory pages: zstd (smaller), lz4 (faster) or none (default). "
+                   "1 MiB frames are compressed on one thread per CPU; frames that do not "
+                   "shrink are stored as they are. vos restore decompresses into memory first")
       ->default_str("none");
 
   vos::cli::RestoreArgs rs;
