@@ -163,6 +163,7 @@ class Session:
         self.vos = args.vos
         self.mem_program = args.mem_program
         self.keep = args.keep
+        self.codecs = args.codecs
         self.base_timeout = args.timeout
         self.tmp = tempfile.mkdtemp(prefix="vos-bench-", dir=args.tmpdir)
         self.logs = os.path.join(self.tmp, "logs")
@@ -353,10 +354,11 @@ def verify(s, pid, ready, size):
             "stall_ms": float(stall) if stall else None}
 
 
-def checkpoint(s, name, ckpt_dir, size, kill):
-    """`vos checkpoint NAME --dir D --json [--kill]`; returns its facts."""
+def checkpoint(s, name, ckpt_dir, size, kill, compress=None):
+    """`vos checkpoint NAME --dir D --json [--kill] [--compress=C]`; returns its facts."""
     os.makedirs(ckpt_dir)
     args = ["checkpoint", name, "--dir", ckpt_dir, "--json"] + (["--kill"] if kill else [])
+    args += [f"--compress={compress}"] if compress else []
     ms, info = s.vos_json(args, "vos " + " ".join(args), s.timeout_for(size),
                           required={"image": str, "pause_ms": NUMBER, "total_ms": NUMBER,
                                     "bytes": int})
@@ -371,7 +373,9 @@ def checkpoint(s, name, ckpt_dir, size, kill):
     return {"wall_ms": ms, "image": image, "pause_ms": info["pause_ms"],
             "total_ms": info["total_ms"], "reported_bytes": info["bytes"],
             "apparent_bytes": apparent, "disk_bytes": on_disk,
-            "dir_disk_bytes": usage_bytes(ckpt_dir)[1]}
+            "dir_disk_bytes": usage_bytes(ckpt_dir)[1],
+            "pages_logical_bytes": info.get("pages_logical_bytes"),
+            "pages_stored_bytes": info.get("pages_stored_bytes")}
 
 
 def start_under_vos(s, name, size, ready):
@@ -449,15 +453,38 @@ def measure_rep(s, size, rep):
     r["restore"] = restore(s, image, size)
     pid = s.find_pid(name)
     r["verify_after_restore"] = verify(s, pid, ready, size)
-    if pid is not None:
-        kill_and_wait(pid)
     if not s.keep:
         shutil.rmtree(kill_dir, ignore_errors=True)
+
+    # The same with each codec, on the restored program: a live checkpoint (timed like the
+    # plain one above), then --kill and a restore from the compressed image.
+    r["codecs"] = {}
+    for codec in s.codecs:
+        c = r["codecs"][codec] = {}
+        live = os.path.join(s.tmp, f"img-{tag}-{codec}-live")
+        c["ckpt"] = checkpoint(s, name, live, size, kill=False, compress=codec)
+        c["verify_after_ckpt"] = verify(s, s.find_pid(name), ready, size)
+        killed = os.path.join(s.tmp, f"img-{tag}-{codec}-kill")
+        original = s.find_pid(name)
+        c["ckpt_kill"] = checkpoint(s, name, killed, size, kill=True, compress=codec)
+        require_dead(original, name)
+        c["restore"] = restore(s, c["ckpt_kill"]["image"], size)
+        pid = s.find_pid(name)
+        c["verify_after_restore"] = verify(s, pid, ready, size)
+        c["ckpt_over_dd"] = ratio(c["ckpt"]["wall_ms"], r["dd_ms"])
+        c["ok"] = (c["verify_after_ckpt"]["status"] == "OK"
+                   and c["verify_after_restore"]["status"] == "OK")
+        if not s.keep:
+            shutil.rmtree(live, ignore_errors=True)
+            shutil.rmtree(killed, ignore_errors=True)
+    if pid is not None:
+        kill_and_wait(pid)
 
     r["ckpt_over_dd"] = ratio(r["ckpt"]["wall_ms"], r["dd_ms"])
     r["restore_over_read"] = ratio(r["restore"]["wall_ms"], r["read_ms"])
     r["ok"] = (r["verify_after_ckpt"]["status"] == "OK"
-               and r["verify_after_restore"]["status"] == "OK")
+               and r["verify_after_restore"]["status"] == "OK"
+               and all(c["ok"] for c in r["codecs"].values()))
     return r
 
 
@@ -488,7 +515,28 @@ def summarize(size, reps):
         "statuses_after_restore": [r["verify_after_restore"]["status"] for r in reps],
         "bad_after_ckpt": bad_ckpt,
         "bad_after_restore": bad_rst,
-        "ok": bad_ckpt == 0 and bad_rst == 0,
+        "ok": bad_ckpt == 0 and bad_rst == 0 and all(r["ok"] for r in reps),
+        "codecs": {codec: summarize_codec(codec, size, reps) for codec in reps[0]["codecs"]},
+    }
+
+
+def summarize_codec(codec, size, reps):
+    """Medians of one codec's runs, in the same units as the plain row."""
+    cs = [r["codecs"][codec] for r in reps]
+
+    def med(f):
+        return median([f(c) for c in cs])
+    return {
+        "ckpt_ms": med(lambda c: c["ckpt"]["wall_ms"]),
+        "ckpt_tool_total_ms": med(lambda c: c["ckpt"]["total_ms"]),
+        "pause_ms": med(lambda c: c["ckpt"]["pause_ms"]),
+        "image_disk_bytes": med(lambda c: c["ckpt"]["disk_bytes"]),
+        "image_over_memory": med(lambda c: c["ckpt"]["disk_bytes"] / (size * MIB)),
+        "pages_stored_over_logical": med(lambda c: ratio(c["ckpt"]["pages_stored_bytes"],
+                                                         c["ckpt"]["pages_logical_bytes"])),
+        "ckpt_over_dd": med(lambda c: c["ckpt_over_dd"]),
+        "restore_ms": med(lambda c: c["restore"]["wall_ms"]),
+        "ok": all(c["ok"] for c in cs),
     }
 
 
@@ -536,6 +584,36 @@ def render_table(rows, n):
     return "\n".join(lines)
 
 
+CODEC_COLUMNS = ["MiB", "compress", "ckpt ms", "pause ms", "img MiB", "img/mem", "pages z/raw",
+                 "dd ms", "ckpt/dd", "rst ms", "verify"]
+
+
+def codec_rows(rows):
+    """The plain checkpoint of each size, then each codec's, beside the same dd baseline."""
+    for row in rows:
+        yield [str(row["size_mib"]), "none", fmt(row["ckpt_ms"]), fmt(row["pause_ms"]),
+               fmt(row["image_disk_bytes"] / MIB), fmt(row["image_over_memory"], 3), "1.000",
+               fmt(row["dd_ms"]), fmt(row["ckpt_over_dd"], 2), fmt(row["restore_ms"]),
+               "OK" if row["bad_after_ckpt"] + row["bad_after_restore"] == 0 else "**WRONG**"]
+        for codec, c in row["codecs"].items():
+            yield [str(row["size_mib"]), codec, fmt(c["ckpt_ms"]), fmt(c["pause_ms"]),
+                   fmt(c["image_disk_bytes"] / MIB), fmt(c["image_over_memory"], 3),
+                   fmt(c["pages_stored_over_logical"], 3),
+                   fmt(row["dd_ms"]), fmt(c["ckpt_over_dd"], 2), fmt(c["restore_ms"]),
+                   "OK" if c["ok"] else "**WRONG**"]
+
+
+def render_codec_table(rows):
+    body = [CODEC_COLUMNS] + list(codec_rows(rows))
+    widths = [max(len(line[i]) for line in body) for i in range(len(CODEC_COLUMNS))]
+    lines = []
+    for k, line in enumerate(body):
+        lines.append("  ".join(c.rjust(w) for c, w in zip(line, widths)))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def print_report(doc, reps):
     print()
     if "launch" in doc:
@@ -566,6 +644,11 @@ def print_launch(launch):
 def print_sizes(rows, reps):
     print(f"per size: medians of {reps} rep(s); see bench/README.md for the columns\n")
     print(render_table(rows, reps))
+    if rows and rows[0]["codecs"]:
+        print("\ncompression (--compress): live checkpoint time and image size (img/mem: "
+              "image on disk / program memory; pages z/raw: page bytes stored / page bytes "
+              "captured); rst = restore from a --kill image of that codec\n")
+        print(render_codec_table(rows))
     wrong = [r for r in rows if not r["ok"]]
     if wrong:
         print("\n!!! WRONG RESULTS: memory did not verify after checkpoint or restore; "
@@ -663,11 +746,15 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=60.0,
                    help="per-step timeout in seconds, plus 60 s per GiB")
     p.add_argument("--keep", action="store_true", help="keep images and logs")
+    p.add_argument("--codecs", default="lz4,zstd",
+                   help="also checkpoint with --compress=CODEC for each (default: %(default)s; "
+                        "'' for none)")
     args = p.parse_args(argv)
     try:
         args.sizes = [int(x) for x in ("16,64" if args.quick else args.sizes).split(",")]
     except ValueError:
         p.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+    args.codecs = [c for c in args.codecs.split(",") if c]
     if (any(x <= 0 for x in args.sizes) or min(args.reps, args.launch_reps, args.micro_rounds,
                                                args.cpu_reps, args.cpu_millions) <= 0):
         p.error("sizes and repetition counts must be positive")
@@ -721,7 +808,8 @@ def main(argv=None):
                    "cpu_program": args.cpu_program, "micro_program": args.micro_program,
                    "sizes_mib": args.sizes, "reps": args.reps, "launch_reps": args.launch_reps,
                    "micro_rounds": args.micro_rounds, "micro_min_time": args.micro_min_time,
-                   "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps},
+                   "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps,
+                   "codecs": args.codecs},
         "status": "running",
     }
     status = 1

@@ -8,7 +8,11 @@
 namespace vos::abi {
 
 inline constexpr char kImageMagic[8] = {'V', 'O', 'S', 'I', 'M', 'G', '\r', '\n'};
-inline constexpr uint32_t kImageVersion = 1;
+// Version 2 added compressed page data (kPageFrames). Images without it are still written as
+// version 1, byte for byte as before, so an older vos keeps reading them; only an image whose
+// pages are compressed says 2, so an older vos refuses it by version instead of misreading it.
+inline constexpr uint32_t kImageVersion = 2;
+inline constexpr uint32_t kImageVersionPlain = 1;  // oldest version read; no page frames
 inline constexpr uint64_t kPageSize = 4096;
 // Sections start on this boundary so page data can be mmap()ed straight from the file.
 inline constexpr uint64_t kSectionAlign = 4096;
@@ -17,8 +21,39 @@ inline constexpr uint32_t kMaxSections = 64;
 enum class SectionType : uint32_t {
   kMeta = 1,   // JSON document describing the process (see docs/image-format.md)
   kBlobs = 2,  // raw bytes referenced from the JSON by {offset,size}: registers, pipe data...
-  kPages = 3,  // memory pages, 4 KiB each, referenced by page runs in the JSON
+  kPages = 3,  // memory pages, 4 KiB each, referenced by page runs in the JSON; with kPageFrames
+               // the section holds compressed frames of that logical page stream instead
+  kPageFrames = 4,  // index of the frames of a compressed pages section (version 2)
 };
+
+// How one frame of page data is stored.
+enum class PageCodec : uint32_t {
+  kNone = 0,  // stored as is (also used for a frame that did not get smaller)
+  kLz4 = 1,   // LZ4 block format (LZ4_compress_default / LZ4_decompress_safe)
+  kZstd = 2,  // one zstd frame (ZSTD_compressCCtx / ZSTD_decompressDCtx)
+};
+
+// The kPageFrames section: this header, then `frame_count` PageFrame entries. The frames cover
+// the logical page stream [0, logical_size) in order, without gaps.
+struct PageFramesHeader {
+  uint64_t logical_size;  // bytes of page data before compression; PageRun offsets index this
+  uint32_t frame_count;
+  uint32_t codec;  // PageCodec requested at checkpoint (informational; each frame says its own)
+};
+static_assert(sizeof(PageFramesHeader) == 16);
+
+struct PageFrame {
+  uint64_t logical_offset;  // where the frame's data starts in the logical page stream
+  uint64_t stored_offset;   // where its stored bytes start, relative to the pages section
+  uint32_t logical_size;    // at most kMaxFrameLogical
+  uint32_t stored_size;
+  uint32_t codec;     // PageCodec
+  uint32_t reserved;  // 0
+  uint64_t checksum;  // XXH3-64 of the frame's logical (decompressed) bytes
+};
+static_assert(sizeof(PageFrame) == 40);
+// Readers refuse larger frames, so a corrupt index cannot make them allocate without bound.
+inline constexpr uint32_t kMaxFrameLogical = 16u << 20;
 
 struct ImageHeader {
   char magic[8];

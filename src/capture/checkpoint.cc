@@ -206,6 +206,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (!writer) {
     return std::move(writer).error();
   }
+  writer->set_page_codec(opts.codec);
   CaptureContext ctx;
   ctx.pid = pid;
   ctx.img.pid = pid;
@@ -330,6 +331,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   stats.image = opts.image_path;
   stats.bytes = writer->bytes_written();
+  stats.codec = opts.codec;
+  stats.pages_logical_bytes = writer->pages_logical_bytes();
+  stats.pages_stored_bytes = writer->pages_stored_bytes();
   stats.pages = ctx.img.pages_stored;
   stats.pages_inherited = ctx.img.pages_inherited;
   stats.threads = ctx.img.threads.size();

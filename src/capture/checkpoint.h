@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "abi/image_abi.h"
 #include "base/result.h"
 #include "capture/incremental.h"
 
@@ -21,6 +22,7 @@ struct CheckpointOptions {
   // starts tracking writes.
   bool incremental = false;
   std::string parent;  // if set, the image the caller expects this one to build on
+  abi::PageCodec codec = abi::PageCodec::kNone;  // how page data is stored
 };
 
 struct CheckpointStats {
@@ -28,6 +30,9 @@ struct CheckpointStats {
   double pause_ms = 0;  // how long the program was stopped
   double total_ms = 0;
   uint64_t bytes = 0;  // image size
+  abi::PageCodec codec = abi::PageCodec::kNone;
+  uint64_t pages_logical_bytes = 0;  // page data as in memory
+  uint64_t pages_stored_bytes = 0;   // the same in the image (compressed, if it was)
   uint64_t pages = 0;
   uint64_t threads = 0;
   uint64_t pages_inherited = 0;  // found in parent images (incremental)

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "image/page_codec.h"
 #include "keeper/control.h"
 #include "keeper/registry.h"
 
@@ -35,6 +36,11 @@ std::string image_path_for(const std::string& dir, const std::string& name) {
 }  // namespace
 
 int cmd_checkpoint(const CheckpointArgs& a) {
+  auto codec = image::parse_codec(a.compress);
+  if (!codec) {
+    std::fprintf(stderr, "vos checkpoint: --compress: %s\n", codec.error().message().c_str());
+    return 2;
+  }
   auto entry = keeper::find_entry(a.target);
   if (!entry) {
     std::fprintf(stderr,
@@ -47,6 +53,7 @@ int cmd_checkpoint(const CheckpointArgs& a) {
   nlohmann::json req = {{"cmd", "checkpoint"},
                         {"image", image},
                         {"kill", a.kill},
+                        {"compress", a.compress},
                         {"incremental", a.incremental || !a.parent.empty()}};
   if (!a.parent.empty()) {
     req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();

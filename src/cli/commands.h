@@ -19,6 +19,7 @@ struct CheckpointArgs {
   bool json = false;
   bool incremental = false;
   std::string parent;
+  std::string compress = "none";  // page codec: none, lz4, zstd
 };
 struct RestoreArgs {
   std::string image;

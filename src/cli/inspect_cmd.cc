@@ -6,6 +6,8 @@
 
 #include "cli/commands.h"
 #include "image/image_reader.h"
+#include "image/page_codec.h"
+#include "image/page_reader.h"
 #include "image/process_model.h"
 #include "restore/restore.h"
 
@@ -55,6 +57,12 @@ int cmd_inspect(const std::string& path, bool json) {
     std::fprintf(stderr, "vos inspect: %s: %s\n", path.c_str(), proc.error().describe().c_str());
     return 1;
   }
+  auto pages = image::PageReader::open(*reader);
+  if (!pages) {
+    std::fprintf(stderr, "vos inspect: %s\n", pages.error().describe().c_str());
+    return 1;
+  }
+  const char* codec = pages->compressed() ? image::codec_name(pages->codec()) : "none";
   // An incremental image: which parents it uses, how many pages from each, and whether each is
   // still where a restore will look for it.
   std::vector<uint64_t> from_parent(proc->parents.size() + 1, 0);
@@ -83,6 +91,11 @@ int cmd_inspect(const std::string& path, bool json) {
                         {"version", reader->header().version},
                         {"size", reader->header().file_size},
                         {"sections", sections},
+                        {"pages",
+                         {{"codec", codec},
+                          {"frames", pages->frames().size()},
+                          {"logical_bytes", pages->logical_size()},
+                          {"stored_bytes", pages->stored_size()}}},
                         {"process", image::to_json(*proc)}};
     std::printf("%s\n", j.dump(1).c_str());
     if (!corrupt.empty()) {
@@ -102,11 +115,14 @@ int cmd_inspect(const std::string& path, bool json) {
   std::printf("cwd       %s\n", p.cwd.c_str());
   std::printf("sections\n");
   for (const auto& s : sections) {
-    std::printf("  %-6s offset %10lu  size %12lu  xxh3 %s  %s\n",
+    std::printf("  %-11s offset %10lu  size %12lu  xxh3 %s  %s\n",
                 s["name"].get<std::string>().c_str(), s["offset"].get<unsigned long>(),
                 s["size"].get<unsigned long>(), s["checksum"].get<std::string>().c_str(),
                 s["checksum_ok"].get<bool>() ? "ok" : "CORRUPT");
   }
+  std::printf("pages     %s, %lu bytes stored for %lu bytes of memory (%zu frames)\n", codec,
+              static_cast<unsigned long>(pages->stored_size()),
+              static_cast<unsigned long>(pages->logical_size()), pages->frames().size());
   if (!p.parents.empty()) {
     std::printf("chain     incremental: %lu pages stored here, %lu in %zu parent image(s)\n",
                 static_cast<unsigned long>(p.pages_stored),

@@ -149,6 +149,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
   ::close(ready[1]);
   ::close(status[1]);
   ::close(ack[0]);
+  if (opts.after_fork) {
+    opts.after_fork();
+  }
   if (verdict[0] >= 0) {
     ::close(verdict[0]);  // the keeper has it
   }

@@ -23,6 +23,9 @@ struct LaunchOptions {
   bool own_session = false;  // see KeeperPipes; always when detached
   // Runs in the CLI while the keeper starts the program; the program runs only if it passes.
   std::function<Status()> parallel_check;
+  // Runs in the CLI right after the keeper is forked: drops what only the keeper needs (the
+  // memfd of decompressed pages would otherwise stay alive as long as the program).
+  std::function<void()> after_fork;
 };
 
 // Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code.

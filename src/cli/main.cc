@@ -34,6 +34,12 @@ int main(int argc, char** argv) {
   ck_cmd->add_option("--parent", ck.parent,
                      "Like --incremental, but fail unless IMAGE is the program's last checkpoint");
   ck_cmd->add_flag("--json", ck.json, "Print image path, pause, sizes and phases as JSON");
+  ck_cmd
+      ->add_option("--compress", ck.compress,
+                   "Compress memory pages: zstd (smaller), lz4 (faster) or none (default). "
+                   "1 MiB frames are compressed on one thread per CPU; frames that do not "
+                   "shrink are stored as they are. vos restore decompresses into memory first")
+      ->default_str("none");
 
   vos::cli::RestoreArgs rs;
   auto* rs_cmd =

@@ -84,6 +84,12 @@ int cmd_restore(const RestoreArgs& a) {
     return 1;
   }
   img->proc.name = o.name;
+  // Decompressing needs threads, which must all be gone before launch() forks and unshares.
+  auto pages = restore::open_page_sources(*img);
+  if (!pages) {
+    std::fprintf(stderr, "vos restore: %s\n", pages.error().describe().c_str());
+    return 1;
+  }
   o.detach = a.detach;
   o.json = a.json;
   o.entry.argv = img->proc.argv;
@@ -104,6 +110,12 @@ int cmd_restore(const RestoreArgs& a) {
   if (!a.lazy) {  // a lazy restore verifies page data in the keeper, once all of it is in
     o.parallel_check = [&loaded] { return restore::verify_pages(loaded); };
   }
+  o.after_fork = [&loaded] {
+    loaded.pages.owned.reset();
+    for (auto& p : loaded.parents) {
+      p.pages.owned.reset();
+    }
+  };
   return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_restore(name, loaded, p); });
 }
 

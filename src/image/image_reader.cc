@@ -19,13 +19,13 @@ const char* section_name(uint32_t type) {
       return "blobs";
     case abi::SectionType::kPages:
       return "pages";
+    case abi::SectionType::kPageFrames:
+      return "page-frames";
   }
   return "unknown";
 }
 
-namespace {
-
-Status pread_full(int fd, void* out, uint64_t size, uint64_t offset, const std::string& path) {
+Status pread_all(int fd, void* out, uint64_t size, uint64_t offset, const std::string& path) {
   char* p = static_cast<char*>(out);
   while (size > 0) {
     ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
@@ -44,8 +44,6 @@ Status pread_full(int fd, void* out, uint64_t size, uint64_t offset, const std::
   }
   return {};
 }
-
-}  // namespace
 
 Result<ImageReader> ImageReader::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -69,7 +67,7 @@ Status ImageReader::load() {
   if (file_size_ < sizeof header_) {
     return user_error("truncated: {} bytes is smaller than the image header", file_size_);
   }
-  VOS_TRY(pread_full(fd_.get(), &header_, sizeof header_, 0, path_), "reading header");
+  VOS_TRY(pread_all(fd_.get(), &header_, sizeof header_, 0, path_), "reading header");
   if (std::memcmp(header_.magic, abi::kImageMagic, sizeof header_.magic) != 0) {
     return user_error("not a vos image (bad magic)");
   }
@@ -78,9 +76,9 @@ Status ImageReader::load() {
   if (XXH3_64bits(&h, sizeof h) != header_.header_checksum) {
     return user_error("corrupt: header checksum mismatch");
   }
-  if (header_.version != abi::kImageVersion) {
-    return user_error("unsupported image version {} (this vos reads version {})", header_.version,
-                      abi::kImageVersion);
+  if (header_.version < abi::kImageVersionPlain || header_.version > abi::kImageVersion) {
+    return user_error("unsupported image version {} (this vos reads versions {} to {})",
+                      header_.version, abi::kImageVersionPlain, abi::kImageVersion);
   }
   if (header_.header_size != sizeof header_) {
     return user_error("corrupt: header size {}", header_.header_size);
@@ -99,7 +97,7 @@ Status ImageReader::load() {
     return user_error("corrupt: section table outside the file");
   }
   sections_.resize(header_.section_count);
-  VOS_TRY(pread_full(fd_.get(), sections_.data(), table_bytes, header_.section_table_offset, path_),
+  VOS_TRY(pread_all(fd_.get(), sections_.data(), table_bytes, header_.section_table_offset, path_),
           "reading section table");
   if (XXH3_64bits(sections_.data(), table_bytes) != header_.section_table_checksum) {
     return user_error("corrupt: section table checksum mismatch");
@@ -127,7 +125,7 @@ Status ImageReader::verify_section(const abi::SectionEntry& e) const {
   Status result;
   while (done < e.size) {
     uint64_t n = std::min<uint64_t>(buf.size(), e.size - done);
-    auto s = pread_full(fd_.get(), buf.data(), n, e.offset + done, path_);
+    auto s = pread_all(fd_.get(), buf.data(), n, e.offset + done, path_);
     if (!s) {
       result = std::move(s).error();
       break;
@@ -159,7 +157,7 @@ Result<std::string> ImageReader::read_section(abi::SectionType type) const {
     return user_error("image {}: section '{}' too large to load", path_, section_name(e->type));
   }
   std::string out(e->size, '\0');
-  VOS_TRY(pread_full(fd_.get(), out.data(), e->size, e->offset, path_), "image {}", path_);
+  VOS_TRY(pread_all(fd_.get(), out.data(), e->size, e->offset, path_), "image {}", path_);
   if (XXH3_64bits(out.data(), out.size()) != e->checksum) {
     return user_error("image {}: corrupt: section '{}' checksum mismatch", path_,
                       section_name(e->type));
@@ -173,7 +171,7 @@ Status ImageReader::read_at(const abi::SectionEntry& e, uint64_t offset, void* o
     return user_error("image {}: reference [{}, +{}) outside section '{}'", path_, offset, size,
                       section_name(e.type));
   }
-  return pread_full(fd_.get(), out, size, e.offset + offset, path_);
+  return pread_all(fd_.get(), out, size, e.offset + offset, path_);
 }
 
 }  // namespace vos::image

@@ -13,6 +13,9 @@ namespace vos::image {
 
 const char* section_name(uint32_t type);
 
+// pread until `size` bytes arrived; end of file is an error naming `path` and the offset.
+Status pread_all(int fd, void* out, uint64_t size, uint64_t offset, const std::string& path);
+
 class ImageReader {
  public:
   // Validates header and section table (not yet the section checksums: see verify()).

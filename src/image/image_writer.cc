@@ -60,11 +60,18 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       committed_(o.committed_),
       current_type_(o.current_type_),
       hash_(std::exchange(o.hash_, nullptr)),
-      table_(std::move(o.table_)) {
+      table_(std::move(o.table_)),
+      page_codec_(o.page_codec_),
+      page_threads_(o.page_threads_),
+      compressor_(std::move(o.compressor_)),
+      has_frames_(o.has_frames_),
+      pages_logical_(o.pages_logical_),
+      pages_stored_(o.pages_stored_) {
   o.committed_ = true;  // the moved-from object must not unlink our file
 }
 
 ImageWriter::~ImageWriter() {
+  compressor_.reset();  // joins its workers before the file goes
   if (!committed_ && !temp_path_.empty()) {
     ::unlink(temp_path_.c_str());
   }
@@ -111,20 +118,72 @@ Status ImageWriter::begin_section(abi::SectionType type) {
   current_type_ = type;
   section_start_ = pos_;
   XXH3_64bits_reset(hash_);
+  if (type == abi::SectionType::kPages && page_codec_ != abi::PageCodec::kNone) {
+    // The section checksum covers the stored (compressed) bytes, as for every other section:
+    // the sink hashes exactly what reaches the file.
+    compressor_ = std::make_unique<PageCompressor>(page_codec_, page_threads_,
+                                                   [this](const void* data, size_t size) -> Status {
+                                                     XXH3_64bits_update(hash_, data, size);
+                                                     return write_raw(data, size);
+                                                   });
+  }
   return {};
+}
+
+void ImageWriter::set_page_codec(abi::PageCodec codec, unsigned threads) {
+  page_codec_ = codec;
+  page_threads_ = threads;
+}
+
+uint64_t ImageWriter::section_position() const {
+  return compressor_ ? compressor_->logical_size() : pos_ - section_start_;
 }
 
 Status ImageWriter::write(const void* data, size_t size) {
   if (!in_section_) {
     return user_error("image writer: write outside a section");
   }
+  if (compressor_) {
+    return compressor_->write(data, size);
+  }
   XXH3_64bits_update(hash_, data, size);
   return write_raw(data, size);
+}
+
+// Closes the compressed pages section, then writes its frame index as a section of its own.
+Status ImageWriter::end_compressed_pages() {
+  auto frames = compressor_->finish();
+  if (!frames) {
+    return std::move(frames).error();
+  }
+  pages_logical_ = compressor_->logical_size();
+  compressor_.reset();
+  abi::SectionEntry e{};
+  e.type = static_cast<uint32_t>(abi::SectionType::kPages);
+  e.offset = section_start_;
+  e.size = pos_ - section_start_;
+  e.checksum = XXH3_64bits_digest(hash_);
+  table_.push_back(e);
+  in_section_ = false;
+  pages_stored_ = e.size;
+
+  abi::PageFramesHeader h{};
+  h.logical_size = pages_logical_;
+  h.frame_count = static_cast<uint32_t>(frames->size());
+  h.codec = static_cast<uint32_t>(page_codec_);
+  VOS_TRY(begin_section(abi::SectionType::kPageFrames), "page frame index");
+  VOS_TRY(write(&h, sizeof h), "page frame index");
+  VOS_TRY(write(frames->data(), frames->size() * sizeof(abi::PageFrame)), "page frame index");
+  has_frames_ = true;
+  return end_section();
 }
 
 Status ImageWriter::end_section() {
   if (!in_section_) {
     return user_error("image writer: no open section");
+  }
+  if (compressor_) {
+    return end_compressed_pages();
   }
   abi::SectionEntry e{};
   e.type = static_cast<uint32_t>(current_type_);
@@ -133,6 +192,9 @@ Status ImageWriter::end_section() {
   e.checksum = XXH3_64bits_digest(hash_);
   table_.push_back(e);
   in_section_ = false;
+  if (current_type_ == abi::SectionType::kPages) {
+    pages_logical_ = pages_stored_ = e.size;
+  }
   return {};
 }
 
@@ -143,7 +205,8 @@ Status ImageWriter::commit() {
   VOS_TRY(pad_to_alignment(), "aligning section table");
   abi::ImageHeader h{};
   std::memcpy(h.magic, abi::kImageMagic, sizeof h.magic);
-  h.version = abi::kImageVersion;
+  // Plain images keep version 1 so that older vos versions still read them.
+  h.version = has_frames_ ? abi::kImageVersion : abi::kImageVersionPlain;
   h.header_size = sizeof h;
   h.section_table_offset = pos_;
   h.section_count = static_cast<uint32_t>(table_.size());

@@ -4,12 +4,14 @@
 
 #include <xxhash.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "abi/image_abi.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "image/page_compressor.h"
 
 namespace vos::image {
 
@@ -22,21 +24,31 @@ class ImageWriter {
   ImageWriter& operator=(ImageWriter&&) = delete;
   ~ImageWriter();  // removes the temporary file unless committed
 
+  // Compress the pages section from now on: its data goes through a PageCompressor (`threads`
+  // workers, 0 = one per CPU) and end_section() adds a kPageFrames index after it. kNone (the
+  // default) stores pages as they are, in a version-1 image. Call before begin_section(kPages).
+  void set_page_codec(abi::PageCodec codec, unsigned threads = 0);
+
   Status begin_section(abi::SectionType type);
   Status write(const void* data, size_t size);
-  // Bytes written so far in the open section: the offset the next write() lands at.
-  uint64_t section_position() const { return pos_ - section_start_; }
+  // Bytes written so far in the open section: the offset the next write() lands at. For a
+  // compressed pages section, the logical (uncompressed) offset, which page runs refer to.
+  uint64_t section_position() const;
   Status end_section();
   // Writes the section table and header, fsyncs, renames to the final name, fsyncs the directory.
   Status commit();
 
   uint64_t bytes_written() const { return pos_; }
+  // Page data before and after compression (equal without a codec).
+  uint64_t pages_logical_bytes() const { return pages_logical_; }
+  uint64_t pages_stored_bytes() const { return pages_stored_; }
   const std::string& final_path() const { return final_path_; }
 
  private:
   ImageWriter(std::string final_path, std::string temp_path, UniqueFd fd);
   Status pad_to_alignment();
   Status write_raw(const void* data, size_t size);
+  Status end_compressed_pages();
 
   std::string final_path_;
   std::string temp_path_;
@@ -48,6 +60,14 @@ class ImageWriter {
   abi::SectionType current_type_{};
   XXH3_state_t* hash_ = nullptr;
   std::vector<abi::SectionEntry> table_;
+  abi::PageCodec page_codec_ = abi::PageCodec::kNone;
+  unsigned page_threads_ = 0;
+  // Only while a compressed pages section is open; its sink points at this writer, which is
+  // therefore never moved then (create() moves it before any section exists).
+  std::unique_ptr<PageCompressor> compressor_;
+  bool has_frames_ = false;  // the image needs version 2
+  uint64_t pages_logical_ = 0;
+  uint64_t pages_stored_ = 0;
 };
 
 }  // namespace vos::image

@@ -23,6 +23,7 @@
 #include "abi/kernel_uapi.h"
 #include "base/unique_fd.h"
 #include "capture/checkpoint.h"
+#include "image/page_codec.h"
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
 #include "keeper/spawn_program.h"
@@ -98,6 +99,11 @@ struct Keeper {
       capture::CheckpointOptions opts;
       opts.image_path = req.value("image", "");
       opts.kill = req.value("kill", false);
+      auto codec = image::parse_codec(req.value("compress", std::string("none")));
+      if (!codec) {
+        return {{"ok", false}, {"error", codec.error().describe()}};
+      }
+      opts.codec = *codec;
       opts.name = name;
       opts.incremental = req.value("incremental", false);
       opts.parent = req.value("parent", "");
@@ -140,7 +146,10 @@ struct Keeper {
               {"pages_inherited", stats->pages_inherited},
               {"parent", stats->parent.empty() ? nlohmann::json() : nlohmann::json(stats->parent)},
               {"note", stats->note},
-              {"threads", stats->threads}};
+              {"threads", stats->threads},
+              {"compress", image::codec_name(static_cast<uint32_t>(stats->codec))},
+              {"pages_logical_bytes", stats->pages_logical_bytes},
+              {"pages_stored_bytes", stats->pages_stored_bytes}};
     }
     return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
   }
@@ -388,6 +397,12 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
       fail(std::move(server).error());
     }
     lazy = std::move(*server);
+  }
+  // The program has its pages (a lazy restore's server keeps its own copy of the fds): free the
+  // decompressed copies.
+  img.pages.owned.reset();
+  for (auto& p : img.parents) {
+    p.pages.owned.reset();
   }
   ::close(log[0]);
   ::close(info[0]);

@@ -183,9 +183,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
     b.first_run = runs.size();
     for (const auto& r : a.pages) {
       if (r.image == 0) {
-        runs.push_back({r.vaddr, r.npages * kPage, img.pages_offset + r.offset, image_fd, 0});
+        runs.push_back({r.vaddr, r.npages * kPage, img.pages.base + r.offset, image_fd, 0});
       } else {
-        runs.push_back({r.vaddr, r.npages * kPage, img.parents[r.image - 1].pages_offset + r.offset,
+        runs.push_back({r.vaddr, r.npages * kPage, img.parents[r.image - 1].pages.base + r.offset,
                         parent_fds[r.image - 1], 0});
       }
     }
@@ -405,11 +405,15 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   if (::read(sync_fd, &go, 1) != 1) {
     ::_exit(70);  // the keeper is gone
   }
-  int image_fd = img.reader.fd();
+  // The blob reads pages from here: the image, or the memfd of decompressed pages.
+  int image_fd = img.pages.fd;
+  if (image_fd < 0) {
+    die(log_fd, user_error("restore: page source not opened"));
+  }
   std::vector<int*> keep = {&sync_fd, &info_fd, &log_fd, &image_fd};
   std::vector<int> parent_fds;
   for (const auto& p : img.parents) {
-    parent_fds.push_back(p.reader.fd());
+    parent_fds.push_back(p.pages.fd);
   }
   for (int& fd : parent_fds) {
     keep.push_back(&fd);

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "image/page_reader.h"
 #include "restore/restore.h"
 
 namespace vos::restore {
@@ -30,9 +31,12 @@ Result<ParentPages> open_parent(const std::string& child, const image::ParentIma
     return user_error("parent image {} is not the one this image was built on (id {}, expected {})",
                       where.string(), proc->image_id, ref.image_id);
   }
-  const auto* pages = reader->find(abi::SectionType::kPages);
-  return ParentPages{std::move(*reader), pages != nullptr ? pages->offset : 0,
-                     pages != nullptr ? pages->size : 0};
+  auto pages = image::PageReader::open(*reader);
+  if (!pages) {
+    return std::move(pages).error().context(fmt::format("parent image {}", where.string()));
+  }
+  uint64_t logical = pages->logical_size();
+  return ParentPages{std::move(*reader), logical, {}};
 }
 
 Result<LoadedImage> load_image(const std::string& path) {
@@ -58,12 +62,13 @@ Result<LoadedImage> load_image(const std::string& path) {
     }
     blobs = std::move(*b);
   }
-  const auto* pages = reader->find(abi::SectionType::kPages);
-  LoadedImage img{std::move(*reader),
-                  std::move(*proc),
-                  std::move(blobs),
-                  pages != nullptr ? pages->offset : 0,
-                  {}};
+  // Checks the frame index of a compressed image now, before anything is created.
+  auto pages = image::PageReader::open(*reader);
+  if (!pages) {
+    return std::move(pages).error();
+  }
+  LoadedImage img{
+      std::move(*reader), std::move(*proc), std::move(blobs), pages->logical_size(), {}, {}};
   for (const auto& ref : img.proc.parents) {
     auto parent = open_parent(path, ref);
     if (!parent) {
@@ -100,8 +105,7 @@ Status check_blob(const LoadedImage& img, const image::BlobRef& ref, const char*
 
 Status check_restorable(const LoadedImage& img) {
   const auto& p = img.proc;
-  const auto* pages = img.reader.find(abi::SectionType::kPages);
-  uint64_t pages_size = pages != nullptr ? pages->size : 0;
+  uint64_t pages_size = img.pages_size;
   if (p.threads.empty()) {
     return user_error("image {}: corrupt: no threads", img.reader.path());
   }

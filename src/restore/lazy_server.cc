@@ -52,11 +52,11 @@ Result<std::unique_ptr<LazyServer>> LazyServer::start(
   if (!s->stop_.valid()) {
     return sys_error("eventfd");
   }
-  // Own copies of the image fds: the server outlives nothing, but must not depend on others
-  // keeping theirs.
-  s->image_fds_.emplace_back(::fcntl(img.reader.fd(), F_DUPFD_CLOEXEC, 3));
+  // Own copies of the fds: the keeper drops its decompressed copies once the program runs.
+  // The page sources: the image files, or memfds of decompressed pages.
+  s->image_fds_.emplace_back(::fcntl(img.pages.fd, F_DUPFD_CLOEXEC, 3));
   for (const auto& p : img.parents) {
-    s->image_fds_.emplace_back(::fcntl(p.reader.fd(), F_DUPFD_CLOEXEC, 3));
+    s->image_fds_.emplace_back(::fcntl(p.pages.fd, F_DUPFD_CLOEXEC, 3));
   }
   for (const auto& fd : s->image_fds_) {
     if (!fd.valid()) {
@@ -68,7 +68,7 @@ Result<std::unique_ptr<LazyServer>> LazyServer::start(
       continue;  // read in full by the restorer, as in a normal restore
     }
     for (const auto& r : a.pages) {
-      uint64_t base = r.image == 0 ? img.pages_offset : img.parents[r.image - 1].pages_offset;
+      uint64_t base = r.image == 0 ? img.pages.base : img.parents[r.image - 1].pages.base;
       s->sources_.push_back(
           {r.vaddr, r.npages * kPage, s->image_fds_[r.image].get(), base + r.offset});
     }

@@ -38,6 +38,7 @@ Result<MergeStats> merge_image(const std::string& in, const std::string& out) {
     return std::move(img).error();
   }
   VOS_TRY(verify_pages(*img), "merging {}", in);
+  VOS_TRY(open_page_sources(*img), "merging {}", in);
   auto writer = image::ImageWriter::create(out);
   if (!writer) {
     return std::move(writer).error();
@@ -49,12 +50,11 @@ Result<MergeStats> merge_image(const std::string& in, const std::string& out) {
   VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
   for (auto& a : proc.areas) {
     for (auto& r : a.pages) {
-      int fd = r.image == 0 ? img->reader.fd() : img->parents[r.image - 1].reader.fd();
-      uint64_t base = r.image == 0 ? img->pages_offset : img->parents[r.image - 1].pages_offset;
+      const PageSource& src = r.image == 0 ? img->pages : img->parents[r.image - 1].pages;
       const std::string& from =
           r.image == 0 ? img->reader.path() : img->parents[r.image - 1].reader.path();
       uint64_t at = writer->section_position();
-      VOS_TRY(copy_bytes(fd, base + r.offset, r.npages * kPage, *writer, buf, from),
+      VOS_TRY(copy_bytes(src.fd, src.base + r.offset, r.npages * kPage, *writer, buf, from),
               "page run at {:#x}", r.vaddr);
       stats.pages += r.npages;
       if (r.image != 0) {

@@ -18,18 +18,26 @@
 
 namespace vos::restore {
 
+// Where the logical page stream can be pread: page run `r` is at `base + r.offset` of `fd`.
+struct PageSource {
+  int fd = -1;
+  uint64_t base = 0;
+  UniqueFd owned;  // the memfd of a compressed image (fd == owned.get()); empty otherwise
+};
+
 // An image whose pages an incremental image refers to (PageRun::image = index + 1).
 struct ParentPages {
   image::ImageReader reader;
-  uint64_t pages_offset = 0;
-  uint64_t pages_size = 0;
+  uint64_t pages_size = 0;  // logical bytes of page data
+  PageSource pages;         // set by open_page_sources
 };
 
 struct LoadedImage {
   image::ImageReader reader;
   image::ProcessImage proc;
   std::string blobs;
-  uint64_t pages_offset = 0;         // absolute file offset of the pages section
+  uint64_t pages_size = 0;           // logical bytes of page data (before any compression)
+  PageSource pages;                  // set by open_page_sources before the restore starts
   std::vector<ParentPages> parents;  // parallel to proc.parents
   bool lazy = false;                 // vos restore --lazy: anonymous pages served on first touch
 };
@@ -48,6 +56,13 @@ Status verify_pages(const LoadedImage& img);
 
 // Refuses early, with a clear message, what would make the restore fail half-way.
 Status check_restorable(const LoadedImage& img);
+
+// The image fd and pages section offset for plain pages; for compressed ones a memfd holding
+// every page decompressed (multithreaded), which costs memory equal to the logical page data
+// until the restore ends. Call before any namespace is entered: it creates threads.
+Result<PageSource> open_page_source(const image::ImageReader& reader);
+// open_page_source for the image and each of its parents.
+Status open_page_sources(LoadedImage& img);
 
 // Where the blob region ended up, sent from the new process to the keeper before the jump.
 struct RegionInfo {

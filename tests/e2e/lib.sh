@@ -118,9 +118,15 @@ e2e_wait_file() {
 }
 
 # e2e_checkpoint NAME DIR [--kill]: sets IMG to the image path vos printed.
+# E2E_CHECKPOINT_FLAGS (e.g. --compress=zstd) are added to every checkpoint; with --compress=C
+# the image must say codec C, and with E2E_MAX_STORED_PERCENT=P its page data must be stored in
+# at most P% of its uncompressed size (proves compression happened, for compressible memory).
 e2e_checkpoint() {
   local name=$1 dir=$2 out rc=0
   shift 2
+  # shellcheck disable=SC2206  # word splitting of the flags is intended
+  local extra=(${E2E_CHECKPOINT_FLAGS:-})
+  set -- "$@" "${extra[@]}"
   out=$("$VOS" checkpoint "$name" --dir "$dir" "$@" 2>>"$W/checkpoint.log") || rc=$?
   ((rc == 0)) || e2e_die "vos checkpoint $name $* failed with status $rc"
   [[ -n $out && $out != *$'\n'* ]] ||
@@ -129,6 +135,25 @@ e2e_checkpoint() {
   IMG=$out
   if [[ " $* " == *" --kill "* ]]; then
     e2e_wait_gone "$name" 5 "checkpoint --kill"
+  fi
+  if [[ " $* " =~ \ --compress=([a-z0-9]+)\  ]]; then
+    e2e_check_compressed "$IMG" "${BASH_REMATCH[1]}"
+  fi
+}
+
+# e2e_check_compressed IMAGE CODEC: vos inspect must report CODEC and, if
+# E2E_MAX_STORED_PERCENT is set, stored page bytes within that percentage of the logical ones.
+e2e_check_compressed() {
+  local img=$1 codec=$2 info
+  info=$("$VOS" inspect --json "$img" | python3 -c 'import json, sys
+p = json.load(sys.stdin)["pages"]
+print(p["codec"], p["stored_bytes"], p["logical_bytes"])') || e2e_die "vos inspect --json $img failed"
+  read -r got stored logical <<<"$info"
+  [[ $got == "$codec" ]] || e2e_die "image $img: codec '$got', want '$codec'"
+  e2e_log "$codec image: $stored bytes stored for $logical bytes of pages"
+  if [[ -n ${E2E_MAX_STORED_PERCENT:-} ]]; then
+    ((stored * 100 <= logical * E2E_MAX_STORED_PERCENT)) ||
+      e2e_die "$codec stored $stored of $logical page bytes, more than $E2E_MAX_STORED_PERCENT%"
   fi
 }
 

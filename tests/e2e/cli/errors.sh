@@ -64,6 +64,17 @@ expect_fail "checksum" "$VOS" restore --name "flipped-$uniq" "$W/flipped.vos"
 e2e_ps_pids "flipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt image is running"
 expect_fail "checksum" "$VOS" inspect "$W/flipped.vos"
 
+# A compressed image with a damaged frame is refused before any process is created.
+expect_fail "unknown compression 'gzip'" "$VOS" checkpoint "sleeper-$uniq" --compress=gzip
+ZIMG=$("$VOS" checkpoint "sleeper-$uniq" --dir "$W/img" --compress=zstd 2>>"$W/ck.log") ||
+  e2e_die "compressed checkpoint failed"
+cp "$ZIMG" "$W/zflipped.vos"
+printf '\xff' | dd of="$W/zflipped.vos" bs=1 seek=4200 conv=notrunc status=none
+E2E_NAMES+=("zflipped-$uniq")
+expect_fail "corrupt" "$VOS" restore --name "zflipped-$uniq" "$W/zflipped.vos"
+e2e_ps_pids "zflipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt image is running"
+expect_fail "checksum" "$VOS" inspect "$W/zflipped.vos"
+
 # The original still runs: restoring under its name is refused, under another name it works.
 expect_fail "--name" "$VOS" restore "$IMG"
 E2E_NAMES+=("copy-$uniq")
