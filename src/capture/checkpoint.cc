@@ -187,6 +187,10 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     stats.note = incremental_refusal(opts, base);
     delta = stats.note.empty();
   }
+  // A full image written mostly while the program runs (an incremental image builds on its
+  // parent instead; --kill never lets the program run).
+  bool precopy = opts.precopy && !delta && !opts.kill;
+  tracking = tracking || precopy;
   // Once the tracker re-protected the written pages, the base is only valid if this image is
   // written: a failure from here on must not let the next incremental image build on it.
   struct ForgetBaseOnFailure {
@@ -218,6 +222,42 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return sys_error("opening {}", mem_path);
   }
   ctx.mem_fd = mem.get();
+  if (precopy) {
+    if (!base.tracker) {
+      // The userfaultfd must be made by the program itself: one short stop.
+      auto stop_at = Clock::now();
+      auto stop = PtraceSession::freeze(pid);
+      if (!stop) {
+        return std::move(stop).error().context(fmt::format("freezing process {}", pid));
+      }
+      ctx.session = &*stop;
+      auto at = find_syscall_insn(ctx);
+      ctx.session = nullptr;
+      if (!at) {
+        return std::move(at).error();
+      }
+      auto tracker = WriteTracker::create(*stop, *at);
+      (void)stop->resume();
+      stats.pause_ms += ms_since(stop_at);  // the program was stopped for this too
+      if (tracker) {
+        base.tracker.emplace(std::move(*tracker));
+      } else {
+        precopy = false;
+        tracking = opts.incremental;
+        stats.note = tracker.error().describe() + ": a copy-on-write snapshot instead of pre-copy";
+      }
+      phase.mark("start_tracking");
+    }
+  }
+  if (precopy) {
+    guard.armed = true;
+    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    VOS_TRY(
+        precopy_pages(pid, base, *writer, ctx.img.image_id, opts.image_path, &ctx.img.pages_stored),
+        "pre-copy of process {}", pid);
+    phase.mark("precopy");
+    delta = true;  // against the pages just copied
+  }
 
   if (!opts.kill) {
     auto flags = read_vm_flags(pid);
@@ -269,10 +309,12 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
     phase.mark("track_writes");
   }
-  if (delta) {
+  if (delta && !precopy) {
     stats.parent = base.images[0].path;
   }
-  VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+  if (!precopy) {
+    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+  }
 
   WriterSink to_image(*writer);
   if (opts.kill) {
@@ -283,7 +325,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
     session->abandon();
     ::kill(pid, SIGKILL);
-    stats.pause_ms = ms_since(frozen_at);
+    stats.pause_ms += ms_since(frozen_at);
   } else if (delta && planned_bytes(ctx) <= base.frozen.capacity()) {
     // Few pages: copied to memory while stopped, written out once the program runs again.
     // Memory without explicit ranges (shared, read in full) goes to the image first.
@@ -293,7 +335,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(write_pages(ctx, to_memory, pid, PagePass::kExplicitOnly), "memory of process {}", pid);
     phase.mark("frozen_pages");
     auto r = session->resume();
-    stats.pause_ms = ms_since(frozen_at);
+    stats.pause_ms += ms_since(frozen_at);
     phase.mark("resume");
     if (!r) {
       return std::move(r).error().context("resuming after checkpoint");
@@ -316,7 +358,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of process {}", pid);
     phase.mark("frozen_pages");
     auto r = session->resume();
-    stats.pause_ms = ms_since(frozen_at);
+    stats.pause_ms += ms_since(frozen_at);
     phase.mark("resume");
     if (!r) {
       return std::move(r).error().context("resuming after checkpoint");
@@ -337,7 +379,17 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   stats.pages = ctx.img.pages_stored;
   stats.pages_inherited = ctx.img.pages_inherited;
   stats.threads = ctx.img.threads.size();
-  if (tracking && !opts.kill) {
+  if (opts.incremental) {
+    base.keep_tracking = true;
+  }
+  if (tracking && !opts.kill && !base.keep_tracking) {
+    // Pre-copy only: nothing builds on this image, so the program is left untracked (closing
+    // the userfaultfd unregisters its memory).
+    base.tracker.reset();
+    base.images.clear();
+    base.pages.clear();
+    guard.done = true;
+  } else if (tracking && !opts.kill) {
     struct stat st {};
     if (::stat(opts.image_path.c_str(), &st) == 0) {
       record_base(base, ctx, opts.image_path, static_cast<uint64_t>(st.st_size));

@@ -22,6 +22,9 @@ struct CheckpointOptions {
   // starts tracking writes.
   bool incremental = false;
   std::string parent;  // if set, the image the caller expects this one to build on
+  // Copy memory while the program runs and freeze it only to copy what it wrote meanwhile
+  // (falls back to a copy-on-write snapshot where writes cannot be tracked).
+  bool precopy = true;
   abi::PageCodec codec = abi::PageCodec::kNone;  // how page data is stored
 };
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <map>
 
+#include "capture/page_writer.h"
+
 namespace vos::capture {
 
 namespace {
@@ -13,6 +15,8 @@ namespace {
 constexpr uint64_t kPage = 4096;
 
 // Runs inheriting `ranges` from the base, numbered for this image's parents list.
+// Pages the base finds in the image being written (pre-copied) keep image 0 and are not counted
+// as inherited.
 void inherit(const CheckpointBase& base, const PageRanges& ranges, image::MemoryArea& area,
              std::map<uint32_t, uint32_t>& parent_of, CaptureContext& ctx) {
   for (const auto& r : ranges) {
@@ -24,6 +28,10 @@ void inherit(const CheckpointBase& base, const PageRanges& ranges, image::Memory
       uint64_t lo = std::max(r.start, it->vaddr);
       uint64_t hi = std::min(r.end, it->vaddr + it->npages * kPage);
       if (lo >= hi) {
+        continue;
+      }
+      if (base.images[it->image].image_id == ctx.img.image_id) {
+        area.pages.push_back({lo, (hi - lo) / kPage, it->offset + (lo - it->vaddr), 0});
         continue;
       }
       auto [slot, fresh] = parent_of.try_emplace(it->image, 0);
@@ -74,26 +82,82 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
       }
       continue;
     }
-    auto own = tracker.private_pages(a.start, a.end);
-    if (!own) {
-      return std::move(own).error();
-    }
     plan.explicit_ranges = true;
     if (!*written) {
-      plan.ranges = std::move(*own);  // new or moved since the base: all of it
+      auto own = tracker.private_pages(a.start, a.end);  // new or moved since the base: all of it
+      if (!own) {
+        return std::move(own).error();
+      }
+      plan.ranges = std::move(*own);
       (void)tracker.track(a.start, a.end);
       continue;
     }
-    plan.ranges = intersect_ranges(**written, *own);
-    inherit(base, subtract_ranges(*own, **written), a, parent_of, ctx);
+    // Only a written page can differ from what the base holds: discarding a page (munmap,
+    // MADV_DONTNEED) counts as writing it. Written pages are read as they are now; a discarded
+    // one reads as zeros and is dropped like any zero page. (No scan for present pages here:
+    // walking every page table entry twice would double the pause.)
+    plan.ranges = **written;
+    inherit(base, subtract_ranges(PageRanges{{a.start, a.end}}, **written), a, parent_of, ctx);
   }
+  return {};
+}
+
+Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer,
+                     const std::string& image_id, const std::string& path, uint64_t* pages) {
+  WriteTracker& tracker = *base.tracker;
+  VOS_TRY(tracker.reopen(), "tracking writes");
+  CaptureContext live;  // the layout as it is now; the freeze reads it again
+  live.pid = pid;
+  VOS_TRY(plan_memory(live), "pre-copy of process {}", pid);
+  // Every area is protected before any is read: a page written after its protection is copied
+  // again during the freeze, whatever it held when it was read here.
+  std::vector<bool> tracked(live.img.areas.size(), false);
+  for (size_t idx = 0; idx < live.img.areas.size(); ++idx) {
+    const auto& a = live.img.areas[idx];
+    if (live.area_plans[idx].trackable) {
+      auto written = tracker.take_written(a.start, a.end);  // re-protects if tracked already
+      tracked[idx] = (written && *written) || tracker.track(a.start, a.end).ok();
+    }
+  }
+  base.images = {{path, image_id, 0}};
+  base.pages.clear();
+  WriterSink sink(writer);
+  for (size_t idx = 0; idx < live.img.areas.size(); ++idx) {
+    if (!tracked[idx]) {
+      continue;
+    }
+    CaptureContext one;
+    one.pid = pid;
+    one.img.areas = {live.img.areas[idx]};
+    one.area_plans = {live.area_plans[idx]};
+    auto& a = one.img.areas[0];
+    auto own = tracker.private_pages(a.start, a.end);
+    if (!own) {
+      tracker.untrack(a.start, a.end);
+      continue;
+    }
+    one.area_plans[0].explicit_ranges = true;
+    one.area_plans[0].ranges = std::move(*own);
+    if (auto st = write_pages(one, sink, pid, PagePass::kExplicitOnly); !st) {
+      // Unmapped or protected meanwhile: the freeze stores it in full. Copies already written
+      // stay in the file, unreferenced.
+      tracker.untrack(a.start, a.end);
+      continue;
+    }
+    for (const auto& r : a.pages) {
+      base.pages.push_back({r.vaddr, r.npages, r.offset, 0});
+    }
+    *pages += one.img.pages_stored;
+  }
+  std::sort(base.pages.begin(), base.pages.end(),
+            [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
   return {};
 }
 
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
                  uint64_t size) {
   std::vector<BaseImage> images{{path, ctx.img.image_id, size}};
-  for (const auto& p : ctx.img.parents) {
+  for (const auto& p : ctx.img.parents) {  // (pre-copied pages are the new image's own)
     auto it = std::find_if(base.images.begin(), base.images.end(),
                            [&](const BaseImage& b) { return b.image_id == p.image_id; });
     images.push_back(it != base.images.end() ? *it : BaseImage{p.path, p.image_id, 0});

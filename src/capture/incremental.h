@@ -36,6 +36,9 @@ struct CheckpointBase {
   std::vector<BaseImage> images;  // [0] is the last image written; the rest are its parents
   std::vector<PageHome> pages;    // sorted by vaddr
   std::optional<WriteTracker> tracker;
+  // Writes stay tracked between checkpoints only once --incremental was asked for; a pre-copy
+  // alone stops tracking when its checkpoint is done, leaving the program as it was.
+  bool keep_tracking = false;
   FrozenBuffer frozen;             // where written pages are copied while the program is stopped
   uint64_t last_stored_bytes = 0;  // of the last incremental image, to size `frozen`
 
@@ -49,6 +52,15 @@ struct CheckpointBase {
 // also turns the plan into an incremental one against `base`: stored ranges become explicit and
 // unwritten pages become runs inherited from the base's images (ctx.img.parents).
 Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta);
+
+// Pre-copy, while the program runs: starts tracking writes to its private memory, then copies
+// that memory into the open pages section of `writer`. Afterwards `base` describes these copies
+// as pages of the image being written (id `image_id`, at `path`), so that the freeze that
+// follows is an incremental checkpoint against them that only copies what was written since.
+// Memory that could not be copied (unmapped or protected meanwhile) is left untracked, and so
+// is stored in full during the freeze.
+Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer,
+                     const std::string& image_id, const std::string& path, uint64_t* pages);
 
 // After the image at `path` was committed: what the next incremental checkpoint builds on.
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,

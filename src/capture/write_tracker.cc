@@ -88,6 +88,11 @@ Status WriteTracker::track(uint64_t start, uint64_t end) {
   return {};
 }
 
+void WriteTracker::untrack(uint64_t start, uint64_t end) {
+  uffdio_range range{start, end - start};
+  ::ioctl(uffd_.get(), UFFDIO_UNREGISTER, &range);
+}
+
 Result<PageRanges> WriteTracker::scan(uint64_t start, uint64_t end, uint64_t flags,
                                       uint64_t inverted, uint64_t mask, uint64_t anyof) {
   PageRanges out;

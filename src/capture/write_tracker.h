@@ -28,6 +28,8 @@ class WriteTracker {
   // Starts tracking [start, end): registers it and write-protects every page in it. Fails for
   // memory the kernel cannot track (the caller then stores such an area in full each time).
   Status track(uint64_t start, uint64_t end);
+  // Stops tracking [start, end): the next take_written() reports it untracked.
+  void untrack(uint64_t start, uint64_t end);
   // The pages of [start, end) written since they were last protected, protecting them again.
   // nullopt if the range is not (entirely) tracked, e.g. a mapping created or moved since.
   Result<std::optional<PageRanges>> take_written(uint64_t start, uint64_t end);

@@ -54,7 +54,8 @@ int cmd_checkpoint(const CheckpointArgs& a) {
                         {"image", image},
                         {"kill", a.kill},
                         {"compress", a.compress},
-                        {"incremental", a.incremental || !a.parent.empty()}};
+                        {"incremental", a.incremental || !a.parent.empty()},
+                        {"precopy", !a.no_precopy}};
   if (!a.parent.empty()) {
     req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();
   }

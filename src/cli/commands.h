@@ -18,6 +18,7 @@ struct CheckpointArgs {
   bool kill = false;
   bool json = false;
   bool incremental = false;
+  bool no_precopy = false;
   std::string parent;
   std::string compress = "none";  // page codec: none, lz4, zstd
 };

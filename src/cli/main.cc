@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
                    "Store only the pages written since this program's last checkpoint; the rest "
                    "is read from that image (and its parents) on restore. The first one is full "
                    "and starts tracking writes");
+  ck_cmd->add_flag("--no-precopy", ck.no_precopy,
+                   "Stop the program for a copy-on-write snapshot instead of copying its memory "
+                   "while it runs (by default it is stopped only to copy what it wrote during the "
+                   "copy; each such page costs it one extra fault and is stored twice)");
   ck_cmd->add_option("--parent", ck.parent,
                      "Like --incremental, but fail unless IMAGE is the program's last checkpoint");
   ck_cmd->add_flag("--json", ck.json, "Print image path, pause, sizes and phases as JSON");

@@ -106,6 +106,7 @@ struct Keeper {
       opts.codec = *codec;
       opts.name = name;
       opts.incremental = req.value("incremental", false);
+      opts.precopy = req.value("precopy", true);
       opts.parent = req.value("parent", "");
       auto stats = capture::checkpoint(program, opts, base);
       if (!stats) {
