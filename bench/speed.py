@@ -194,7 +194,8 @@ def render_incremental(rows, n, precopy_note):
                 continue
             goal = ""
             if key == "incr":
-                goal = "pause<5: " + ("yes" if k["pause_ms"] < INCR_PAUSE_GOAL_MS else "NO")
+                goal = ("pause<5 " + ("yes" if k["pause_ms"] < INCR_PAUSE_GOAL_MS else "NO")
+                        + f", img/dirty {_f(row['incr_bytes_over_dirty'], 2)}")
             vs_dd = _f(row["incr_over_dd"], 2) if key == "incr" else ""
             slow = k["slowest_phase"]
             table.append([size, label, _f(k["ckpt_ms"]), _f(k["tool_total_ms"]),
