@@ -1,5 +1,5 @@
 /*
- * mem_program SIZE_MIB READY_FILE
+ * mem_program SIZE_MIB READY_FILE [DIRTY_MIB [spread|block]]
  *
  * Benchmark workload for vos: a process whose memory contents can be proven
  * intact after checkpoint/restore.
@@ -22,6 +22,21 @@
  *          under-read by up to one tick, as a stop may begin mid-sleep);
  *        - on SIGUSR2, flips one byte in the middle of the region. This debug
  *          hook exists to prove the checker can fail.
+ *        - only with DIRTY_MIB: on SIGHUP, rewrites exactly DIRTY_MIB MiB
+ *          (whole 4 KiB pages) with new contents and then writes
+ *          READY_FILE.dirtied ("passes=", "pages=", "dirty_ms="). "spread"
+ *          (default) rewrites every k-th page across the region, k =
+ *          region pages / dirty pages, starting one page further on each
+ *          pass; "block" rewrites one contiguous block, the next block on
+ *          each pass. A rewritten page holds pattern(address) ^ mask(pass),
+ *          and a per-page pass number (a heap array, itself part of the
+ *          memory a checkpoint must carry) tells every check what to expect.
+ *          The verify file then also says "dirty_passes=N", so a restore
+ *          that brought back stale pages *and* a stale pass array is caught
+ *          by the runner, which knows how many passes it asked for.
+ *      The verify file also carries "verify_ms=", how long the full check
+ *      took: right after a lazy restore, that pass is what pays for the
+ *      pages not yet in memory.
  *      If the sampled check ever fails it writes "BAD <offset> periodic" to
  *      READY_FILE.verify at once and remembers it, so a later full check still
  *      reports BAD even if the damage were somehow undone.
@@ -52,9 +67,15 @@ static const uint64_t SEED = 0x5eed0f0a11c0ffeeULL;
  * do real work). */
 static volatile sig_atomic_t verify_requested;
 static volatile sig_atomic_t corrupt_requested;
+static volatile sig_atomic_t dirty_requested;
+
+enum { PAGE_WORDS = 4096 / sizeof(uint64_t) };
 
 static uint64_t *region;
 static size_t region_words;
+/* Dirty mode only: the pass that last rewrote each page (0 = never). */
+static uint8_t *page_pass;
+static unsigned dirty_passes;
 
 /* splitmix64 finaliser of (address ^ seed): deterministic, address-bound,
  * incompressible. */
@@ -65,6 +86,13 @@ static inline uint64_t pattern(const uint64_t *addr) {
     return z ^ (z >> 31);
 }
 
+/* What word i should hold: the pattern, changed by every rewrite pass. */
+static inline uint64_t expected(size_t i) {
+    uint64_t v = pattern(&region[i]);
+    if (page_pass) v ^= (uint64_t)page_pass[i / PAGE_WORDS] * 0x9e3779b97f4a7c15ULL;
+    return v;
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -73,6 +101,7 @@ static double now_ms(void) {
 
 static void on_usr1(int sig) { (void)sig; verify_requested = 1; }
 static void on_usr2(int sig) { (void)sig; corrupt_requested = 1; }
+static void on_hup(int sig) { (void)sig; dirty_requested = 1; }
 
 static int install_handler(int sig, void (*fn)(int)) {
     struct sigaction sa;
@@ -108,7 +137,7 @@ static void fill_region(void) {
 /* Index of the first bad word, or region_words if all are good. */
 static size_t first_bad_word(void) {
     for (size_t i = 0; i < region_words; i++)
-        if (region[i] != pattern(&region[i])) return i;
+        if (region[i] != expected(i)) return i;
     return region_words;
 }
 
@@ -122,24 +151,40 @@ static uint64_t xorshift64(uint64_t *s) {
 static size_t sampled_bad_word(uint64_t *rng) {
     size_t idx[2] = {0, region_words - 1};
     for (int k = 0; k < 2; k++)
-        if (region[idx[k]] != pattern(&region[idx[k]])) return idx[k];
+        if (region[idx[k]] != expected(idx[k])) return idx[k];
     for (int k = 0; k < SAMPLES_PER_TICK; k++) {
         size_t i = (size_t)(xorshift64(rng) % region_words);
-        if (region[i] != pattern(&region[i])) return i;
+        if (region[i] != expected(i)) return i;
     }
     return region_words;
 }
 
-static void report(const char *verify_path, const char *status, double stall_ms) {
+/* One rewrite pass over dirty_pages pages: see the header comment. */
+static void dirty_pass(size_t dirty_pages, int block) {
+    size_t pages = region_words / PAGE_WORDS;
+    size_t stride = block ? 1 : pages / dirty_pages;
+    size_t first = block ? (dirty_passes * dirty_pages) % (pages - dirty_pages + 1)
+                         : dirty_passes % stride;
+    unsigned pass = ++dirty_passes;
+    for (size_t k = 0; k < dirty_pages; k++) {
+        size_t p = first + k * stride;
+        page_pass[p] = (uint8_t)pass;   /* wraps after 255 passes: still differs from the last */
+        for (size_t i = p * PAGE_WORDS; i < (p + 1) * PAGE_WORDS; i++) region[i] = expected(i);
+    }
+}
+
+static void report(const char *verify_path, const char *status, double stall_ms,
+                   double verify_ms) {
     char buf[256];
-    snprintf(buf, sizeof buf, "%s\nstall_ms=%.1f\n", status, stall_ms);
+    snprintf(buf, sizeof buf, "%s\nstall_ms=%.1f\nverify_ms=%.1f\ndirty_passes=%u\n", status,
+             stall_ms, verify_ms, dirty_passes);
     if (write_file_atomic(verify_path, buf) != 0)
         fprintf(stderr, "mem_program: cannot write %s: %s\n", verify_path, strerror(errno));
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SIZE_MIB READY_FILE\n", argv[0]);
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: %s SIZE_MIB READY_FILE [DIRTY_MIB [spread|block]]\n", argv[0]);
         return 2;
     }
     char *end;
@@ -150,10 +195,29 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *ready_path = argv[2];
-    char verify_path[4096];
-    if (snprintf(verify_path, sizeof verify_path, "%s.verify", ready_path) >= (int)sizeof verify_path) {
+    char verify_path[4096], dirtied_path[4096];
+    if (snprintf(verify_path, sizeof verify_path, "%s.verify", ready_path) >= (int)sizeof verify_path ||
+        snprintf(dirtied_path, sizeof dirtied_path, "%s.dirtied", ready_path) >=
+            (int)sizeof dirtied_path) {
         fprintf(stderr, "mem_program: READY_FILE path too long\n");
         return 2;
+    }
+    unsigned long long dirty_mib = 0;
+    int block = 0;
+    if (argc >= 4) {
+        errno = 0;
+        dirty_mib = strtoull(argv[3], &end, 10);
+        if (errno || *end || dirty_mib == 0 || dirty_mib > mib) {
+            fprintf(stderr, "mem_program: bad DIRTY_MIB '%s' (1..SIZE_MIB)\n", argv[3]);
+            return 2;
+        }
+    }
+    if (argc == 5) {
+        if (strcmp(argv[4], "block") == 0) block = 1;
+        else if (strcmp(argv[4], "spread") != 0) {
+            fprintf(stderr, "mem_program: layout must be spread or block, not '%s'\n", argv[4]);
+            return 2;
+        }
     }
 
     size_t bytes = (size_t)mib << 20;
@@ -164,10 +228,18 @@ int main(int argc, char **argv) {
         return 1;
     }
     region_words = bytes / sizeof *region;
+    if (dirty_mib) {
+        page_pass = calloc(region_words / PAGE_WORDS, 1);
+        if (!page_pass) {
+            fprintf(stderr, "mem_program: out of memory\n");
+            return 1;
+        }
+    }
     fill_region();
     double touch_ms = now_ms() - t0;
 
-    if (install_handler(SIGUSR1, on_usr1) || install_handler(SIGUSR2, on_usr2)) {
+    if (install_handler(SIGUSR1, on_usr1) || install_handler(SIGUSR2, on_usr2) ||
+        (dirty_mib && install_handler(SIGHUP, on_hup))) {
         perror("mem_program: sigaction");
         return 1;
     }
@@ -197,7 +269,7 @@ int main(int argc, char **argv) {
             char status[64];
             snprintf(status, sizeof status, "BAD %zu periodic", bad * sizeof *region);
             fprintf(stderr, "mem_program: %s\n", status);
-            report(verify_path, status, 0);
+            report(verify_path, status, 0, 0);
         }
 
         if (corrupt_requested) {
@@ -207,15 +279,28 @@ int main(int argc, char **argv) {
             fprintf(stderr, "mem_program: SIGUSR2: flipped byte at offset %zu\n", off);
         }
 
+        if (dirty_requested) {
+            dirty_requested = 0;
+            double t = now_ms();
+            dirty_pass((size_t)dirty_mib * 256, block);
+            char msg[128];
+            snprintf(msg, sizeof msg, "passes=%u\npages=%llu\ndirty_ms=%.1f\n", dirty_passes,
+                     dirty_mib * 256, now_ms() - t);
+            if (write_file_atomic(dirtied_path, msg) != 0)
+                fprintf(stderr, "mem_program: cannot write %s: %s\n", dirtied_path, strerror(errno));
+            last = now_ms();    /* the pass's own time is not a stall */
+        }
+
         if (verify_requested) {
             verify_requested = 0;
+            double t = now_ms();
             size_t b = first_bad_word();
             if (b == region_words) b = sticky_bad;
             char status[64];
             if (b == region_words) snprintf(status, sizeof status, "OK");
             else snprintf(status, sizeof status, "BAD %zu", b * sizeof *region);
             double stall = max_gap > TICK_MS ? max_gap - TICK_MS : 0;
-            report(verify_path, status, stall);
+            report(verify_path, status, stall, now_ms() - t);
             max_gap = 0;
             last = now_ms();    /* the full check's own time is not a stall */
         }

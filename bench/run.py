@@ -26,12 +26,14 @@ import tempfile
 import time
 
 import overhead
+import speed
 
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_mem_program")
 DEFAULT_CPU_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_cpu_program")
 DEFAULT_MICRO_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_micro_calls")
-PARTS = ("launch", "micro", "cpu", "sizes")
+PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy")
+DEFAULT_PARTS = ("launch", "micro", "cpu", "sizes")
 LAUNCH_GOAL_MS = 2.0    # the speed issue: `vos run` start-up over bare
 DEFAULT_JSON_OUT = os.path.join(SCRIPT_DIR, "results", "latest.json")
 MIB = 1 << 20
@@ -338,27 +340,37 @@ def measure_cache_read(s, image, size):
 
 def verify(s, pid, ready, size):
     """Ask mem_program (SIGUSR1) to check all its memory.
-    Returns {"status": "OK" | "BAD <offset>" | "TIMEOUT" | "GONE", "stall_ms"}."""
+    Returns {"status": "OK" | "BAD <offset>" | "TIMEOUT" | "GONE", "stall_ms",
+    "verify_ms" (the program's own time for the check), "dirty_passes",
+    "wall_ms" (signal to verify file seen, by the runner's clock)}."""
     path = ready + ".verify"
     if os.path.exists(path):
         os.remove(path)
+    none = {"stall_ms": None, "verify_ms": None, "dirty_passes": None, "wall_ms": None}
     if pid is None or not pid_alive(pid):
-        return {"status": "GONE", "stall_ms": None}
+        return {"status": "GONE", **none}
     os.kill(pid, signal.SIGUSR1)
-    if wait_for_file(path, s.timeout_for(size), lambda: pid_alive(pid)) is None:
-        return {"status": "TIMEOUT" if pid_alive(pid) else "GONE", "stall_ms": None}
+    waited = wait_for_file(path, s.timeout_for(size), lambda: pid_alive(pid))
+    if waited is None:
+        return {"status": "TIMEOUT" if pid_alive(pid) else "GONE", **none}
     text = read_text(path)
     lines = text.splitlines()
-    stall = parse_kv(text).get("stall_ms")
+    kv = parse_kv(text)
+
+    def num(key, kind=float):
+        return kind(kv[key]) if kv.get(key) else None
     return {"status": lines[0].strip() if lines else "EMPTY",
-            "stall_ms": float(stall) if stall else None}
+            "stall_ms": num("stall_ms"), "verify_ms": num("verify_ms"),
+            "dirty_passes": num("dirty_passes", int), "wall_ms": waited * 1e3}
 
 
-def checkpoint(s, name, ckpt_dir, size, kill, compress=None):
-    """`vos checkpoint NAME --dir D --json [--kill] [--compress=C]`; returns its facts."""
+def checkpoint(s, name, ckpt_dir, size, kill, compress=None, extra=()):
+    """`vos checkpoint NAME --dir D --json [--kill] [--compress=C] [EXTRA]`;
+    returns its facts."""
     os.makedirs(ckpt_dir)
     args = ["checkpoint", name, "--dir", ckpt_dir, "--json"] + (["--kill"] if kill else [])
     args += [f"--compress={compress}"] if compress else []
+    args += list(extra)
     ms, info = s.vos_json(args, "vos " + " ".join(args), s.timeout_for(size),
                           required={"image": str, "pause_ms": NUMBER, "total_ms": NUMBER,
                                     "bytes": int})
@@ -375,12 +387,18 @@ def checkpoint(s, name, ckpt_dir, size, kill, compress=None):
             "apparent_bytes": apparent, "disk_bytes": on_disk,
             "dir_disk_bytes": usage_bytes(ckpt_dir)[1],
             "pages_logical_bytes": info.get("pages_logical_bytes"),
-            "pages_stored_bytes": info.get("pages_stored_bytes")}
+            "pages_stored_bytes": info.get("pages_stored_bytes"),
+            # Incremental images (absent otherwise).
+            "pages": info.get("pages"), "pages_inherited": info.get("pages_inherited"),
+            "parent": info.get("parent"), "note": info.get("note"),
+            "phases": info.get("phases")}
 
 
-def start_under_vos(s, name, size, ready):
-    """`vos run --name NAME --detach -- mem_program`; ms until it is ready."""
+def start_under_vos(s, name, size, ready, extra=()):
+    """`vos run --name NAME --detach -- mem_program SIZE READY [EXTRA]`; ms
+    until it is ready."""
     cmd = [s.vos, "run", "--name", name, "--detach", "--", s.mem_program, str(size), ready]
+    cmd += list(extra)
     s.names.add(name)
     start = time.perf_counter()
     s.run(cmd, "vos run --detach mem_program", s.timeout_for(size))
@@ -414,11 +432,15 @@ def require_dead(pid, name, timeout=5.0):
         time.sleep(0.01)
 
 
-def restore(s, image, size):
-    args = ["restore", image, "--detach", "--json"]
+def restore(s, image, size, extra=()):
+    """`vos restore IMAGE --detach --json [EXTRA]`; "pid" is the host pid if
+    vos printed one."""
+    args = ["restore", image, "--detach", "--json"] + list(extra)
     ms, info = s.vos_json(args, "vos " + " ".join(args), s.timeout_for(size),
                           required={"restore_ms": NUMBER})
-    return {"wall_ms": ms, "restore_ms": info["restore_ms"]}
+    pid = info.get("pid")
+    return {"wall_ms": ms, "restore_ms": info["restore_ms"],
+            "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else None}
 
 
 def measure_rep(s, size, rep):
@@ -626,6 +648,11 @@ def print_report(doc, reps):
         rows = [entry["summary"] for entry in doc["sizes"]]
         print_sizes(rows, reps)
         print("\n" + overhead.render_pause(rows))
+    if "incremental" in doc:
+        rows = [entry["summary"] for entry in doc["incremental"]["sizes"]]
+        print("\n" + speed.render_incremental(rows, reps, doc["incremental"]["note"]))
+    if "lazy" in doc:
+        print("\n" + speed.render_lazy([entry["summary"] for entry in doc["lazy"]], reps))
 
 
 def print_launch(launch):
@@ -723,8 +750,9 @@ def parse_args(argv):
                    help="bench_cpu_program binary (default: %(default)s)")
     p.add_argument("--micro-program", default=DEFAULT_MICRO_PROGRAM,
                    help="bench_micro_calls binary (default: %(default)s)")
-    p.add_argument("--parts", default=",".join(PARTS),
-                   help="which figures to measure, comma separated (default: %(default)s)")
+    p.add_argument("--parts", default=",".join(DEFAULT_PARTS),
+                   help="which figures to measure, comma separated (default: %(default)s; "
+                        "also: incremental, lazy)")
     p.add_argument("--sizes", default="16,256,1024",
                    help="MiB, comma separated; up to 4096 is supported")
     p.add_argument("--quick", action="store_true", help="sizes 16,64")
@@ -749,6 +777,12 @@ def parse_args(argv):
     p.add_argument("--codecs", default="lz4,zstd",
                    help="also checkpoint with --compress=CODEC for each (default: %(default)s; "
                         "'' for none)")
+    p.add_argument("--dirty-mib", type=int, default=10,
+                   help="part incremental: MiB rewritten between the two checkpoints "
+                        "(default: %(default)s)")
+    p.add_argument("--dirty-layout", choices=("spread", "block"), default="spread",
+                   help="part incremental: rewrite every k-th page (spread) or one "
+                        "contiguous block (default: %(default)s)")
     args = p.parse_args(argv)
     try:
         args.sizes = [int(x) for x in ("16,64" if args.quick else args.sizes).split(",")]
@@ -758,6 +792,8 @@ def parse_args(argv):
     if (any(x <= 0 for x in args.sizes) or min(args.reps, args.launch_reps, args.micro_rounds,
                                                args.cpu_reps, args.cpu_millions) <= 0):
         p.error("sizes and repetition counts must be positive")
+    if "incremental" in args.parts and not 0 < args.dirty_mib <= min(args.sizes):
+        p.error("--dirty-mib must be positive and at most the smallest size")
     args.parts = [x for x in args.parts.split(",") if x]
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown or not args.parts:
@@ -773,6 +809,8 @@ def resolve_tools(args):
                  "or pass --vos / set $VOS)")
     args.vos = os.path.abspath(vos)
     for part, attr, target in (("sizes", "mem_program", "bench_mem_program"),
+                               ("incremental", "mem_program", "bench_mem_program"),
+                               ("lazy", "mem_program", "bench_mem_program"),
                                ("cpu", "cpu_program", "bench_cpu_program"),
                                ("micro", "micro_program", "bench_micro_calls")):
         path = os.path.abspath(getattr(args, attr))
@@ -781,6 +819,24 @@ def resolve_tools(args):
             sys.exit(f"bench: {target} not found at {path} (build it with `cmake --build build "
                      f"--target {target}`, pass --{attr.replace('_', '-')}, or leave "
                      f"'{part}' out of --parts)")
+
+
+def measure_incremental(s, args):
+    """Part incremental, every size; precopy rows only if vos has --precopy."""
+    precopy = speed.precopy_supported(s)
+    note = None if precopy else ("precopy: skipped, `vos checkpoint --help` does not mention "
+                                 "--precopy")
+    if note:
+        print("bench: " + note, flush=True)
+    out = {"precopy_measured": precopy, "note": note, "sizes": []}
+    for size in args.sizes:
+        reps = []
+        for rep in range(args.reps):
+            print(f"bench: incremental, {size} MiB, rep {rep + 1}/{args.reps}", flush=True)
+            reps.append(speed.incremental_rep(s, sys.modules[__name__], size, args.dirty_mib,
+                                              args.dirty_layout, rep, precopy))
+        out["sizes"].append({"summary": speed.summarize_incremental(size, reps), "reps": reps})
+    return out
 
 
 def warn_if_low_memory(sizes):
@@ -795,7 +851,7 @@ def warn_if_low_memory(sizes):
 def main(argv=None):
     args = parse_args(argv)
     resolve_tools(args)
-    if "sizes" in args.parts:
+    if {"sizes", "incremental", "lazy"} & set(args.parts):
         warn_if_low_memory(args.sizes)
     # SIGTERM must also reach the cleanup in `finally`.
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -809,7 +865,8 @@ def main(argv=None):
                    "sizes_mib": args.sizes, "reps": args.reps, "launch_reps": args.launch_reps,
                    "micro_rounds": args.micro_rounds, "micro_min_time": args.micro_min_time,
                    "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps,
-                   "codecs": args.codecs},
+                   "codecs": args.codecs, "dirty_mib": args.dirty_mib,
+                   "dirty_layout": args.dirty_layout},
         "status": "running",
     }
     status = 1
@@ -838,8 +895,21 @@ def main(argv=None):
                     print(f"bench: {size} MiB, rep {rep + 1}/{args.reps}", flush=True)
                     reps.append(measure_rep(s, size, rep))
                 doc["sizes"].append({"summary": summarize(size, reps), "reps": reps})
+        if "incremental" in args.parts:
+            doc["incremental"] = measure_incremental(s, args)
+        if "lazy" in args.parts:
+            doc["lazy"] = []
+            for size in args.sizes:
+                reps = []
+                for rep in range(args.reps):
+                    print(f"bench: lazy restore, {size} MiB, rep {rep + 1}/{args.reps}",
+                          flush=True)
+                    reps.append(speed.lazy_rep(s, sys.modules[__name__], size, rep))
+                doc["lazy"].append({"summary": speed.summarize_lazy(size, reps), "reps": reps})
         print_report(doc, args.reps)
         all_ok = (all(e["summary"]["ok"] for e in doc.get("sizes", []))
+                  and all(e["summary"]["ok"] for e in doc.get("incremental", {}).get("sizes", []))
+                  and all(e["summary"]["ok"] for e in doc.get("lazy", []))
                   and doc.get("launch", {}).get("exit_status_passed", True)
                   and doc.get("cpu", {}).get("same_result", True))
         doc["status"] = "ok" if all_ok else "wrong-results"
