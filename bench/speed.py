@@ -43,10 +43,11 @@ def _table(header, rows):
 
 
 def precopy_supported(s):
-    """True if this vos has `checkpoint --precopy` (the lead's branch)."""
+    """True if this vos can choose the copy-on-write snapshot over pre-copy (then the default
+    live checkpoint pre-copies and `--no-precopy` is the snapshot row)."""
     _, out, err, _ = s.run([s.vos, "checkpoint", "--help"], "vos checkpoint --help", 30,
                            check=False)
-    return "--precopy" in out + err
+    return "--no-precopy" in out + err
 
 
 def run_dir():
@@ -87,8 +88,8 @@ def _cleanup_dir(s, path):
 
 def incremental_rep(s, h, size, dirty, layout, rep, precopy):
     """First --incremental (full), dirty DIRTY MiB, second --incremental; then
-    the baselines after the same dirtying: a plain checkpoint (and --precopy if
-    vos has it) of the same program, dd of DIRTY MiB. Then the program is
+    the baselines after the same dirtying: a plain (pre-copy) checkpoint and a
+    --no-precopy (snapshot) one if vos has it, dd of DIRTY MiB. Then the program is
     killed, the second incremental image restored and checked."""
     tag = f"inc-{size}-{rep}"
     name = f"vosbench-{os.getpid()}-{tag}"
@@ -108,7 +109,7 @@ def incremental_rep(s, h, size, dirty, layout, rep, precopy):
     r["verify_after_plain"] = h.verify(s, pid, ready, size)
     if precopy:
         r["precopy"] = h.checkpoint(s, name, dirs["precopy"], size, kill=False,
-                                    extra=["--precopy"])
+                                    extra=["--no-precopy"])
         r["verify_after_precopy"] = h.verify(s, pid, ready, size)
     _cleanup_dir(s, dirs["plain"])
     _cleanup_dir(s, dirs["precopy"])
@@ -188,7 +189,7 @@ def render_incremental(rows, n, precopy_note):
         size, dirty = str(row["size_mib"]), row["dirty_mib"]
         verify = "OK" if row["ok"] else f"**WRONG** {row['bad_reps']}/{n}"
         for key, label in (("full", "incr 1st (full)"), ("incr", "incr 2nd"),
-                           ("plain", "plain (baseline)"), ("precopy", "precopy")):
+                           ("plain", "plain (pre-copy)"), ("precopy", "--no-precopy")):
             k = row[key]
             if k is None:
                 continue
