@@ -227,6 +227,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mem_program: mmap %zu bytes: %s\n", bytes, strerror(errno));
         return 1;
     }
+    /* MEM_PROGRAM_HUGEPAGE=1: the region asks for transparent huge pages, as a program that
+     * knows it is big would (and a restore may then use them too). */
+    const char *huge = getenv("MEM_PROGRAM_HUGEPAGE");
+    if (huge != NULL && huge[0] == '1' && madvise(region, bytes, MADV_HUGEPAGE) != 0) {
+        fprintf(stderr, "mem_program: madvise(MADV_HUGEPAGE): %s\n", strerror(errno));
+        return 1;
+    }
     region_words = bytes / sizeof *region;
     if (dirty_mib) {
         page_pass = calloc(region_words / PAGE_WORDS, 1);

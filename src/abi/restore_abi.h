@@ -27,9 +27,9 @@ struct BlobArea {
   uint64_t first_run;  // index into the page-run array
   uint64_t nruns;
   uint32_t prot;
-  uint32_t flags;  // BlobAreaFlags
-  int32_t fd;      // file to map, or -1
-  int32_t pad;
+  uint32_t flags;   // BlobAreaFlags
+  int32_t fd;       // file to map, or -1
+  uint32_t advice;  // image::AreaAdvice bits: madvise() calls to make again
 };
 static_assert(sizeof(BlobArea) == 56);
 

@@ -259,13 +259,12 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     delta = true;  // against the pages just copied
   }
 
-  if (!opts.kill) {
-    auto flags = read_vm_flags(pid);
-    if (!flags) {
-      return std::move(flags).error();
-    }
-    ctx.vm_flags = std::move(*flags);
+  // Read before the freeze (smaps is slow): how each mapping can be read, and its madvise state.
+  auto flags = read_vm_flags(pid);
+  if (!flags) {
+    return std::move(flags).error();
   }
+  ctx.vm_flags = std::move(*flags);
   if (delta) {
     uint64_t want = std::clamp(2 * base.last_stored_bytes, kFrozenCopyMin, kFrozenCopyMax);
     VOS_TRY(base.frozen.reserve(want), "buffer for incremental pages");

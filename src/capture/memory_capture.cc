@@ -164,6 +164,17 @@ Status plan_memory(CaptureContext& ctx) {
     // Flags come from before the freeze (smaps is slow to read); a mapping that appeared since
     // is read while frozen, and check_snapshot() catches flags that changed meanwhile.
     auto vm = ctx.vm_flags.find(m.start);
+    if (vm != ctx.vm_flags.end()) {
+      static const std::pair<const char*, uint32_t> kAdvice[] = {
+          {" hg ", image::kAdviceHugePage},   {" nh ", image::kAdviceNoHugePage},
+          {" dc ", image::kAdviceDontFork},   {" dd ", image::kAdviceDontDump},
+          {" wf ", image::kAdviceWipeOnFork}, {" mg ", image::kAdviceMergeable}};
+      for (const auto& [flag, bit] : kAdvice) {
+        if (vm->second.find(flag) != std::string::npos) {
+          a.advice |= bit;
+        }
+      }
+    }
     plan.read_while_frozen = a.shared || a.kind == image::AreaKind::kSharedAnon ||
                              vm == ctx.vm_flags.end() ||
                              vm->second.find(" dc ") != std::string::npos ||

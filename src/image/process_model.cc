@@ -35,7 +35,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, image)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown, advice,
                                                 kind, name, file_offset, dev, ino, memfd, pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, sigmask, altstack,

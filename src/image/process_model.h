@@ -32,6 +32,17 @@ struct ParentImage {
   std::string image_id;
 };
 
+// madvise() state of a mapping that the kernel keeps per mapping (smaps VmFlags) and that a
+// restore must set again: it changes how the program behaves (fork, core dumps) or performs.
+enum AreaAdvice : uint32_t {
+  kAdviceHugePage = 1u << 0,    // hg: MADV_HUGEPAGE
+  kAdviceNoHugePage = 1u << 1,  // nh: MADV_NOHUGEPAGE
+  kAdviceDontFork = 1u << 2,    // dc: MADV_DONTFORK
+  kAdviceDontDump = 1u << 3,    // dd: MADV_DONTDUMP
+  kAdviceWipeOnFork = 1u << 4,  // wf: MADV_WIPEONFORK
+  kAdviceMergeable = 1u << 5,   // mg: MADV_MERGEABLE (KSM)
+};
+
 enum class AreaKind { kAnon, kFile, kSharedAnon, kMemfd, kVdso, kVvar, kVvarVclock, kVsyscall };
 
 struct MemoryArea {
@@ -40,6 +51,7 @@ struct MemoryArea {
   uint32_t prot = 0;  // PROT_*
   bool shared = false;
   bool growsdown = false;
+  uint32_t advice = 0;  // madvise() hints to set again (AreaAdvice bits), from smaps VmFlags
   AreaKind kind = AreaKind::kAnon;
   std::string name;  // /proc maps name: path, [heap], [stack], ...
   uint64_t file_offset = 0;

@@ -158,6 +158,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
     b.end = a.end;
     b.prot = a.prot;
     b.fd = -1;
+    b.advice = a.advice;
     b.flags = (a.shared ? uint32_t{abi::kAreaShared} : 0u) |
               (a.growsdown ? uint32_t{abi::kAreaGrowsDown} : 0u);
     if (a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon) {

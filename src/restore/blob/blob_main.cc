@@ -49,6 +49,9 @@ constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapAnon
                kMapGrowsdown = 0x0100;
 constexpr long kMremapMaymove = 1, kMremapFixed = 2;
 constexpr long kMadvPopulateWrite = 23;
+// madvise() hints restored per area, in image::AreaAdvice bit order.
+constexpr long kAdviceCalls[] = {14 /*HUGEPAGE*/, 15 /*NOHUGEPAGE*/, 10 /*DONTFORK*/,
+                                 16 /*DONTDUMP*/, 18 /*WIPEONFORK*/, 12 /*MERGEABLE*/};
 constexpr long kPrSetMm = 35, kPrSetMmMap = 14, kPrSetName = 15;
 constexpr long kRseqFlagUnregister = 1;
 // userfaultfd (linux/userfaultfd.h): API handshake and MISSING-mode registration.
@@ -223,6 +226,16 @@ void map_areas(const RestoreArgs* a) {
     }
     if (static_cast<uint64_t>(r) != ar.start) {
       fail("mmap placed elsewhere", -22, ar.start);
+    }
+    // Before the pages arrive: huge-page advice decides how populating allocates them.
+    for (int bit = 0; bit < 6; ++bit) {
+      if (ar.advice & (1u << bit)) {
+        r = sys3(kMadvise, static_cast<long>(ar.start), len, kAdviceCalls[bit]);
+        // KSM may be compiled out; the program would have had the same error from its own call.
+        if (r < 0 && kAdviceCalls[bit] != 12) {
+          fail("madvise", r, ar.start);
+        }
+      }
     }
     bool lazy = (ar.flags & vos::abi::kAreaLazy) != 0;
     for (uint64_t k = 0; k < ar.nruns; ++k) {
