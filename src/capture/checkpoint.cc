@@ -316,6 +316,15 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
 
   WriterSink to_image(*writer);
+  auto resume_program = [&]() -> Status {
+    auto r = session->resume();
+    stats.pause_ms += ms_since(frozen_at);
+    phase.mark("resume");
+    if (!r) {
+      return std::move(r).error().context("resuming after checkpoint");
+    }
+    return {};
+  };
   if (opts.kill) {
     // Never resumed: everything is read from the frozen program, and nothing it could do
     // afterwards can postdate the image.
@@ -333,12 +342,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     MemorySink to_memory(base.frozen, writer->section_position());
     VOS_TRY(write_pages(ctx, to_memory, pid, PagePass::kExplicitOnly), "memory of process {}", pid);
     phase.mark("frozen_pages");
-    auto r = session->resume();
-    stats.pause_ms += ms_since(frozen_at);
-    phase.mark("resume");
-    if (!r) {
-      return std::move(r).error().context("resuming after checkpoint");
-    }
+    VOS_TRY(resume_program(), "checkpoint of process {}", pid);
     VOS_TRY(to_memory.flush_to(*writer), "writing pages");
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
@@ -356,12 +360,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     phase.mark("snapshot");
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of process {}", pid);
     phase.mark("frozen_pages");
-    auto r = session->resume();
-    stats.pause_ms += ms_since(frozen_at);
-    phase.mark("resume");
-    if (!r) {
-      return std::move(r).error().context("resuming after checkpoint");
-    }
+    VOS_TRY(resume_program(), "checkpoint of process {}", pid);
     VOS_TRY(write_pages(ctx, to_image, snap->pid(), PagePass::kSnapshotOnly),
             "memory of process {} (snapshot)", pid);
     phase.mark("snapshot_pages");
