@@ -626,14 +626,7 @@ def codec_rows(rows):
 
 
 def render_codec_table(rows):
-    body = [CODEC_COLUMNS] + list(codec_rows(rows))
-    widths = [max(len(line[i]) for line in body) for i in range(len(CODEC_COLUMNS))]
-    lines = []
-    for k, line in enumerate(body):
-        lines.append("  ".join(c.rjust(w) for c, w in zip(line, widths)))
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return speed.table(CODEC_COLUMNS, list(codec_rows(rows)))
 
 
 def print_report(doc, reps):
