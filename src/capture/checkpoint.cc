@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include "capture/capture_context.h"
@@ -283,39 +285,76 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   session->set_syscall_insn(*insn);
 
-  // Kernel state first (it needs injected calls), then fds, then the memory layout, which must
-  // be read last so that nothing vos did inside the process is missing from it.
-  VOS_TRY(capture_process_state(ctx), "checkpoint of process {}", pid);
-  phase.mark("process_state");
-  VOS_TRY(capture_threads(ctx), "checkpoint of process {}", pid);
-  phase.mark("threads");
-  VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
-  phase.mark("fds");
-  VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
-  phase.mark("plan_memory");
-  if (tracking && !base.tracker) {
-    auto tracker = WriteTracker::create(*session, *insn);
-    if (tracker) {
-      base.tracker.emplace(std::move(*tracker));
-    } else {
-      tracking = delta = false;
-      stats.note = tracker.error().describe() + ": a full image, writes not tracked";
-    }
-  }
-  if (tracking) {
-    // Writes are counted from this freeze on; nothing vos does to the program follows.
+  WriterSink to_image(*writer);
+  std::optional<MemorySink> to_memory;
+  // Incremental freeze (also the end of a pre-copy): the written pages are found and copied on a
+  // second thread while this one captures the kernel state, which needs injected calls. The
+  // order does not matter: vos writes nothing in the frozen program but injected calls' results
+  // below a thread's stack pointer, which is not state (such a page is just stored again next
+  // time).
+  bool overlap = delta && base.tracker.has_value() && !opts.kill;
+  if (overlap) {
+    VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
+    VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
+    phase.mark("plan_memory");
     guard.armed = true;
-    VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
-    phase.mark("track_writes");
+    if (!precopy) {
+      VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    }
+    Status pages;
+    std::thread worker([&] {
+      pages = [&]() -> Status {
+        VOS_TRY(sync_tracking(ctx, base, true), "tracking writes");
+        if (planned_bytes(ctx) > base.frozen.capacity()) {
+          return {};  // too many: read from a copy-on-write snapshot below
+        }
+        VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kImplicitOnly), "memory");
+        to_memory.emplace(base.frozen, writer->section_position());
+        return write_pages(ctx, *to_memory, pid, PagePass::kExplicitOnly);
+      }();
+    });
+    Status state = capture_process_state(ctx);
+    if (state) {
+      state = capture_threads(ctx);
+    }
+    worker.join();
+    VOS_TRY(std::move(state), "checkpoint of process {}", pid);
+    VOS_TRY(std::move(pages), "checkpoint of process {}", pid);
+    phase.mark("state_and_pages");
+  } else {
+    // Kernel state first (it needs injected calls), then fds, then the memory layout, which
+    // must be read last so that nothing vos did inside the process is missing from it.
+    VOS_TRY(capture_process_state(ctx), "checkpoint of process {}", pid);
+    phase.mark("process_state");
+    VOS_TRY(capture_threads(ctx), "checkpoint of process {}", pid);
+    phase.mark("threads");
+    VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
+    phase.mark("fds");
+    VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
+    phase.mark("plan_memory");
+    if (tracking && !base.tracker) {
+      auto tracker = WriteTracker::create(*session, *insn);
+      if (tracker) {
+        base.tracker.emplace(std::move(*tracker));
+      } else {
+        tracking = delta = false;
+        stats.note = tracker.error().describe() + ": a full image, writes not tracked";
+      }
+    }
+    if (tracking) {
+      // Writes are counted from this freeze on; nothing vos does to the program follows.
+      guard.armed = true;
+      VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
+      phase.mark("track_writes");
+    }
+    if (!precopy) {
+      VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    }
   }
   if (delta && !precopy) {
     stats.parent = base.images[0].path;
   }
-  if (!precopy) {
-    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
-  }
 
-  WriterSink to_image(*writer);
   auto resume_program = [&]() -> Status {
     auto r = session->resume();
     stats.pause_ms += ms_since(frozen_at);
@@ -334,16 +373,20 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     session->abandon();
     ::kill(pid, SIGKILL);
     stats.pause_ms += ms_since(frozen_at);
-  } else if (delta && planned_bytes(ctx) <= base.frozen.capacity()) {
+  } else if (delta && (to_memory || (!overlap && planned_bytes(ctx) <= base.frozen.capacity()))) {
     // Few pages: copied to memory while stopped, written out once the program runs again.
     // Memory without explicit ranges (shared, read in full) goes to the image first.
     base.last_stored_bytes = planned_bytes(ctx);
-    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kImplicitOnly), "memory of process {}", pid);
-    MemorySink to_memory(base.frozen, writer->section_position());
-    VOS_TRY(write_pages(ctx, to_memory, pid, PagePass::kExplicitOnly), "memory of process {}", pid);
-    phase.mark("frozen_pages");
+    if (!to_memory) {
+      VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kImplicitOnly), "memory of process {}",
+              pid);
+      to_memory.emplace(base.frozen, writer->section_position());
+      VOS_TRY(write_pages(ctx, *to_memory, pid, PagePass::kExplicitOnly), "memory of process {}",
+              pid);
+      phase.mark("frozen_pages");
+    }
     VOS_TRY(resume_program(), "checkpoint of process {}", pid);
-    VOS_TRY(to_memory.flush_to(*writer), "writing pages");
+    VOS_TRY(to_memory->flush_to(*writer), "writing pages");
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
     phase.mark("commit");

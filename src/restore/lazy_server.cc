@@ -121,7 +121,9 @@ Result<uint64_t> LazyServer::copy_in(const Source& s, uint64_t addr, uint64_t le
       wake(uffd_.get(), addr + done, kPage);  // already in (the other thread was first)
       done += kPage;
     } else if (err == EAGAIN) {
-      continue;  // the address space changed under us: retry
+      // The program is unmapping or moving memory: the fault thread must read that event
+      // before anything can be copied; the caller retries without holding the lock.
+      return Error(EAGAIN, fmt::format("UFFDIO_COPY at {:#x}: memory map changing", addr + done));
     } else {
       return Error(err, fmt::format("UFFDIO_COPY at {:#x}", addr + done));
     }
@@ -129,11 +131,73 @@ Result<uint64_t> LazyServer::copy_in(const Source& s, uint64_t addr, uint64_t le
   return done;
 }
 
+void LazyServer::forget(uint64_t start, uint64_t end) {
+  std::vector<Source> kept;
+  for (const auto& src : sources_) {
+    uint64_t s_end = src.vaddr + src.len;
+    if (s_end <= start || src.vaddr >= end) {
+      kept.push_back(src);
+      continue;
+    }
+    if (src.vaddr < start) {
+      kept.push_back({src.vaddr, start - src.vaddr, src.fd, src.offset});
+    }
+    if (s_end > end) {
+      kept.push_back({end, s_end - end, src.fd, src.offset + (end - src.vaddr)});
+    }
+  }
+  sources_ = std::move(kept);
+}
+
+void LazyServer::moved(uint64_t from, uint64_t to, uint64_t len) {
+  std::vector<Source> inside;
+  for (const auto& src : sources_) {
+    uint64_t lo = std::max(src.vaddr, from);
+    uint64_t hi = std::min(src.vaddr + src.len, from + len);
+    if (lo < hi) {
+      inside.push_back({lo - from + to, hi - lo, src.fd, src.offset + (lo - src.vaddr)});
+    }
+  }
+  forget(from, from + len);
+  forget(to, to + len);  // whatever was there before is gone
+  sources_.insert(sources_.end(), inside.begin(), inside.end());
+  std::sort(sources_.begin(), sources_.end(),
+            [](const Source& x, const Source& y) { return x.vaddr < y.vaddr; });
+}
+
+bool LazyServer::serve_fault(uint64_t addr, std::vector<char>& buf) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Source* s = find(addr);
+  if (s == nullptr) {
+    uffdio_zeropage z{};
+    z.range = {addr, kPage};
+    if (::ioctl(uffd_.get(), UFFDIO_ZEROPAGE, &z) != 0) {
+      if (errno == EAGAIN) {
+        return false;
+      }
+      wake(uffd_.get(), addr, kPage);
+    }
+    zero_pages_++;
+    return true;
+  }
+  uint64_t end = std::min(s->vaddr + s->len, addr + kFaultBlock);
+  auto n = copy_in(*s, addr, end - addr, buf);
+  if (n) {
+    fault_pages_ += *n / kPage;
+  } else if (n.error().err() == EAGAIN) {
+    return false;
+  } else {
+    wake(uffd_.get(), addr, kPage);
+  }
+  return true;
+}
+
 void LazyServer::serve_faults() {
   std::vector<char> buf(kFaultBlock);
   pollfd fds[2] = {{uffd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+  std::vector<uint64_t> deferred;  // faults to serve once the memory map stops changing
   for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
+    if (::poll(fds, 2, deferred.empty() ? -1 : 1) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -141,49 +205,97 @@ void LazyServer::serve_faults() {
     }
     uffd_msg msg{};
     while (::read(uffd_.get(), &msg, sizeof msg) == sizeof msg) {
-      if (msg.event != UFFD_EVENT_PAGEFAULT) {
-        continue;
-      }
-      uint64_t addr = msg.arg.pagefault.address & ~(kPage - 1);
-      faults_++;
-      const Source* s = find(addr);
-      if (s == nullptr) {
-        uffdio_zeropage z{};
-        z.range = {addr, kPage};
-        if (::ioctl(uffd_.get(), UFFDIO_ZEROPAGE, &z) != 0) {
-          wake(uffd_.get(), addr, kPage);
+      switch (msg.event) {
+        case UFFD_EVENT_PAGEFAULT:
+          faults_++;
+          deferred.push_back(msg.arg.pagefault.address & ~(kPage - 1));
+          break;
+        case UFFD_EVENT_REMOVE:
+        case UFFD_EVENT_UNMAP: {
+          std::lock_guard<std::mutex> lock(mu_);
+          forget(msg.arg.remove.start, msg.arg.remove.end);
+          break;
         }
-        zero_pages_++;
-        continue;
-      }
-      uint64_t end = std::min(s->vaddr + s->len, addr + kFaultBlock);
-      auto n = copy_in(*s, addr, end - addr, buf);
-      if (n) {
-        fault_pages_ += *n / kPage;
-      } else {
-        wake(uffd_.get(), addr, kPage);
+        case UFFD_EVENT_REMAP: {
+          std::lock_guard<std::mutex> lock(mu_);
+          moved(msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
+          break;
+        }
+        default:
+          break;
       }
     }
-    if (fds[1].revents & POLLIN) {
+    // After the events were read, the program's unmaps and moves can finish and the copies
+    // succeed; what still cannot is tried again shortly.
+    std::vector<uint64_t> again;
+    for (uint64_t addr : deferred) {
+      if (!serve_fault(addr, buf)) {
+        again.push_back(addr);
+      }
+    }
+    deferred = std::move(again);
+    if ((fds[1].revents & POLLIN) && deferred.empty()) {
       return;  // everything is in: no fault can come for a stored page any more
     }
   }
 }
 
-void LazyServer::prefetch() {
-  auto started = std::chrono::steady_clock::now();
-  std::vector<char> buf(kPrefetchBlock);
-  for (const auto& s : sources_) {
-    for (uint64_t at = s.vaddr; at < s.vaddr + s.len && stats_.error.empty();) {
+Status LazyServer::copy_all_remaining(std::vector<char>& buf) {
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    const Source s = sources_[i];
+    for (uint64_t at = s.vaddr; at < s.vaddr + s.len;) {
       uint64_t len = std::min(kPrefetchBlock, s.vaddr + s.len - at);
       auto n = copy_in(s, at, len, buf);
       if (!n) {
-        stats_.error = n.error().describe();
-        break;
+        return std::move(n).error();
       }
-      stats_.prefetched_pages += len / kPage;
       at += len;
     }
+  }
+  return {};
+}
+
+void LazyServer::prefetch() {
+  auto started = std::chrono::steady_clock::now();
+  std::vector<char> buf(kPrefetchBlock);
+  auto pause = [] { std::this_thread::sleep_for(std::chrono::microseconds(200)); };
+  // In address order, one block per lock, so that first touches are served in between.
+  for (uint64_t cursor = 0; stats_.error.empty();) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = std::upper_bound(sources_.begin(), sources_.end(), cursor,
+                               [](uint64_t a, const Source& s) { return a < s.vaddr + s.len; });
+    if (it == sources_.end()) {
+      break;
+    }
+    uint64_t at = std::max(cursor, it->vaddr);
+    uint64_t len = std::min(kPrefetchBlock, it->vaddr + it->len - at);
+    auto n = copy_in(*it, at, len, buf);
+    if (!n && n.error().err() == EAGAIN) {
+      lock.unlock();
+      pause();
+      continue;
+    }
+    if (!n) {
+      stats_.error = n.error().describe();
+      break;
+    }
+    stats_.prefetched_pages += len / kPage;
+    cursor = at + len;
+  }
+  // Pages moved behind the cursor meanwhile: everything still stored must be in before the
+  // userfaultfd goes, since afterwards an untouched page reads as zeros.
+  while (stats_.error.empty()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto st = copy_all_remaining(buf);
+    if (st) {
+      break;
+    }
+    if (st.error().err() != EAGAIN) {
+      stats_.error = st.error().describe();
+      break;
+    }
+    lock.unlock();
+    pause();
   }
   if (stats_.error.empty()) {
     // The program already runs on these pages: damage found now ends it rather than letting it
@@ -192,9 +304,12 @@ void LazyServer::prefetch() {
       stats_.error = v.error().describe();
       ::kill(pid_, SIGKILL);
     }
+  } else {
+    ::kill(pid_, SIGKILL);  // some of its memory could not be brought back
   }
   stats_.done_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  // The fault thread keeps answering until here: the program's unmaps and moves wait for it.
   uint64_t one = 1;
   (void)!::write(stop_.get(), &one, sizeof one);
   if (fault_thread_.joinable()) {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,14 @@ class LazyServer {
   LazyServer() = default;
   void serve_faults();
   void prefetch();
+  // Copies in every stored page not discarded by the program, skipping pages already there.
+  Status copy_all_remaining(std::vector<char>& buf);
+  // False if it must be tried again once the program's pending unmap or move went through.
+  bool serve_fault(uint64_t addr, std::vector<char>& buf);
+  // The program discarded [start, end) (MADV_DONTNEED, munmap): never fill it from the image.
+  void forget(uint64_t start, uint64_t end);
+  // The program moved [from, from + len) to `to` (mremap): so did the pages still to fill.
+  void moved(uint64_t from, uint64_t to, uint64_t len);
   const Source* find(uint64_t addr) const;
   // Copies [addr, addr + len) from its source; returns bytes now present (copied or already
   // there), or an error.
@@ -57,6 +66,7 @@ class LazyServer {
   pid_t pid_ = 0;
   UniqueFd uffd_;
   UniqueFd stop_;  // eventfd: the prefetch is done, the fault thread may stop
+  std::mutex mu_;  // guards sources_ against the program's unmaps and moves
   std::vector<Source> sources_;
   std::vector<UniqueFd> image_fds_;
   const LoadedImage* img_ = nullptr;

@@ -57,6 +57,10 @@ constexpr long kRseqFlagUnregister = 1;
 // userfaultfd (linux/userfaultfd.h): API handshake and MISSING-mode registration.
 constexpr long kUffdioApi = 0xc018aa3f, kUffdioRegister = 0xc020aa00;
 constexpr uint64_t kUffdApi = 0xaa, kUffdRegisterModeMissing = 1;
+// The keeper must hear of the program discarding (MADV_DONTNEED, munmap) or moving (mremap)
+// memory it has not filled yet, or it would fill it later with the image's old data.
+constexpr uint64_t kUffdLazyFeatures =
+    (1u << 2) /*EVENT_REMAP*/ | (1u << 3) /*EVENT_REMOVE*/ | (1u << 6) /*EVENT_UNMAP*/;
 constexpr long kOCloexec = 02000000, kONonblock = 04000;
 constexpr int kExitRestoreFailed = 70;
 
@@ -177,7 +181,7 @@ void create_lazy_uffd(const RestoreArgs* a) {
   }
   struct {
     uint64_t api, features, ioctls;
-  } api = {kUffdApi, 0, 0};
+  } api = {kUffdApi, kUffdLazyFeatures, 0};
   long r = sys3(kIoctl, fd, kUffdioApi, reinterpret_cast<long>(&api));
   if (r < 0) {
     fail("UFFDIO_API", r, 0);
