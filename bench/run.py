@@ -626,7 +626,7 @@ def codec_rows(rows):
 
 
 def render_codec_table(rows):
-    return speed.table(CODEC_COLUMNS, list(codec_rows(rows)))
+    return speed.render_rows(CODEC_COLUMNS, list(codec_rows(rows)))
 
 
 def print_report(doc, reps):

@@ -31,7 +31,7 @@ def _f(x, digits=1):
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def table(header, rows):
+def render_rows(header, rows):
     """Right-aligned columns under a header and a rule."""
     body = [header] + rows
     widths = [max(len(line[i]) for line in body) for i in range(len(header))]
@@ -211,7 +211,7 @@ def render_incremental(rows, n, precopy_note):
                       "", "", verify])
     lines.append(f"incremental: {rows[0]['dirty_mib']} MiB rewritten ({rows[0]['layout']}) "
                  f"between the two --incremental checkpoints; medians of {n} rep(s)\n")
-    lines.append(table(INCR_COLUMNS, table))
+    lines.append(render_rows(INCR_COLUMNS, table))
     if precopy_note:
         lines.append(precopy_note)
     for row in rows:
@@ -339,7 +339,7 @@ def render_lazy(rows, n):
                       "OK" if row["ok"] else f"**WRONG** {row['bad_reps']}/{n}"])
     lines = [f"lazy restore vs eager restore of the same --kill image; medians of {n} rep(s); "
              "work = the program's full check of its memory right after restore\n",
-             table(LAZY_COLUMNS, table)]
+             render_rows(LAZY_COLUMNS, table)]
     for row in rows:
         if not row["ok"]:
             lines.append(f"!!! WRONG RESULTS {row['size_mib']} MiB: [eager, lazy, lazy after "
