@@ -15,6 +15,7 @@
 #include "image/image_reader.h"
 #include "image/image_writer.h"
 #include "image/process_model.h"
+#include "test_files.h"
 
 namespace vos::image {
 namespace {
@@ -59,13 +60,9 @@ class ImageTest : public ::testing::Test {
     return path;
   }
 
-  std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  }
+  std::string read_file(const std::string& path) { return testing::read_file(path); }
   void write_file(const std::string& path, const std::string& data) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    testing::write_file(path, data);
   }
 
   // Opens and fully verifies; returns the error text, or "" when the image is accepted.

@@ -15,6 +15,7 @@
 #include "image/image_writer.h"
 #include "image/page_codec.h"
 #include "image/page_reader.h"
+#include "test_files.h"
 
 namespace vos::abi {
 // Names the codec in test names (found by argument-dependent lookup).
@@ -92,13 +93,9 @@ class PageCompressionTest : public ::testing::Test {
     return path;
   }
 
-  std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  }
+  std::string read_file(const std::string& path) { return testing::read_file(path); }
   void write_file(const std::string& path, const std::string& data) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    testing::write_file(path, data);
   }
 
   // Replaces section `type`'s bytes with `content` (same offset, at most the old size rounded
