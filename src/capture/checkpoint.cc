@@ -156,6 +156,26 @@ namespace {
 constexpr uint64_t kFrozenCopyMin = 32ull << 20;
 constexpr uint64_t kFrozenCopyMax = 256ull << 20;
 
+// Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
+// program itself); the stop's length is added to `*paused_ms`.
+Result<WriteTracker> start_tracking(CaptureContext& ctx, double* paused_ms) {
+  auto stop_at = Clock::now();
+  auto stop = PtraceSession::freeze(ctx.pid);
+  if (!stop) {
+    return std::move(stop).error().context(fmt::format("freezing process {}", ctx.pid));
+  }
+  ctx.session = &*stop;
+  auto at = find_syscall_insn(ctx);
+  ctx.session = nullptr;
+  if (!at) {
+    return std::move(at).error();
+  }
+  auto tracker = WriteTracker::create(*stop, *at);
+  (void)stop->resume();
+  *paused_ms += ms_since(stop_at);
+  return tracker;
+}
+
 // Decides whether this checkpoint can be incremental; the reason if not.
 std::string incremental_refusal(const CheckpointOptions& opts, const CheckpointBase& base) {
   if (!base.has_image() || !base.tracker) {
@@ -224,32 +244,16 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return sys_error("opening {}", mem_path);
   }
   ctx.mem_fd = mem.get();
-  if (precopy) {
-    if (!base.tracker) {
-      // The userfaultfd must be made by the program itself: one short stop.
-      auto stop_at = Clock::now();
-      auto stop = PtraceSession::freeze(pid);
-      if (!stop) {
-        return std::move(stop).error().context(fmt::format("freezing process {}", pid));
-      }
-      ctx.session = &*stop;
-      auto at = find_syscall_insn(ctx);
-      ctx.session = nullptr;
-      if (!at) {
-        return std::move(at).error();
-      }
-      auto tracker = WriteTracker::create(*stop, *at);
-      (void)stop->resume();
-      stats.pause_ms += ms_since(stop_at);  // the program was stopped for this too
-      if (tracker) {
-        base.tracker.emplace(std::move(*tracker));
-      } else {
-        precopy = false;
-        tracking = opts.incremental;
-        stats.note = tracker.error().describe() + ": a copy-on-write snapshot instead of pre-copy";
-      }
-      phase.mark("start_tracking");
+  if (precopy && !base.tracker) {
+    auto tracker = start_tracking(ctx, &stats.pause_ms);
+    if (tracker) {
+      base.tracker.emplace(std::move(*tracker));
+    } else {
+      precopy = false;
+      tracking = opts.incremental;
+      stats.note = tracker.error().describe() + ": a copy-on-write snapshot instead of pre-copy";
     }
+    phase.mark("start_tracking");
   }
   if (precopy) {
     guard.armed = true;
