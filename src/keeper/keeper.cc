@@ -272,6 +272,19 @@ void open_control(Keeper& k) {
   k.control = std::move(*control);
 }
 
+// The program holds its own copies of the caller's stdio; the keeper must not, or a caller reading
+// `vos restore -d` / `vos run -d` through a pipe would wait for the keeper's end of it forever.
+void release_caller_stdio() {
+  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd < 0) {
+    return;
+  }
+  for (int fd = 0; fd <= 2; ++fd) {
+    ::dup3(null_fd, fd, 0);
+  }
+  ::close(null_fd);
+}
+
 void reset_signals_for_program() {
   sigset_t none;
   sigemptyset(&none);
@@ -292,6 +305,7 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
   // Only now: binding the socket (a file in RUN_DIR, on disk on some systems) overlaps with the
   // program's own start instead of delaying it.
   open_control(k);
+  release_caller_stdio();
   write_line(pipes.ready_fd, fmt::format("OK {}", *child));
   ::close(pipes.ready_fd);
   k.loop();
@@ -408,6 +422,7 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   ::close(log[0]);
   ::close(info[0]);
   k.program = pid;
+  release_caller_stdio();
   write_line(pipes.ready_fd, fmt::format("OK {}", pid));
   ::close(pipes.ready_fd);
   k.loop();

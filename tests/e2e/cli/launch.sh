@@ -54,4 +54,24 @@ fi
 "$VOS" run --name "left-$uniq" -- true </dev/null >>"$W/run.log" 2>&1 ||
   e2e_die "the name was not free right after vos run returned"
 e2e_log "ok: leftovers gone, name free"
+
+# Scripts read `vos run -d` and `vos restore -d --json` through pipes: once the program no longer
+# holds the caller's stdout, the pipe must end when vos returns (the keeper held it before).
+quiet="quiet-$uniq"
+# (timeout kills its own process group: the pipe lives inside it and the output goes to a file,
+# so a keeper holding the pipe cannot keep this script waiting.)
+VOS=$VOS VOS_QUIET=$quiet timeout 20 bash -c '"$VOS" run -d --name "$VOS_QUIET" -- \
+  sh -c "exec >/dev/null 2>&1; exec sleep 100" | cat' </dev/null >"$W/quiet-run.out" 2>>"$W/run.log" ||
+  e2e_die "vos run -d read through a pipe did not end"
+E2E_NAMES+=("$quiet")
+img_json=$("$VOS" checkpoint "$quiet" --dir "$W" --kill --json 2>>"$W/run.log") ||
+  e2e_die "checkpoint of $quiet failed"
+img=$(sed -n 's/.*"image":"\([^"]*\)".*/\1/p' <<<"$img_json")
+[[ -f $img ]] || e2e_die "no image named in: $img_json"
+VOS=$VOS VOS_IMG=$img timeout 20 bash -c '"$VOS" restore "$VOS_IMG" -d --json | cat' \
+  </dev/null >"$W/quiet-restore.out" 2>>"$W/run.log" ||
+  e2e_die "vos restore -d --json read through a pipe did not end"
+out=$(<"$W/quiet-restore.out")
+[[ $out == *'"pid":'* ]] || e2e_die "restore -d --json printed '$out'"
+e2e_log "ok: -d through a pipe returns: $out"
 echo PASS
