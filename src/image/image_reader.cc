@@ -2,12 +2,14 @@
 #include "image/image_reader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace vos::image {
 
@@ -117,7 +119,39 @@ const abi::SectionEntry* ImageReader::find(abi::SectionType type) const {
   return it == sections_.end() ? nullptr : &*it;
 }
 
+namespace {
+
+// Hashing a mapping of the file reads the page cache in place; reading it into a buffer first
+// cost four times as much CPU here, taken from the restore it runs beside.
+std::optional<uint64_t> hash_mapped(int fd, uint64_t offset, uint64_t size) {
+  struct stat st {};
+  // A file cut short since it was opened would fault the hash (SIGBUS): let pread report it.
+  if (size == 0 || offset % abi::kSectionAlign != 0 || ::fstat(fd, &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) < offset + size) {
+    return std::nullopt;
+  }
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (m == MAP_FAILED) {
+    return std::nullopt;
+  }
+  ::madvise(m, size, MADV_SEQUENTIAL);
+  uint64_t h = XXH3_64bits(m, size);
+  ::munmap(m, size);
+  return h;
+}
+
+}  // namespace
+
 Status ImageReader::verify_section(const abi::SectionEntry& e) const {
+  constexpr uint64_t kMapAbove = 1 << 20;
+  if (e.size >= kMapAbove) {
+    if (auto h = hash_mapped(fd_.get(), e.offset, e.size)) {
+      if (*h != e.checksum) {
+        return user_error("corrupt: section '{}' checksum mismatch", section_name(e.type));
+      }
+      return {};
+    }
+  }
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
   std::vector<char> buf(std::min<uint64_t>(e.size, 8 << 20));

@@ -1,6 +1,7 @@
 // e2e case (runs under vos): every kind of memory a program has, filled before ready with a
 // pattern derived from address (or file offset) and a per-region seed, compared byte for byte
-// after the pause: brk heap, small and large malloc, small and 64 MiB sparse anonymous mmaps
+// after the pause: brk heap, small and large malloc, small, 24 MiB dense (big enough for the
+// restorer to split its loading between two threads) and 64 MiB sparse anonymous mmaps
 // (holes must still read zero), a read-only region, PROT_NONE guards (protection checked in
 // /proc/self/maps), a modified MAP_PRIVATE file mapping (file unchanged), MAP_SHARED|ANONYMOUS,
 // thread stacks, __thread TLS, and a memfd seen both through a shared mapping and the fd.
@@ -13,6 +14,7 @@
 
 enum { kPage = 4096, kSmallAllocs = 512, kStackBytes = 16384, kThreads = 2 };
 static const size_t kSparseBytes = 64u << 20;
+static const size_t kDenseBytes = 24u << 20;
 static const size_t kSparseStride = 64 * kPage;  // one touched page in 64
 
 static uint8_t pattern(uintptr_t where, uint64_t seed) {
@@ -127,6 +129,9 @@ int main(int argc, char** argv) {
   uint8_t* anon = map(4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   fill_here(anon, 4 * kPage, 0xa40);
 
+  uint8_t* dense = map(kDenseBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  fill_here(dense, kDenseBytes, 0xde45e);
+
   uint8_t* sparse = map(kSparseBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   for (size_t off = 0; off < kSparseBytes; off += kSparseStride) {
     fill_here(sparse + off, kPage, 0x59a45e);
@@ -203,6 +208,7 @@ int main(int argc, char** argv) {
   }
   check_here("large malloc", big, big_len, 0xb16);
   check_here("anonymous mmap", anon, 4 * kPage, 0xa40);
+  check_here("dense mmap", dense, kDenseBytes, 0xde45e);
   static const uint8_t zero_page[kPage];
   for (size_t off = 0; off < kSparseBytes; off += kPage) {
     if (off % kSparseStride == 0) {

@@ -7,6 +7,9 @@
 #include <stdint.h>
 
 #include "abi/restore_abi.h"
+#include "restore/blob/blob_fail.h"
+#include "restore/blob/blob_uapi.h"
+#include "restore/blob/copy_loader.h"
 #include "restore/blob/raw_syscall.h"
 
 using vos::abi::BlobArea;
@@ -44,24 +47,6 @@ __attribute__((visibility("hidden"))) void __stack_chk_fail(void) {
 
 namespace {
 
-constexpr long kProtRead = 1, kProtWrite = 2;
-constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapAnonymous = 0x20,
-               kMapGrowsdown = 0x0100;
-constexpr long kMremapMaymove = 1, kMremapFixed = 2;
-constexpr long kMadvPopulateWrite = 23;
-// madvise() hints restored per area, in image::AreaAdvice bit order.
-constexpr long kAdviceCalls[] = {14 /*HUGEPAGE*/, 15 /*NOHUGEPAGE*/, 10 /*DONTFORK*/,
-                                 16 /*DONTDUMP*/, 18 /*WIPEONFORK*/, 12 /*MERGEABLE*/};
-constexpr long kPrSetMm = 35, kPrSetMmMap = 14, kPrSetName = 15;
-constexpr long kRseqFlagUnregister = 1;
-// userfaultfd (linux/userfaultfd.h): API handshake and MISSING-mode registration.
-constexpr long kUffdioApi = 0xc018aa3f, kUffdioRegister = 0xc020aa00;
-constexpr uint64_t kUffdApi = 0xaa, kUffdRegisterModeMissing = 1;
-// The keeper must hear of the program discarding (MADV_DONTNEED, munmap) or moving (mremap)
-// memory it has not filled yet, or it would fill it later with the image's old data.
-constexpr uint64_t kUffdLazyFeatures =
-    (1u << 2) /*EVENT_REMAP*/ | (1u << 3) /*EVENT_REMOVE*/ | (1u << 6) /*EVENT_UNMAP*/;
-constexpr long kOCloexec = 02000000, kONonblock = 04000;
 constexpr int kExitRestoreFailed = 70;
 
 const RestoreArgs* g_args;  // set once by the main thread before any other thread exists
@@ -103,18 +88,6 @@ void log_hex(unsigned long v) {
   buf[--i] = 'x';
   buf[--i] = '0';
   sys3(kWrite, g_args->log_fd, reinterpret_cast<long>(buf + i), sizeof buf - i);
-}
-
-[[noreturn]] void fail(const char* step, long err, unsigned long addr) {
-  log_str("restore: ");
-  log_str(step);
-  log_str(" at ");
-  log_hex(addr);
-  log_str(" failed: errno ");
-  log_num(-err);
-  log_str("\n");
-  sys1(kExitGroup, kExitRestoreFailed);
-  __builtin_unreachable();
 }
 
 // Unmaps everything except the ranges the blob must keep (itself, the vDSO and its data pages).
@@ -206,6 +179,7 @@ void register_lazy(const RestoreArgs* a, uint64_t start, uint64_t end) {
 }
 
 void map_areas(const RestoreArgs* a) {
+  CopyLoader loader = open_copy_loader(a);
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
   const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
   for (uint64_t i = 0; i < a->nareas; ++i) {
@@ -242,6 +216,9 @@ void map_areas(const RestoreArgs* a) {
       }
     }
     bool lazy = (ar.flags & vos::abi::kAreaLazy) != 0;
+    if (register_for_copy(loader, ar, i)) {
+      continue;  // filled, and given its protection, by run_copy_loader below
+    }
     for (uint64_t k = 0; k < ar.nruns; ++k) {
       const BlobPageRun& run = runs[ar.first_run + k];
       if (lazy && !(run.flags & vos::abi::kRunEager)) {
@@ -263,6 +240,7 @@ void map_areas(const RestoreArgs* a) {
       }
     }
   }
+  run_copy_loader(a, loader);
 }
 
 // State that the kernel only lets a thread set for itself.
@@ -328,14 +306,11 @@ struct CloneArgs {  // struct clone_args, version 2 (with set_tid)
 
 void create_threads(const RestoreArgs* a) {
   const auto* threads = reinterpret_cast<const BlobThread*>(a->threads);
-  constexpr uint64_t kThreadFlags = 0x00000100 /*VM*/ | 0x00000200 /*FS*/ | 0x00000400 /*FILES*/ |
-                                    0x00000800 /*SIGHAND*/ | 0x00010000 /*THREAD*/ |
-                                    0x00040000 /*SYSVSEM*/;
   for (uint64_t i = 1; i < a->nthreads; ++i) {
     const BlobThread* t = &threads[i];
     int64_t tid = t->tid;
     CloneArgs ca = {};
-    ca.flags = kThreadFlags;
+    ca.flags = kThreadCloneFlags;
     ca.stack = t->stack_top - vos::abi::kBlobThreadStack;
     ca.stack_size = vos::abi::kBlobThreadStack;
     ca.set_tid = reinterpret_cast<uint64_t>(&tid);
@@ -386,6 +361,22 @@ void queue_shared_pending(const RestoreArgs* a) {
 }
 
 }  // namespace
+
+namespace vos::blob {
+
+[[noreturn]] void fail(const char* step, long err, unsigned long addr) {
+  log_str("restore: ");
+  log_str(step);
+  log_str(" at ");
+  log_hex(addr);
+  log_str(" failed: errno ");
+  log_num(-err);
+  log_str("\n");
+  sys1(kExitGroup, kExitRestoreFailed);
+  __builtin_unreachable();
+}
+
+}  // namespace vos::blob
 
 extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
   g_args = a;

@@ -1,0 +1,283 @@
+// Restorer last stage (no libc): see copy_loader.h.
+#include "restore/blob/copy_loader.h"
+
+#include "restore/blob/blob_fail.h"
+#include "restore/blob/blob_uapi.h"
+#include "restore/blob/raw_syscall.h"
+
+extern "C" long vos_blob_clone_thread(void* args, unsigned long size, void (*fn)(void*), void* arg);
+
+namespace vos::blob {
+
+using vos::abi::BlobArea;
+using vos::abi::BlobPageRun;
+using vos::abi::BlobThread;
+using vos::abi::RestoreArgs;
+
+namespace {
+
+constexpr uint64_t kCopyChunk = 4ull << 20;  // per ioctl: bounded time in the kernel
+// Below this a second thread costs more than it saves.
+constexpr uint64_t kSplitAbove = 16ull << 20;
+constexpr long kFstat = 5, kFutex = 202, kFutexWait = 0;
+constexpr long kCloneChildCleartid = 0x00200000;
+constexpr int kMaxSources = 16;
+
+struct Uffd {
+  struct Range {
+    uint64_t start, len;
+  };
+  struct Register {
+    Range range;
+    uint64_t mode, ioctls;
+  };
+  struct Copy {
+    uint64_t dst, src, len, mode;
+    int64_t copy;
+  };
+};
+
+// Each image (and parent image) is mapped whole, once per thread: mapping costs address space
+// only, and one mapping serves every run of that file.
+struct SourceMaps {
+  struct Map {
+    long fd;
+    uint64_t addr, size;
+  } maps[kMaxSources];
+  int n = 0;
+
+  uint64_t address_of(long fd, uint64_t offset, uint64_t len) {
+    for (int i = 0; i < n; ++i) {
+      if (maps[i].fd == fd) {
+        return checked(maps[i], offset, len);
+      }
+    }
+    if (n == kMaxSources) {
+      release();
+    }
+    struct {
+      uint64_t dev, ino, nlink;
+      uint32_t mode, uid, gid, pad;
+      uint64_t rdev;
+      int64_t size;
+      int64_t rest[12];
+    } st = {};
+    long r = sys2(kFstat, fd, reinterpret_cast<long>(&st));
+    if (r < 0) {
+      fail("fstat image", r, static_cast<unsigned long>(fd));
+    }
+    auto size = static_cast<uint64_t>(st.size);
+    long addr =
+        size == 0 ? -22 : sys6(kMmap, 0, static_cast<long>(size), kProtRead, kMapShared, fd, 0);
+    if (addr < 0) {
+      fail("mapping the image", addr, static_cast<unsigned long>(fd));
+    }
+    maps[n] = {fd, static_cast<uint64_t>(addr), size};
+    return checked(maps[n++], offset, len);
+  }
+
+  static uint64_t checked(const Map& m, uint64_t offset, uint64_t len) {
+    if (offset > m.size || len > m.size - offset) {
+      fail("page run past the end of the image", -5, offset);
+    }
+    return m.addr + offset;
+  }
+
+  void release() {
+    for (int i = 0; i < n; ++i) {
+      sys2(kMunmap, static_cast<long>(maps[i].addr), static_cast<long>(maps[i].size));
+    }
+    n = 0;
+  }
+};
+
+void copy_pages(long uffd, uint64_t dst, uint64_t src, uint64_t len) {
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t n = len - done < kCopyChunk ? len - done : kCopyChunk;
+    Uffd::Copy c = {dst + done, src + done, n, 0, 0};
+    long r = sys3(kIoctl, uffd, kUffdioCopy, reinterpret_cast<long>(&c));
+    if (c.copy > 0) {
+      done += static_cast<uint64_t>(c.copy);
+    } else if (r < 0 && r != -11 /*EAGAIN: retry*/) {
+      fail("UFFDIO_COPY", r, dst + done);
+    }
+  }
+}
+
+// Copies the bytes [from, to) of the registered areas' runs, counted in area and run order.
+void copy_span(const RestoreArgs* a, const CopyLoader& loader, uint64_t from, uint64_t to) {
+  const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
+  const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
+  SourceMaps sources;
+  uint64_t pos = 0;
+  for (uint64_t i = 0; i < loader.registered_end && pos < to; ++i) {
+    if (!loads_by_copy(areas[i])) {
+      continue;
+    }
+    for (uint64_t k = 0; k < areas[i].nruns && pos < to; ++k) {
+      const BlobPageRun& run = runs[areas[i].first_run + k];
+      uint64_t begin = from > pos ? from - pos : 0;
+      uint64_t end = to - pos < run.len ? to - pos : run.len;
+      if (begin < end) {
+        uint64_t src = sources.address_of(run.fd, run.image_offset + begin, end - begin);
+        copy_pages(loader.uffd, run.vaddr + begin, src, end - begin);
+      }
+      pos += run.len;
+    }
+  }
+  sources.release();
+}
+
+struct LoaderThread {
+  const RestoreArgs* args;
+  const CopyLoader* loader;
+  uint64_t from, to;
+  int running;  // cleared by the kernel when the thread is gone (CLONE_CHILD_CLEARTID)
+};
+
+void loader_thread_main(void* arg) {
+  auto* t = static_cast<LoaderThread*>(arg);
+  copy_span(t->args, *t->loader, t->from, t->to);
+  sys1(kExit, 0);
+  __builtin_unreachable();
+}
+
+struct CloneArgs {  // struct clone_args, version 2 (with set_tid)
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+
+// The loader thread takes a tid no thread of the program will ask for: above all of theirs.
+// It runs on the first thread's spare stack slot (the main thread runs on the main stack).
+bool start_loader_thread(const RestoreArgs* a, LoaderThread* t) {
+  const auto* threads = reinterpret_cast<const BlobThread*>(a->threads);
+  int64_t tid = sys0(kGetpid);
+  for (uint64_t i = 0; i < a->nthreads; ++i) {
+    tid = threads[i].tid > tid ? threads[i].tid : tid;
+  }
+  t->running = 1;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    ++tid;
+    CloneArgs ca = {};
+    ca.flags = kThreadCloneFlags | kCloneChildCleartid;
+    ca.child_tid = reinterpret_cast<uint64_t>(&t->running);
+    ca.stack = threads[0].stack_top - vos::abi::kBlobThreadStack;
+    ca.stack_size = vos::abi::kBlobThreadStack;
+    ca.set_tid = reinterpret_cast<uint64_t>(&tid);
+    ca.set_tid_size = 1;
+    long r = vos_blob_clone_thread(&ca, sizeof ca, loader_thread_main, t);
+    if (r >= 0) {
+      return true;
+    }
+    if (r != -17 /*EEXIST*/) {
+      break;
+    }
+  }
+  t->running = 0;
+  return false;
+}
+
+void wait_loader_thread(LoaderThread* t) {
+  while (__atomic_load_n(&t->running, __ATOMIC_ACQUIRE) != 0) {
+    sys4(kFutex, reinterpret_cast<long>(&t->running), kFutexWait, 1, 0);
+  }
+}
+
+}  // namespace
+
+bool loads_by_copy(const BlobArea& ar) {
+  constexpr uint32_t kHugepageAdvice = 1u << 0;  // image::kAdviceHugePage
+  return ar.nruns > 0 && (ar.flags & vos::abi::kAreaMapAnon) &&
+         !(ar.flags & vos::abi::kAreaShared) && !(ar.flags & vos::abi::kAreaLazy) &&
+         !(ar.advice & kHugepageAdvice);
+}
+
+CopyLoader open_copy_loader(const RestoreArgs* a) {
+  CopyLoader loader;
+  const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
+  bool wanted = false;
+  for (uint64_t i = 0; i < a->nareas && !wanted; ++i) {
+    wanted = loads_by_copy(areas[i]);
+  }
+  if (!wanted) {
+    return loader;
+  }
+  // User-mode faults only: the blob never faults on registered memory, and this mode needs no
+  // privilege where unprivileged userfaultfd is switched off.
+  long fd = sys1(kUserfaultfd, kOCloexec | kUffdUserModeOnly);
+  if (fd < 0) {
+    return loader;
+  }
+  struct {
+    uint64_t api, features, ioctls;
+  } api = {kUffdApi, 0, 0};
+  if (sys3(kIoctl, fd, kUffdioApi, reinterpret_cast<long>(&api)) < 0) {
+    sys1(kClose, fd);
+    return loader;
+  }
+  loader.uffd = fd;
+  return loader;
+}
+
+bool register_for_copy(CopyLoader& loader, const BlobArea& ar, uint64_t index) {
+  if (loader.uffd < 0 || loader.stopped) {
+    return false;
+  }
+  if (!loads_by_copy(ar)) {
+    loader.registered_end = index + 1;  // not one of them: the next area may still be
+    return false;
+  }
+  Uffd::Register reg = {{ar.start, ar.end - ar.start}, kUffdRegisterModeMissing, 0};
+  if (sys3(kIoctl, loader.uffd, kUffdioRegister, reinterpret_cast<long>(&reg)) < 0) {
+    loader.stopped = true;  // this and every later area load the usual way
+    return false;
+  }
+  loader.registered_end = index + 1;
+  return true;
+}
+
+void run_copy_loader(const RestoreArgs* a, CopyLoader& loader) {
+  if (loader.uffd < 0) {
+    return;
+  }
+  const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
+  const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
+  uint64_t bytes = 0;
+  for (uint64_t i = 0; i < loader.registered_end; ++i) {
+    for (uint64_t k = 0; loads_by_copy(areas[i]) && k < areas[i].nruns; ++k) {
+      bytes += runs[areas[i].first_run + k].len;
+    }
+  }
+  loader.bytes = bytes;
+  uint64_t half = (bytes / 2) & ~uint64_t{4095};
+  LoaderThread helper = {a, &loader, 0, half, 0};
+  if (bytes >= kSplitAbove && start_loader_thread(a, &helper)) {
+    copy_span(a, loader, half, bytes);
+    wait_loader_thread(&helper);
+  } else {
+    copy_span(a, loader, 0, bytes);
+  }
+  for (uint64_t i = 0; i < loader.registered_end; ++i) {
+    const BlobArea& ar = areas[i];
+    if (!loads_by_copy(ar)) {
+      continue;
+    }
+    Uffd::Range range = {ar.start, ar.end - ar.start};
+    long r = sys3(kIoctl, loader.uffd, kUffdioUnregister, reinterpret_cast<long>(&range));
+    if (r < 0) {
+      fail("UFFDIO_UNREGISTER", r, ar.start);
+    }
+    if (ar.prot != (kProtRead | kProtWrite)) {
+      r = sys3(kMprotect, static_cast<long>(ar.start), static_cast<long>(ar.end - ar.start),
+               static_cast<long>(ar.prot));
+      if (r < 0) {
+        fail("mprotect", r, ar.start);
+      }
+    }
+  }
+  sys1(kClose, loader.uffd);
+  loader.uffd = -1;
+}
+
+}  // namespace vos::blob
