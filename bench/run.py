@@ -31,6 +31,7 @@ import speed
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_mem_program")
 DEFAULT_CPU_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_cpu_program")
+DEFAULT_FRESH_READ_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_fresh_read")
 DEFAULT_MICRO_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_micro_calls")
 PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy")
 DEFAULT_PARTS = ("launch", "micro", "cpu", "sizes")
@@ -164,6 +165,7 @@ class Session:
     def __init__(self, args):
         self.vos = args.vos
         self.mem_program = args.mem_program
+        self.fresh_read_program = args.fresh_read_program
         self.keep = args.keep
         self.codecs = args.codecs
         self.base_timeout = args.timeout
@@ -338,6 +340,17 @@ def measure_cache_read(s, image, size):
     return s.run(cmd, "page-cache read baseline", timeout, discard_stdout=True)[0]
 
 
+def measure_fresh_read(s, image, size):
+    """Fresh-memory baseline: the image's bytes (already cached) read into new anonymous memory
+    on one thread per CPU, by fresh_read.c. None when that program is missing."""
+    if not os.path.exists(s.fresh_read_program):
+        return None
+    out = s.run([s.fresh_read_program] + image_files(image), "fresh-memory read baseline",
+                s.timeout_for(size))[1]
+    ms = parse_kv(out).get("ms")
+    return float(ms) if ms else None
+
+
 def verify(s, pid, ready, size):
     """Ask mem_program (SIGUSR1) to check all its memory.
     Returns {"status": "OK" | "BAD <offset>" | "TIMEOUT" | "GONE", "stall_ms",
@@ -472,6 +485,7 @@ def measure_rep(s, size, rep):
     require_dead(original, name)
     image = r["ckpt_kill"]["image"]
     r["read_ms"] = measure_cache_read(s, image, size)
+    r["fresh_read_ms"] = measure_fresh_read(s, image, size)
     r["restore"] = restore(s, image, size)
     pid = s.find_pid(name)
     r["verify_after_restore"] = verify(s, pid, ready, size)
@@ -504,6 +518,7 @@ def measure_rep(s, size, rep):
 
     r["ckpt_over_dd"] = ratio(r["ckpt"]["wall_ms"], r["dd_ms"])
     r["restore_over_read"] = ratio(r["restore"]["wall_ms"], r["read_ms"])
+    r["restore_over_fresh_read"] = ratio(r["restore"]["wall_ms"], r["fresh_read_ms"])
     r["ok"] = (r["verify_after_ckpt"]["status"] == "OK"
                and r["verify_after_restore"]["status"] == "OK"
                and all(c["ok"] for c in r["codecs"].values()))
@@ -532,6 +547,8 @@ def summarize(size, reps):
         "restore_ms": med(lambda r: r["restore"]["wall_ms"]),
         "restore_tool_ms": med(lambda r: r["restore"]["restore_ms"]),
         "read_ms": med(lambda r: r["read_ms"]),
+        "fresh_read_ms": med(lambda r: r["fresh_read_ms"]),
+        "restore_over_fresh_read": med(lambda r: r["restore_over_fresh_read"]),
         "restore_over_read": med(lambda r: r["restore_over_read"]),
         "statuses_after_ckpt": [r["verify_after_ckpt"]["status"] for r in reps],
         "statuses_after_restore": [r["verify_after_restore"]["status"] for r in reps],
@@ -582,7 +599,8 @@ def verify_cell(row, n):
 
 
 COLUMNS = ["MiB", "launch+ms", "touch ms", "ckpt ms", "pause ms", "seen ms",
-           "img MiB", "dd ms", "ckpt/dd", "rst ms", "read ms", "rst/read", "verify"]
+           "img MiB", "dd ms", "ckpt/dd", "rst ms", "read ms", "rst/read", "fresh ms",
+           "rst/fresh", "verify"]
 
 
 def table_rows(rows, n):
@@ -591,7 +609,8 @@ def table_rows(rows, n):
                fmt(row["ckpt_ms"]), fmt(row["pause_ms"]), fmt(row["observed_stall_ms"]),
                fmt(None if row["image_disk_bytes"] is None else row["image_disk_bytes"] / MIB),
                fmt(row["dd_ms"]), fmt(row["ckpt_over_dd"], 2), fmt(row["restore_ms"]),
-               fmt(row["read_ms"]), fmt(row["restore_over_read"], 2), verify_cell(row, n)]
+               fmt(row["read_ms"]), fmt(row["restore_over_read"], 2), fmt(row["fresh_read_ms"]),
+               fmt(row["restore_over_fresh_read"], 2), verify_cell(row, n)]
 
 
 def render_table(rows, n):
@@ -739,6 +758,9 @@ def parse_args(argv):
                    help="vos binary (default: $VOS, else vos on PATH)")
     p.add_argument("--mem-program", default=DEFAULT_MEM_PROGRAM,
                    help="bench_mem_program binary (default: %(default)s)")
+    p.add_argument("--fresh-read-program", default=DEFAULT_FRESH_READ_PROGRAM,
+                   help="bench_fresh_read binary, the fresh-memory restore baseline "
+                        "(default: %(default)s)")
     p.add_argument("--cpu-program", default=DEFAULT_CPU_PROGRAM,
                    help="bench_cpu_program binary (default: %(default)s)")
     p.add_argument("--micro-program", default=DEFAULT_MICRO_PROGRAM,
