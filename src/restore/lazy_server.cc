@@ -20,19 +20,6 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t kFaultBlock = 16 * kPage;  // copied per first touch: neighbours come next
 constexpr uint64_t kPrefetchBlock = 2 << 20;  // background copy unit
 
-Status pread_all(int fd, char* out, uint64_t len, uint64_t offset) {
-  while (len > 0) {
-    ssize_t n = ::pread(fd, out, len, static_cast<off_t>(offset));
-    if (n <= 0) {
-      return Error(n == 0 ? EIO : errno, fmt::format("reading page data at {}", offset));
-    }
-    out += n;
-    len -= static_cast<uint64_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-  return {};
-}
-
 void wake(int uffd, uint64_t addr, uint64_t len) {
   uffdio_range r{addr, len};
   ::ioctl(uffd, UFFDIO_WAKE, &r);
@@ -52,16 +39,18 @@ Result<std::unique_ptr<LazyServer>> LazyServer::start(
   if (!s->stop_.valid()) {
     return sys_error("eventfd");
   }
-  // Own copies of the fds: the keeper drops its decompressed copies once the program runs.
-  // The page sources: the image files, or memfds of decompressed pages.
-  s->image_fds_.emplace_back(::fcntl(img.pages.fd, F_DUPFD_CLOEXEC, 3));
+  // The page sources (the image files, or memfds of decompressed pages), mapped: a first touch
+  // is served by one copy from the page cache, and the mappings outlive the keeper's fds.
+  std::vector<int> fds = {img.pages.fd};
   for (const auto& p : img.parents) {
-    s->image_fds_.emplace_back(::fcntl(p.pages.fd, F_DUPFD_CLOEXEC, 3));
+    fds.push_back(p.pages.fd);
   }
-  for (const auto& fd : s->image_fds_) {
-    if (!fd.valid()) {
-      return sys_error("duplicating an image fd");
+  for (int fd : fds) {
+    auto m = MappedFile::map_readonly(fd);
+    if (!m) {
+      return std::move(m).error().context("lazy restore");
     }
+    s->images_.push_back(std::move(*m));
   }
   for (const auto& a : img.proc.areas) {
     if (a.kind != image::AreaKind::kAnon || a.shared) {
@@ -69,8 +58,11 @@ Result<std::unique_ptr<LazyServer>> LazyServer::start(
     }
     for (const auto& r : a.pages) {
       uint64_t base = r.image == 0 ? img.pages.base : img.parents[r.image - 1].pages.base;
-      s->sources_.push_back(
-          {r.vaddr, r.npages * kPage, s->image_fds_[r.image].get(), base + r.offset});
+      const MappedFile& from = s->images_[r.image];
+      if (!from.contains(base + r.offset, r.npages * kPage)) {
+        return user_error("lazy restore: pages at {:#x} lie past the end of their image", r.vaddr);
+      }
+      s->sources_.push_back({r.vaddr, r.npages * kPage, from.data() + base + r.offset});
     }
   }
   std::sort(s->sources_.begin(), s->sources_.end(),
@@ -101,14 +93,13 @@ const LazyServer::Source* LazyServer::find(uint64_t addr) const {
   return addr < it->vaddr + it->len ? &*it : nullptr;
 }
 
-Result<uint64_t> LazyServer::copy_in(const Source& s, uint64_t addr, uint64_t len,
-                                     std::vector<char>& buf) {
-  VOS_TRY(pread_all(s.fd, buf.data(), len, s.offset + (addr - s.vaddr)), "lazy restore");
+Result<uint64_t> LazyServer::copy_in(const Source& s, uint64_t addr, uint64_t len) {
+  const char* from = s.data + (addr - s.vaddr);
   uint64_t done = 0;
   while (done < len) {
     uffdio_copy c{};
     c.dst = addr + done;
-    c.src = reinterpret_cast<uint64_t>(buf.data() + done);
+    c.src = reinterpret_cast<uint64_t>(from + done);
     c.len = len - done;
     if (::ioctl(uffd_.get(), UFFDIO_COPY, &c) == 0) {
       done += static_cast<uint64_t>(c.copy);
@@ -140,10 +131,10 @@ void LazyServer::forget(uint64_t start, uint64_t end) {
       continue;
     }
     if (src.vaddr < start) {
-      kept.push_back({src.vaddr, start - src.vaddr, src.fd, src.offset});
+      kept.push_back({src.vaddr, start - src.vaddr, src.data});
     }
     if (s_end > end) {
-      kept.push_back({end, s_end - end, src.fd, src.offset + (end - src.vaddr)});
+      kept.push_back({end, s_end - end, src.data + (end - src.vaddr)});
     }
   }
   sources_ = std::move(kept);
@@ -155,7 +146,7 @@ void LazyServer::moved(uint64_t from, uint64_t to, uint64_t len) {
     uint64_t lo = std::max(src.vaddr, from);
     uint64_t hi = std::min(src.vaddr + src.len, from + len);
     if (lo < hi) {
-      inside.push_back({lo - from + to, hi - lo, src.fd, src.offset + (lo - src.vaddr)});
+      inside.push_back({lo - from + to, hi - lo, src.data + (lo - src.vaddr)});
     }
   }
   forget(from, from + len);
@@ -165,7 +156,7 @@ void LazyServer::moved(uint64_t from, uint64_t to, uint64_t len) {
             [](const Source& x, const Source& y) { return x.vaddr < y.vaddr; });
 }
 
-bool LazyServer::serve_fault(uint64_t addr, std::vector<char>& buf) {
+bool LazyServer::serve_fault(uint64_t addr) {
   std::lock_guard<std::mutex> lock(mu_);
   const Source* s = find(addr);
   if (s == nullptr) {
@@ -181,7 +172,7 @@ bool LazyServer::serve_fault(uint64_t addr, std::vector<char>& buf) {
     return true;
   }
   uint64_t end = std::min(s->vaddr + s->len, addr + kFaultBlock);
-  auto n = copy_in(*s, addr, end - addr, buf);
+  auto n = copy_in(*s, addr, end - addr);
   if (n) {
     fault_pages_ += *n / kPage;
   } else if (n.error().err() == EAGAIN) {
@@ -193,7 +184,6 @@ bool LazyServer::serve_fault(uint64_t addr, std::vector<char>& buf) {
 }
 
 void LazyServer::serve_faults() {
-  std::vector<char> buf(kFaultBlock);
   pollfd fds[2] = {{uffd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
   std::vector<uint64_t> deferred;  // faults to serve once the memory map stops changing
   for (;;) {
@@ -229,7 +219,7 @@ void LazyServer::serve_faults() {
     // succeed; what still cannot is tried again shortly.
     std::vector<uint64_t> again;
     for (uint64_t addr : deferred) {
-      if (!serve_fault(addr, buf)) {
+      if (!serve_fault(addr)) {
         again.push_back(addr);
       }
     }
@@ -240,12 +230,12 @@ void LazyServer::serve_faults() {
   }
 }
 
-Status LazyServer::copy_all_remaining(std::vector<char>& buf) {
+Status LazyServer::copy_all_remaining() {
   for (size_t i = 0; i < sources_.size(); ++i) {
     const Source s = sources_[i];
     for (uint64_t at = s.vaddr; at < s.vaddr + s.len;) {
       uint64_t len = std::min(kPrefetchBlock, s.vaddr + s.len - at);
-      auto n = copy_in(s, at, len, buf);
+      auto n = copy_in(s, at, len);
       if (!n) {
         return std::move(n).error();
       }
@@ -257,7 +247,6 @@ Status LazyServer::copy_all_remaining(std::vector<char>& buf) {
 
 void LazyServer::prefetch() {
   auto started = std::chrono::steady_clock::now();
-  std::vector<char> buf(kPrefetchBlock);
   auto pause = [] { std::this_thread::sleep_for(std::chrono::microseconds(200)); };
   // In address order, one block per lock, so that first touches are served in between.
   for (uint64_t cursor = 0; stats_.error.empty();) {
@@ -269,7 +258,7 @@ void LazyServer::prefetch() {
     }
     uint64_t at = std::max(cursor, it->vaddr);
     uint64_t len = std::min(kPrefetchBlock, it->vaddr + it->len - at);
-    auto n = copy_in(*it, at, len, buf);
+    auto n = copy_in(*it, at, len);
     if (!n && n.error().err() == EAGAIN) {
       lock.unlock();
       pause();
@@ -286,7 +275,7 @@ void LazyServer::prefetch() {
   // userfaultfd goes, since afterwards an untouched page reads as zeros.
   while (stats_.error.empty()) {
     std::unique_lock<std::mutex> lock(mu_);
-    auto st = copy_all_remaining(buf);
+    auto st = copy_all_remaining();
     if (st) {
       break;
     }

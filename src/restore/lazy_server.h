@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/mapped_file.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "restore/restore.h"
@@ -44,16 +45,15 @@ class LazyServer {
   struct Source {
     uint64_t vaddr = 0;
     uint64_t len = 0;
-    int fd = -1;
-    uint64_t offset = 0;  // absolute, in fd
+    const char* data = nullptr;  // the page data, in a mapping of its image (or memfd)
   };
   LazyServer() = default;
   void serve_faults();
   void prefetch();
   // Copies in every stored page not discarded by the program, skipping pages already there.
-  Status copy_all_remaining(std::vector<char>& buf);
+  Status copy_all_remaining();
   // False if it must be tried again once the program's pending unmap or move went through.
-  bool serve_fault(uint64_t addr, std::vector<char>& buf);
+  bool serve_fault(uint64_t addr);
   // The program discarded [start, end) (MADV_DONTNEED, munmap): never fill it from the image.
   void forget(uint64_t start, uint64_t end);
   // The program moved [from, from + len) to `to` (mremap): so did the pages still to fill.
@@ -61,14 +61,14 @@ class LazyServer {
   const Source* find(uint64_t addr) const;
   // Copies [addr, addr + len) from its source; returns bytes now present (copied or already
   // there), or an error.
-  Result<uint64_t> copy_in(const Source& s, uint64_t addr, uint64_t len, std::vector<char>& buf);
+  Result<uint64_t> copy_in(const Source& s, uint64_t addr, uint64_t len);
 
   pid_t pid_ = 0;
   UniqueFd uffd_;
   UniqueFd stop_;  // eventfd: the prefetch is done, the fault thread may stop
   std::mutex mu_;  // guards sources_ against the program's unmaps and moves
   std::vector<Source> sources_;
-  std::vector<UniqueFd> image_fds_;
+  std::vector<MappedFile> images_;  // its own mappings: the keeper drops its decompressed copies
   const LoadedImage* img_ = nullptr;
   LazyStats stats_;
   std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0};
