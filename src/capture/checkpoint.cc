@@ -19,6 +19,7 @@
 
 #include "capture/capture_context.h"
 #include "capture/page_writer.h"
+#include "capture/precopy_round.h"
 #include "capture/proc_files.h"
 #include "image/finish_image.h"
 
@@ -156,6 +157,12 @@ namespace {
 constexpr uint64_t kFrozenCopyMin = 32ull << 20;
 constexpr uint64_t kFrozenCopyMax = 256ull << 20;
 
+// Pre-copy rounds of an incremental image go on while a round still finds this many written
+// pages (copying them at the freeze would cost ~1.5 us each), a few rounds at most: a program
+// that writes faster than vos copies never converges.
+constexpr uint64_t kRoundConverged = 256;
+constexpr int kMaxRounds = 3;
+
 // Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
 // program itself); the stop's length is added to `*paused_ms`.
 Result<WriteTracker> start_tracking(CaptureContext& ctx, double* paused_ms) {
@@ -208,6 +215,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (opts.incremental) {
     stats.note = incremental_refusal(opts, base);
     delta = stats.note.empty();
+    if (delta) {
+      stats.parent = base.images[0].path;
+    }
   }
   // A full image written mostly while the program runs (an incremental image builds on its
   // parent instead; --kill never lets the program run).
@@ -221,8 +231,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     bool done = false;
     ~ForgetBaseOnFailure() {
       if (armed && !done) {
-        base.images.clear();
-        base.pages.clear();
+        base.forget();
       }
     }
   } guard{base};
@@ -244,6 +253,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return sys_error("opening {}", mem_path);
   }
   ctx.mem_fd = mem.get();
+  bool rounds = false;  // incremental pre-copy
   if (precopy && !base.tracker) {
     auto tracker = start_tracking(ctx, &stats.pause_ms);
     if (tracker) {
@@ -263,6 +273,23 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
         "pre-copy of process {}", pid);
     phase.mark("precopy");
     delta = true;  // against the pages just copied
+  } else if (delta && opts.precopy && !opts.kill) {
+    // The same for an incremental image: the pages written since the base are copied while the
+    // program runs, and the freeze copies only those written since the last round.
+    guard.armed = true;
+    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    rounds = true;
+    for (int i = 0; i < kMaxRounds; ++i) {
+      auto round = precopy_written_pages(pid, base, *writer, ctx.img.image_id, opts.image_path);
+      if (!round) {
+        return std::move(round).error().context(fmt::format("checkpoint of process {}", pid));
+      }
+      ctx.img.pages_stored += round->pages_stored;
+      if (round->pages_copied < kRoundConverged) {
+        break;
+      }
+    }
+    phase.mark("precopy_rounds");
   }
 
   // Read before the freeze (smaps is slow): how each mapping can be read, and its madvise state.
@@ -302,7 +329,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
     phase.mark("plan_memory");
     guard.armed = true;
-    if (!precopy) {
+    if (!precopy && !rounds) {
       VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
     }
     Status pages;
@@ -351,14 +378,10 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
       phase.mark("track_writes");
     }
-    if (!precopy) {
+    if (!precopy && !rounds) {
       VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
     }
   }
-  if (delta && !precopy) {
-    stats.parent = base.images[0].path;
-  }
-
   auto resume_program = [&]() -> Status {
     auto r = session->resume();
     stats.pause_ms += ms_since(frozen_at);
@@ -431,8 +454,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     // Pre-copy only: nothing builds on this image, so the program is left untracked (closing
     // the userfaultfd unregisters its memory).
     base.tracker.reset();
-    base.images.clear();
-    base.pages.clear();
+    base.forget();
     guard.done = true;
   } else if (tracking && !opts.kill) {
     struct stat st {};
