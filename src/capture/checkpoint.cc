@@ -68,6 +68,12 @@ Result<uint64_t> find_syscall_insn(const CaptureContext& ctx) {
   return user_error("process {}: no syscall instruction found in its vDSO", ctx.pid);
 }
 
+// Whether `at` still holds a `syscall` instruction (found before the program was stopped).
+bool is_syscall_insn(const CaptureContext& ctx, uint64_t at) {
+  char code[2] = {};
+  return read_memory(ctx, at, code, sizeof code).ok() && code[0] == '\x0f' && code[1] == '\x05';
+}
+
 Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer) {
   return image::finish_image(writer, ctx.blobs, ctx.img);
 }
@@ -302,6 +308,12 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     uint64_t want = std::clamp(2 * base.last_stored_bytes, kFrozenCopyMin, kFrozenCopyMax);
     VOS_TRY(base.frozen.reserve(want), "buffer for incremental pages");
   }
+  // Where injected calls enter the kernel, found while the program runs (its maps and vDSO take
+  // a few hundred microseconds to read) and checked once it is stopped.
+  auto insn = find_syscall_insn(ctx);
+  if (!insn) {
+    return std::move(insn).error();
+  }
   phase.mark("read_flags");
   auto frozen_at = Clock::now();
   auto session = PtraceSession::freeze(pid);
@@ -310,9 +322,11 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   ctx.session = &*session;
   phase.mark("freeze");
-  auto insn = find_syscall_insn(ctx);
-  if (!insn) {
-    return std::move(insn).error();
+  if (!is_syscall_insn(ctx, *insn)) {
+    insn = find_syscall_insn(ctx);  // the vDSO moved (mremap) meanwhile
+    if (!insn) {
+      return std::move(insn).error();
+    }
   }
   session->set_syscall_insn(*insn);
 
@@ -325,9 +339,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   // time).
   bool overlap = delta && base.tracker.has_value() && !opts.kill;
   if (overlap) {
+    // Fds first, on this thread: the plan needs them (memfds), and both threads add blobs.
     VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
-    VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
-    phase.mark("plan_memory");
+    phase.mark("fds");
     guard.armed = true;
     if (!precopy && !rounds) {
       VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
@@ -335,6 +349,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     Status pages;
     std::thread worker([&] {
       pages = [&]() -> Status {
+        VOS_TRY(plan_memory(ctx), "memory layout");
         VOS_TRY(sync_tracking(ctx, base, true), "tracking writes");
         if (planned_bytes(ctx) > base.frozen.capacity()) {
           return {};  // too many: read from a copy-on-write snapshot below
