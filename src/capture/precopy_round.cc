@@ -90,6 +90,9 @@ Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
     // reported by the next round or the freeze.
     auto written = tracker.take_written(a.start, a.end);
     if (written && *written) {
+      if ((*written)->empty()) {
+        continue;
+      }
       gone = union_ranges(gone, **written);
       if (!copy_ranges(pid, a, plan, std::move(**written), sink, self, fresh, round)) {
         // Unmapped or changed meanwhile; the runs already written stay unreferenced.
