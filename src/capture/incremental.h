@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "capture/capture_context.h"
+#include "capture/page_homes.h"
 #include "capture/page_writer.h"
 #include "capture/write_tracker.h"
 
@@ -23,13 +24,6 @@ struct BaseImage {
   std::string path;
   std::string image_id;
   uint64_t size = 0;  // file size when written: a changed file is not the same image
-};
-
-struct PageHome {
-  uint64_t vaddr = 0;
-  uint64_t npages = 0;
-  uint64_t offset = 0;  // in the pages section of images[image]
-  uint32_t image = 0;
 };
 
 struct CheckpointBase {

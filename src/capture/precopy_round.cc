@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "capture/page_homes.h"
 #include "capture/page_writer.h"
 
 namespace vos::capture {
@@ -10,35 +11,6 @@ namespace vos::capture {
 namespace {
 
 constexpr uint64_t kPage = 4096;
-
-// `homes` without the pages of `gone` (whatever the base held for them is older than a copy
-// just made, or than a discard), plus `fresh`; sorted by vaddr.
-std::vector<PageHome> replace_homes(const std::vector<PageHome>& homes, const PageRanges& gone,
-                                    std::vector<PageHome> fresh) {
-  std::vector<PageHome> out;
-  out.reserve(homes.size() + fresh.size());
-  auto g = gone.begin();
-  for (const auto& h : homes) {
-    uint64_t at = h.vaddr, end = h.vaddr + h.npages * kPage;
-    while (g != gone.end() && g->end <= at) {
-      ++g;
-    }
-    auto keep = [&](uint64_t lo, uint64_t hi) {
-      if (lo < hi) {
-        out.push_back({lo, (hi - lo) / kPage, h.offset + (lo - h.vaddr), h.image});
-      }
-    };
-    for (auto k = g; k != gone.end() && k->start < end; ++k) {
-      keep(at, std::min(k->start, end));
-      at = std::max(at, k->end);
-    }
-    keep(at, end);
-  }
-  out.insert(out.end(), fresh.begin(), fresh.end());
-  std::sort(out.begin(), out.end(),
-            [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
-  return out;
-}
 
 // Copies `ranges` of `area` into `sink`; the runs stored, as homes in image `self`.
 Status copy_ranges(pid_t pid, const image::MemoryArea& area, const AreaPlan& plan,
