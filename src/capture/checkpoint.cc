@@ -19,6 +19,7 @@
 
 #include "capture/capture_context.h"
 #include "capture/page_writer.h"
+#include "capture/precopy_round.h"
 #include "capture/proc_files.h"
 #include "image/finish_image.h"
 
@@ -65,6 +66,12 @@ Result<uint64_t> find_syscall_insn(const CaptureContext& ctx) {
     }
   }
   return user_error("process {}: no syscall instruction found in its vDSO", ctx.pid);
+}
+
+// Whether `at` still holds a `syscall` instruction (found before the program was stopped).
+bool is_syscall_insn(const CaptureContext& ctx, uint64_t at) {
+  char code[2] = {};
+  return read_memory(ctx, at, code, sizeof code).ok() && code[0] == '\x0f' && code[1] == '\x05';
 }
 
 Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer) {
@@ -156,6 +163,12 @@ namespace {
 constexpr uint64_t kFrozenCopyMin = 32ull << 20;
 constexpr uint64_t kFrozenCopyMax = 256ull << 20;
 
+// Pre-copy rounds of an incremental image go on while a round still finds this many written
+// pages (copying them at the freeze would cost ~1.5 us each), a few rounds at most: a program
+// that writes faster than vos copies never converges.
+constexpr uint64_t kRoundConverged = 256;
+constexpr int kMaxRounds = 3;
+
 // Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
 // program itself); the stop's length is added to `*paused_ms`.
 Result<WriteTracker> start_tracking(CaptureContext& ctx, double* paused_ms) {
@@ -208,6 +221,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (opts.incremental) {
     stats.note = incremental_refusal(opts, base);
     delta = stats.note.empty();
+    if (delta) {
+      stats.parent = base.images[0].path;
+    }
   }
   // A full image written mostly while the program runs (an incremental image builds on its
   // parent instead; --kill never lets the program run).
@@ -221,8 +237,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     bool done = false;
     ~ForgetBaseOnFailure() {
       if (armed && !done) {
-        base.images.clear();
-        base.pages.clear();
+        base.forget();
       }
     }
   } guard{base};
@@ -244,6 +259,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return sys_error("opening {}", mem_path);
   }
   ctx.mem_fd = mem.get();
+  bool rounds = false;  // incremental pre-copy
   if (precopy && !base.tracker) {
     auto tracker = start_tracking(ctx, &stats.pause_ms);
     if (tracker) {
@@ -263,6 +279,23 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
         "pre-copy of process {}", pid);
     phase.mark("precopy");
     delta = true;  // against the pages just copied
+  } else if (delta && opts.precopy && !opts.kill) {
+    // The same for an incremental image: the pages written since the base are copied while the
+    // program runs, and the freeze copies only those written since the last round.
+    guard.armed = true;
+    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    rounds = true;
+    for (int i = 0; i < kMaxRounds; ++i) {
+      auto round = precopy_written_pages(pid, base, *writer, ctx.img.image_id, opts.image_path);
+      if (!round) {
+        return std::move(round).error().context(fmt::format("checkpoint of process {}", pid));
+      }
+      ctx.img.pages_stored += round->pages_stored;
+      if (round->pages_copied < kRoundConverged) {
+        break;
+      }
+    }
+    phase.mark("precopy_rounds");
   }
 
   // Read before the freeze (smaps is slow): how each mapping can be read, and its madvise state.
@@ -275,6 +308,12 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     uint64_t want = std::clamp(2 * base.last_stored_bytes, kFrozenCopyMin, kFrozenCopyMax);
     VOS_TRY(base.frozen.reserve(want), "buffer for incremental pages");
   }
+  // Where injected calls enter the kernel, found while the program runs (its maps and vDSO take
+  // a few hundred microseconds to read) and checked once it is stopped.
+  auto insn = find_syscall_insn(ctx);
+  if (!insn) {
+    return std::move(insn).error();
+  }
   phase.mark("read_flags");
   auto frozen_at = Clock::now();
   auto session = PtraceSession::freeze(pid);
@@ -283,9 +322,11 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   ctx.session = &*session;
   phase.mark("freeze");
-  auto insn = find_syscall_insn(ctx);
-  if (!insn) {
-    return std::move(insn).error();
+  if (!is_syscall_insn(ctx, *insn)) {
+    insn = find_syscall_insn(ctx);  // the vDSO moved (mremap) meanwhile
+    if (!insn) {
+      return std::move(insn).error();
+    }
   }
   session->set_syscall_insn(*insn);
 
@@ -298,16 +339,17 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   // time).
   bool overlap = delta && base.tracker.has_value() && !opts.kill;
   if (overlap) {
+    // Fds first, on this thread: the plan needs them (memfds), and both threads add blobs.
     VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
-    VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
-    phase.mark("plan_memory");
+    phase.mark("fds");
     guard.armed = true;
-    if (!precopy) {
+    if (!precopy && !rounds) {
       VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
     }
     Status pages;
     std::thread worker([&] {
       pages = [&]() -> Status {
+        VOS_TRY(plan_memory(ctx), "memory layout");
         VOS_TRY(sync_tracking(ctx, base, true), "tracking writes");
         if (planned_bytes(ctx) > base.frozen.capacity()) {
           return {};  // too many: read from a copy-on-write snapshot below
@@ -351,14 +393,10 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
       phase.mark("track_writes");
     }
-    if (!precopy) {
+    if (!precopy && !rounds) {
       VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
     }
   }
-  if (delta && !precopy) {
-    stats.parent = base.images[0].path;
-  }
-
   auto resume_program = [&]() -> Status {
     auto r = session->resume();
     stats.pause_ms += ms_since(frozen_at);
@@ -431,8 +469,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     // Pre-copy only: nothing builds on this image, so the program is left untracked (closing
     // the userfaultfd unregisters its memory).
     base.tracker.reset();
-    base.images.clear();
-    base.pages.clear();
+    base.forget();
     guard.done = true;
   } else if (tracking && !opts.kill) {
     struct stat st {};

@@ -96,8 +96,9 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
     // MADV_DONTNEED) counts as writing it. Written pages are read as they are now; a discarded
     // one reads as zeros and is dropped like any zero page. (No scan for present pages here:
     // walking every page table entry twice would double the pause.)
-    plan.ranges = **written;
-    inherit(base, subtract_ranges(PageRanges{{a.start, a.end}}, **written), a, parent_of, ctx);
+    PageRanges area{{a.start, a.end}};
+    plan.ranges = union_ranges(**written, intersect_ranges(base.must_store, area));
+    inherit(base, subtract_ranges(area, plan.ranges), a, parent_of, ctx);
   }
   return {};
 }
@@ -119,8 +120,8 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
       tracked[idx] = (written && *written) || tracker.track(a.start, a.end).ok();
     }
   }
+  base.forget();
   base.images = {{path, image_id, 0}};
-  base.pages.clear();
   WriterSink sink(writer);
   for (size_t idx = 0; idx < live.img.areas.size(); ++idx) {
     if (!tracked[idx]) {
@@ -172,6 +173,7 @@ void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::str
             [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
   base.images = std::move(images);
   base.pages = std::move(pages);
+  base.must_store.clear();
 }
 
 uint64_t planned_bytes(const CaptureContext& ctx) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "capture/capture_context.h"
+#include "capture/page_homes.h"
 #include "capture/page_writer.h"
 #include "capture/write_tracker.h"
 
@@ -25,13 +26,6 @@ struct BaseImage {
   uint64_t size = 0;  // file size when written: a changed file is not the same image
 };
 
-struct PageHome {
-  uint64_t vaddr = 0;
-  uint64_t npages = 0;
-  uint64_t offset = 0;  // in the pages section of images[image]
-  uint32_t image = 0;
-};
-
 struct CheckpointBase {
   std::vector<BaseImage> images;  // [0] is the last image written; the rest are its parents
   std::vector<PageHome> pages;    // sorted by vaddr
@@ -41,8 +35,17 @@ struct CheckpointBase {
   bool keep_tracking = false;
   FrozenBuffer frozen;             // where written pages are copied while the program is stopped
   uint64_t last_stored_bytes = 0;  // of the last incremental image, to size `frozen`
+  // Pages a pre-copy round protected again but could not copy (their area changed under it):
+  // their writes are known to no one any more, so the freeze stores them as if written.
+  PageRanges must_store;
 
   bool has_image() const { return !images.empty(); }
+  // After a failure that lost written-page information: the next image is a full one.
+  void forget() {
+    images.clear();
+    pages.clear();
+    must_store.clear();
+  }
   // Fails, naming the file, if an image the base refers to was removed or changed.
   Status check_images() const;
 };
@@ -50,7 +53,8 @@ struct CheckpointBase {
 // While frozen, after plan_memory: starts tracking every trackable area not tracked yet and
 // re-protects the tracked ones, so that writes are counted from this freeze on. When `delta`,
 // also turns the plan into an incremental one against `base`: stored ranges become explicit and
-// unwritten pages become runs inherited from the base's images (ctx.img.parents).
+// unwritten pages become runs inherited from the base's images (ctx.img.parents); pages in
+// `base.must_store` count as written.
 Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta);
 
 // Pre-copy, while the program runs: starts tracking writes to its private memory, then copies

@@ -53,6 +53,21 @@ PageRanges intersect_ranges(const PageRanges& a, const PageRanges& b) {
   return out;
 }
 
+PageRanges union_ranges(const PageRanges& a, const PageRanges& b) {
+  PageRanges out;
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    const PageRange& next =
+        (j == b.size() || (i < a.size() && a[i].start <= b[j].start)) ? a[i++] : b[j++];
+    if (!out.empty() && next.start <= out.back().end) {
+      out.back().end = std::max(out.back().end, next.end);
+    } else {
+      out.push_back(next);
+    }
+  }
+  return out;
+}
+
 uint64_t range_bytes(const PageRanges& r) {
   uint64_t n = 0;
   for (const auto& x : r) {

@@ -17,6 +17,7 @@ using PageRanges = std::vector<PageRange>;
 void append_range(PageRanges& out, uint64_t start, uint64_t end);
 PageRanges subtract_ranges(const PageRanges& from, const PageRanges& minus);
 PageRanges intersect_ranges(const PageRanges& a, const PageRanges& b);
+PageRanges union_ranges(const PageRanges& a, const PageRanges& b);
 uint64_t range_bytes(const PageRanges& r);
 
 }  // namespace vos::capture

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e (runs in the test harness): incremental checkpoints of a program whose memory keeps
 # changing (incremental_writer.c: rewritten, discarded, remapped and moved pages, a written
-# private file mapping). Four checkpoints with --incremental / --parent while it runs, the last
+# private file mapping, pages a thread rewrites without pause during every pre-copy round). Four checkpoints with --incremental / --parent while it runs, the last
 # with --kill; then every image of the chain is restored and the program checks every page;
 # `vos merge` makes a standalone image that restores without its parents; an image whose parent
 # is gone is refused with the parent's name.

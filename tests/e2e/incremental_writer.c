@@ -6,7 +6,10 @@
 //     not as a parent image's older copy);
 //   - a region unmapped and mapped again with new contents, and a region moved with mremap (the
 //     write tracker does not follow either: they must be stored whole);
-//   - a private file mapping with pages written (its other pages come from the file).
+//   - a private file mapping with pages written (its other pages come from the file);
+//   - a few "hot" pages a thread of their own rewrites without pause: every pre-copy round of a
+//     live incremental checkpoint copies them and they are written again before the freeze, so
+//     an image that kept a round's copy instead of storing them again is caught by that thread.
 // The harness takes checkpoints while this runs and restores chains of incremental images; the
 // program keeps going until <dir>/stop exists, then checks every page and reports.
 #define _GNU_SOURCE  // before any libc header
@@ -15,7 +18,7 @@
 
 #include "e2e_common.h"
 
-enum { kPage = 4096, kTablePages = 12288, kSidePages = 256, kFilePages = 64 };
+enum { kPage = 4096, kTablePages = 12288, kSidePages = 256, kFilePages = 64, kHotPages = 16 };
 
 static uint64_t* table;
 static uint32_t* gen;    // per table page; 0 = discarded
@@ -27,6 +30,34 @@ static int moving_at;
 static uint64_t* filemap;  // private file mapping; written pages hold file_gen[p] + page marker
 static uint32_t file_gen[kFilePages];
 static uint64_t rng = 88172645463325252ull;
+static uint64_t* hot;  // kHotPages pages, rewritten in passes by hot_writer()
+
+static uint64_t hot_word(uint64_t pass, int p) {
+  return (pass << 8) | (uint64_t)p;
+}
+
+// Rewrites every hot page in passes, ~10000 a second, and before each write checks that the page
+// still holds what the previous pass wrote. The pass number lives in a register (the frozen
+// thread's registers are captured exactly), so a page restored from a copy older than the freeze
+// is caught the moment the restored thread reaches it.
+static void* hot_writer(void* unused) {
+  (void)unused;
+  for (uint64_t pass = 1;; pass++) {
+    for (int p = 0; p < kHotPages; p++) {
+      uint64_t* w = hot + p * (kPage / 8);
+      uint64_t was = hot_word(pass - 1, p);
+      if (pass > 1 && (w[0] != was || w[kPage / 8 - 1] != was)) {
+        e2e_fail("hot page %d holds %#llx, its writer last wrote %#llx there (a stale copy)", p,
+                 (unsigned long long)w[0], (unsigned long long)was);
+      }
+      for (int i = 0; i < kPage / 8; i++) {
+        w[i] = hot_word(pass, p);
+      }
+    }
+    struct timespec ts = {0, 100 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
 
 static uint64_t next_random(void) {
   rng ^= rng << 13;
@@ -139,6 +170,10 @@ int main(int argc, char** argv) {
     moving[i] = (uint64_t)i * 3 + 1;
   }
   map_file();
+  hot = mmap(NULL, kHotPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  E2E_CHECK(hot != MAP_FAILED, "mmap hot pages");
+  pthread_t hot_thread;
+  E2E_CHECK(pthread_create(&hot_thread, NULL, hot_writer, NULL) == 0, "pthread_create");
   check_all("before ready");
 
   char stop[4096];

@@ -1,11 +1,11 @@
 // Unit tests of the page-range set operations incremental checkpoints are decided with: a page
 // counted twice is stored twice, a page lost is a page of stale data after restore.
+#include "capture/page_ranges.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
-
-#include "capture/page_ranges.h"
 
 namespace vos::capture {
 namespace {
@@ -82,11 +82,13 @@ TEST(PageRanges, MatchBitmapModelOnRandomSets) {
     PageRanges ra = from_bits(a), rb = from_bits(b);
     auto diff = subtract_ranges(ra, rb);
     auto both = intersect_ranges(ra, rb);
-    ASSERT_TRUE(canonical(diff) && canonical(both));
-    auto bd = bits(diff, n), bb = bits(both, n);
+    auto either = union_ranges(ra, rb);
+    ASSERT_TRUE(canonical(diff) && canonical(both) && canonical(either));
+    auto bd = bits(diff, n), bb = bits(both, n), be = bits(either, n);
     for (size_t i = 0; i < n; ++i) {
       ASSERT_EQ(bd[i], a[i] && !b[i]) << "page " << i << " round " << round;
       ASSERT_EQ(bb[i], a[i] && b[i]) << "page " << i << " round " << round;
+      ASSERT_EQ(be[i], a[i] || b[i]) << "page " << i << " round " << round;
     }
     EXPECT_EQ(range_bytes(diff) + range_bytes(both), range_bytes(ra));
   }

@@ -1,0 +1,41 @@
+// Host side (keeper).
+#include "capture/page_homes.h"
+
+#include <algorithm>
+
+namespace vos::capture {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+}  // namespace
+
+std::vector<PageHome> replace_homes(const std::vector<PageHome>& homes, const PageRanges& gone,
+                                    std::vector<PageHome> fresh) {
+  std::vector<PageHome> out;
+  out.reserve(homes.size() + fresh.size());
+  auto g = gone.begin();
+  for (const auto& h : homes) {
+    uint64_t at = h.vaddr, end = h.vaddr + h.npages * kPage;
+    while (g != gone.end() && g->end <= at) {
+      ++g;
+    }
+    auto keep = [&](uint64_t lo, uint64_t hi) {
+      if (lo < hi) {
+        out.push_back({lo, (hi - lo) / kPage, h.offset + (lo - h.vaddr), h.image});
+      }
+    };
+    for (auto k = g; k != gone.end() && k->start < end; ++k) {
+      keep(at, std::min(k->start, end));
+      at = std::max(at, k->end);
+    }
+    keep(at, end);
+  }
+  out.insert(out.end(), fresh.begin(), fresh.end());
+  std::sort(out.begin(), out.end(),
+            [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
+  return out;
+}
+
+}  // namespace vos::capture
