@@ -231,7 +231,12 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     // the keeper is reparented to init (or the caller's subreaper) and reaped there. Its copies
     // of our stdout/stderr are closed before that teardown, so a caller reading our output
     // still sees EOF as soon as the program's output ends.
-    return finish_foreground(opts, st);
+    int code = finish_foreground(opts, st);
+    // Nor do we unwind: the caller is waiting for our exit, and the destructors of everything
+    // main() built (the command line parser's option tree, the C++ runtime's objects) only free
+    // memory that the exit frees anyway.
+    std::fflush(nullptr);
+    ::_exit(code);
   }
   while (::waitpid(keeper_pid, nullptr, 0) < 0 && errno == EINTR) {
   }
