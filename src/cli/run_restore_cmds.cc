@@ -6,6 +6,7 @@
 #include "base/clocks.h"
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "keeper/spawn_program.h"
 #include "restore/restore.h"
 
 namespace vos::cli {
@@ -50,8 +51,11 @@ int cmd_run(const RunArgs& a) {
   o.started = started;
   o.verb = "run";
   std::vector<std::string> argv = a.argv;
+  std::vector<std::string> env = keeper::program_environment();
   std::string name = o.name;
-  return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_new_program(name, argv, p); });
+  return launch(o, [&](keeper::KeeperPipes p) {
+    keeper::keeper_for_new_program(name, argv, std::move(env), p);
+  });
 }
 
 int cmd_restore(const RestoreArgs& a) {

@@ -306,9 +306,9 @@ void reset_signals_for_program() {
 }  // namespace
 
 void keeper_for_new_program(const std::string& name, const std::vector<std::string>& argv,
-                            KeeperPipes pipes) {
+                            std::vector<std::string> env, KeeperPipes pipes) {
   Keeper k = start_keeper(name, pipes);
-  auto child = spawn_program(argv, pipes.own_session);
+  auto child = spawn_program(argv, std::move(env), pipes.own_session);
   if (!child) {
     fail_start(pipes, name, child.error());
   }

@@ -39,7 +39,8 @@ std::string libvos_path() {
   return "";
 }
 
-// The caller's environment with libvos.so put first in LD_PRELOAD.
+}  // namespace
+
 std::vector<std::string> program_environment() {
   std::vector<std::string> env;
   std::string preload;
@@ -63,6 +64,8 @@ std::vector<std::string> program_environment() {
   }
   return env;
 }
+
+namespace {
 
 std::vector<char*> pointers(std::vector<std::string>& strings) {
   std::vector<char*> out;
@@ -91,9 +94,9 @@ struct SpawnSetup {
 
 }  // namespace
 
-Result<pid_t> spawn_program(const std::vector<std::string>& argv, bool own_process_group) {
+Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<std::string> env,
+                            bool own_process_group) {
   std::vector<std::string> args = argv;
-  std::vector<std::string> env = program_environment();
   std::vector<char*> arg_ptrs = pointers(args);
   std::vector<char*> env_ptrs = pointers(env);
 
