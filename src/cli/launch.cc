@@ -24,19 +24,21 @@ void forward_signal(int sig) {
   }
 }
 
+// The keeper writes one line with one write and nothing after it, so this may read in blocks.
 std::string read_line(int fd) {
   std::string s;
-  char c;
-  while (true) {
-    ssize_t n = ::read(fd, &c, 1);
+  char buf[256];
+  while (s.find('\n') == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) {
       continue;
     }
-    if (n <= 0 || c == '\n') {
+    if (n <= 0) {
       return s;
     }
-    s.push_back(c);
+    s.append(buf, static_cast<size_t>(n));
   }
+  return s.substr(0, s.find('\n'));
 }
 
 pid_t outer_pid_of_child(pid_t keeper) {

@@ -40,7 +40,8 @@ int cmd_run(const RunArgs& a) {
                  o.name.c_str());
     return 2;
   }
-  if (keeper::name_in_use(o.name)) {
+  // (A default name was checked by default_name.)
+  if (!a.name.empty() && keeper::name_in_use(o.name)) {
     std::fprintf(stderr, "vos run: a program named '%s' is already running (see vos ps)\n",
                  o.name.c_str());
     return 1;
