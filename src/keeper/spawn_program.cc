@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -83,13 +84,21 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
   return out;
 }
 
-// What the child needs, in memory it shares with the keeper; it reports a failed exec in `error`.
+// What the child needs, in memory it shares with the keeper. If it cannot exec the program it
+// leaves the errno and the step that failed here before it exits.
 struct ChildPlan {
   char* const* argv;
   char* const* envp;
   bool own_process_group;
   int error;
+  const char* failed_step;
 };
+
+[[noreturn]] void child_failed(ChildPlan* plan, const char* step) {
+  plan->error = errno;
+  plan->failed_step = step;
+  ::_exit(127);
+}
 
 // Sets a signal to its default action with the raw system call: glibc's sigaction refuses its two
 // internal signals (32 and 33, below SIGRTMIN).
@@ -111,20 +120,21 @@ int run_child(void* arg) {
   for (int sig : {SIGPIPE, 32, 33}) {
     default_action(sig);
   }
-  if (plan->own_process_group) {
-    ::setpgid(0, 0);
+  if (plan->own_process_group && ::setpgid(0, 0) != 0) {
+    child_failed(plan, "setpgid");
   }
   // Only stdin/stdout/stderr pass to the program: anything else inherited from the caller is a
   // half of something outside vos that could never be restored.
-  ::syscall(SYS_close_range, 3U, ~0U, 0U);
+  if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    child_failed(plan, "close_range");
+  }
   // The keeper blocks the signals it reads through a signalfd; the program starts with none.
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   // Searches PATH like the shell, and runs a script without "#!" with /bin/sh.
   ::execvpe(plan->argv[0], plan->argv, plan->envp);
-  plan->error = errno;
-  ::_exit(127);
+  child_failed(plan, nullptr);
 }
 
 }  // namespace
@@ -134,9 +144,9 @@ Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<st
   std::vector<std::string> args = argv;
   std::vector<char*> arg_ptrs = pointers(args);
   std::vector<char*> env_ptrs = pointers(env);
-  ChildPlan plan{arg_ptrs.data(), env_ptrs.data(), own_process_group, 0};
+  ChildPlan plan{arg_ptrs.data(), env_ptrs.data(), own_process_group, 0, nullptr};
 
-  // execvpe keeps a copy of PATH's longest entry plus the name on the stack, and for a script
+  // execvpe builds each candidate path on the stack (up to PATH_MAX + NAME_MAX), and for a script
   // without "#!" a copy of argv: room for both, in pages that cost only once touched.
   size_t stack_size = (256 << 10) + arg_ptrs.size() * sizeof(char*);
   void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
@@ -161,6 +171,9 @@ Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<st
   if (plan.error != 0) {
     ::waitpid(pid, nullptr, 0);
     errno = plan.error;
+    if (plan.failed_step != nullptr) {
+      return sys_error("preparing to start {}: {}", argv[0], plan.failed_step);
+    }
     return sys_error("cannot run {}", argv[0]);
   }
   return pid;
