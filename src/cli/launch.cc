@@ -24,19 +24,21 @@ void forward_signal(int sig) {
   }
 }
 
+// The keeper writes one line with one write and nothing after it, so this may read in blocks.
 std::string read_line(int fd) {
   std::string s;
-  char c;
-  while (true) {
-    ssize_t n = ::read(fd, &c, 1);
+  char buf[256];
+  while (s.find('\n') == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) {
       continue;
     }
-    if (n <= 0 || c == '\n') {
+    if (n <= 0) {
       return s;
     }
-    s.push_back(c);
+    s.append(buf, static_cast<size_t>(n));
   }
+  return s.substr(0, s.find('\n'));
 }
 
 pid_t outer_pid_of_child(pid_t keeper) {
@@ -231,7 +233,12 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     // the keeper is reparented to init (or the caller's subreaper) and reaped there. Its copies
     // of our stdout/stderr are closed before that teardown, so a caller reading our output
     // still sees EOF as soon as the program's output ends.
-    return finish_foreground(opts, st);
+    int code = finish_foreground(opts, st);
+    // Nor do we unwind: the caller is waiting for our exit, and the destructors of everything
+    // main() built (the command line parser's option tree, the C++ runtime's objects) only free
+    // memory that the exit frees anyway.
+    std::fflush(nullptr);
+    ::_exit(code);
   }
   while (::waitpid(keeper_pid, nullptr, 0) < 0 && errno == EINTR) {
   }

@@ -28,7 +28,8 @@ struct LaunchOptions {
   std::function<void()> after_fork;
 };
 
-// Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code.
+// Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code. In the foreground
+// the CLI exits from here with that code once the program has ended.
 int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPipes)>& keeper_body);
 
 std::string default_name(const std::string& program);

@@ -6,6 +6,7 @@
 #include "base/clocks.h"
 #include "cli/commands.h"
 #include "cli/launch.h"
+#include "keeper/spawn_program.h"
 #include "restore/restore.h"
 
 namespace vos::cli {
@@ -39,7 +40,8 @@ int cmd_run(const RunArgs& a) {
                  o.name.c_str());
     return 2;
   }
-  if (keeper::name_in_use(o.name)) {
+  // (A default name was checked by default_name.)
+  if (!a.name.empty() && keeper::name_in_use(o.name)) {
     std::fprintf(stderr, "vos run: a program named '%s' is already running (see vos ps)\n",
                  o.name.c_str());
     return 1;
@@ -50,8 +52,11 @@ int cmd_run(const RunArgs& a) {
   o.started = started;
   o.verb = "run";
   std::vector<std::string> argv = a.argv;
+  std::vector<std::string> env = keeper::program_environment();
   std::string name = o.name;
-  return launch(o, [&](keeper::KeeperPipes p) { keeper::keeper_for_new_program(name, argv, p); });
+  return launch(o, [&](keeper::KeeperPipes p) {
+    keeper::keeper_for_new_program(name, argv, std::move(env), p);
+  });
 }
 
 int cmd_restore(const RestoreArgs& a) {

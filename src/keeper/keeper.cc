@@ -183,6 +183,17 @@ struct Keeper {
   // namespace. The kernel would kill them when we exit, but `vos run` returns as soon as it has
   // our status, so they must be gone before we send it: they are killed and reaped here.
   void end_leftovers() {
+    // Everything born in the namespace descends from us, and orphans are reparented to us: with no
+    // child left, nothing is left, and kill(-1), which walks every process on the machine to find
+    // the namespace's (~25 us on the path to the CLI's return), is not needed. (A process that
+    // entered the namespace from outside with setns is not our child; the kernel kills it when
+    // we exit, a moment later.)
+    pid_t r;
+    while ((r = ::waitpid(-1, nullptr, __WALL | WNOHANG)) > 0) {
+    }
+    if (r < 0 && errno == ECHILD) {
+      return;
+    }
     if (::kill(-1, SIGKILL) != 0) {
       return;  // ESRCH: nothing else lives in the namespace
     }
@@ -295,9 +306,9 @@ void reset_signals_for_program() {
 }  // namespace
 
 void keeper_for_new_program(const std::string& name, const std::vector<std::string>& argv,
-                            KeeperPipes pipes) {
+                            std::vector<std::string> env, KeeperPipes pipes) {
   Keeper k = start_keeper(name, pipes);
-  auto child = spawn_program(argv, pipes.own_session);
+  auto child = spawn_program(argv, std::move(env), pipes.own_session);
   if (!child) {
     fail_start(pipes, name, child.error());
   }

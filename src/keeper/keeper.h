@@ -27,8 +27,10 @@ struct KeeperStatus {
   int32_t wait_status = 0;
 };
 
+// env: the program's whole environment (see program_environment()).
 [[noreturn]] void keeper_for_new_program(const std::string& name,
-                                         const std::vector<std::string>& argv, KeeperPipes pipes);
+                                         const std::vector<std::string>& argv,
+                                         std::vector<std::string> env, KeeperPipes pipes);
 [[noreturn]] void keeper_for_restore(const std::string& name, restore::LoadedImage& img,
                                      KeeperPipes pipes);
 

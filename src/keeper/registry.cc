@@ -2,15 +2,16 @@
 #include "keeper/registry.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/unique_fd.h"
 #include "capture/proc_files.h"
 
 namespace vos::keeper {
@@ -50,14 +51,20 @@ std::string lazy_stats_path(const std::string& name) {
   return run_dir() + "/" + name + ".lazy.json";
 }
 
+// With write(2), not an ofstream: `vos run` registers every program while it starts, and a short
+// program's end waits for that registration; `vos run -- /bin/true` took ~50 us less this way.
 Status write_json_file(const std::string& path, const nlohmann::json& j) {
   std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump() << "\n";
-    if (!f) {
-      return sys_error("writing {}", tmp);
-    }
+  std::string text = j.dump() + "\n";
+  UniqueFd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+  if (!f.valid()) {
+    return sys_error("creating {}", tmp);
+  }
+  if (::write(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return sys_error("writing {}", tmp);
+  }
+  if (::close(f.release()) != 0) {
+    return sys_error("writing {}", tmp);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return sys_error("renaming {}", tmp);

@@ -14,6 +14,12 @@ namespace vos::keeper {
 // Starts argv (searched on PATH) as a child of the caller and returns its pid once the exec has
 // succeeded; an exec failure comes back as an error with its errno. With own_process_group the
 // program leads a process group of its own, as a shell would start a job.
-Result<pid_t> spawn_program(const std::vector<std::string>& argv, bool own_process_group);
+Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<std::string> env,
+                            bool own_process_group);
+
+// The caller's environment with libvos.so put first in LD_PRELOAD (warns if it is not found).
+// Built by the CLI before it forks the keeper: locating libvos.so reads /proc/self/exe, which in
+// the keeper's freshly mounted /proc costs a cold lookup on the path to the program's exec.
+std::vector<std::string> program_environment();
 
 }  // namespace vos::keeper
