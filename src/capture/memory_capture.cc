@@ -156,9 +156,13 @@ Status plan_memory(CaptureContext& ctx) {
                         a.kind == image::AreaKind::kSharedAnon ||
                         (a.kind == image::AreaKind::kFile && !a.shared) ||
                         (a.kind == image::AreaKind::kMemfd && !a.shared);
-    // Private memory whose own pages the kernel can report as written; memory read in full
-    // each time (shared, or a memfd nothing else keeps) is not tracked.
-    plan.trackable = plan.stores_pages && !a.shared && !plan.store_all;
+    // Private anonymous memory, whose own pages the kernel reports as written. Not private
+    // file (or memfd) mappings: a written page discarded with MADV_DONTNEED reads the file's
+    // data again, but the kernel leaves a write-protect marker in its place, so the page is
+    // reported neither as written nor as absent, and an incremental image would keep its old
+    // private copy. Those, and memory read in full each time (shared, or a memfd nothing else
+    // keeps), are stored from their present private pages at every checkpoint.
+    plan.trackable = a.kind == image::AreaKind::kAnon && !a.shared && !plan.store_all;
     // A copy-on-write snapshot (a clone of the process) does not freeze shared memory, and
     // does not have mappings marked do-not-copy or wipe-on-fork: those are read while frozen.
     // Flags come from before the freeze (smaps is slow to read); a mapping that appeared since

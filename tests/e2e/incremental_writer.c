@@ -6,7 +6,8 @@
 //     not as a parent image's older copy);
 //   - a region unmapped and mapped again with new contents, and a region moved with mremap (the
 //     write tracker does not follow either: they must be stored whole);
-//   - a private file mapping with pages written (its other pages come from the file);
+//   - a private file mapping with pages written (its other pages come from the file), and
+//     written pages discarded again (MADV_DONTNEED: they read the file's data once more);
 //   - a few "hot" pages a thread of their own rewrites without pause: every pre-copy round of a
 //     live incremental checkpoint copies them and they are written again before the freeze, so
 //     an image that kept a round's copy instead of storing them again is caught by that thread.
@@ -191,6 +192,13 @@ int main(int argc, char** argv) {
       file_gen[p]++;
       for (int i = 0; i < kPage / 8; i++) {
         filemap[p * (kPage / 8) + i] = ((uint64_t)p << 40) + file_gen[p] + (uint64_t)i;
+      }
+    }
+    if (step % 450 == 0) {
+      int p = (int)(next_random() % kFilePages);
+      if (file_gen[p] != 0) {
+        E2E_CHECK(madvise(filemap + p * (kPage / 8), kPage, MADV_DONTNEED) == 0, "madvise file");
+        file_gen[p] = 0;
       }
     }
     if (step % 500 == 0) {
