@@ -131,8 +131,8 @@ std::optional<uint64_t> hash_mapped(int fd, uint64_t offset, uint64_t size) {
   if (!m || !m->contains(offset, size)) {
     return std::nullopt;
   }
-  ::madvise(const_cast<char*>(m->data() + offset - offset % abi::kSectionAlign), size,
-            MADV_SEQUENTIAL);
+  // Sections start page-aligned (checked when the image was opened).
+  ::madvise(const_cast<char*>(m->data() + offset), size, MADV_SEQUENTIAL);
   return XXH3_64bits(m->data() + offset, size);
 }
 

@@ -11,6 +11,7 @@
 #include "restore/blob/blob_uapi.h"
 #include "restore/blob/copy_loader.h"
 #include "restore/blob/raw_syscall.h"
+#include "restore/blob/uffd_calls.h"
 
 using vos::abi::BlobArea;
 using vos::abi::BlobPageRun;
@@ -148,19 +149,12 @@ void read_pages(const BlobPageRun& run) {
 
 // The userfaultfd through which the keeper fills lazy areas, at the fd number it expects.
 void create_lazy_uffd(const RestoreArgs* a) {
-  long fd = sys1(kUserfaultfd, kOCloexec | kONonblock);
+  long fd = uffd_open(kOCloexec | kONonblock, kUffdLazyFeatures);
   if (fd < 0) {
     fail("userfaultfd", fd, 0);
   }
-  struct {
-    uint64_t api, features, ioctls;
-  } api = {kUffdApi, kUffdLazyFeatures, 0};
-  long r = sys3(kIoctl, fd, kUffdioApi, reinterpret_cast<long>(&api));
-  if (r < 0) {
-    fail("UFFDIO_API", r, 0);
-  }
   if (fd != a->lazy_fd) {
-    r = sys3(kDup3, fd, a->lazy_fd, kOCloexec);
+    long r = sys3(kDup3, fd, a->lazy_fd, kOCloexec);
     if (r < 0) {
       fail("dup3 userfaultfd", r, static_cast<unsigned long>(a->lazy_fd));
     }
@@ -169,10 +163,7 @@ void create_lazy_uffd(const RestoreArgs* a) {
 }
 
 void register_lazy(const RestoreArgs* a, uint64_t start, uint64_t end) {
-  struct {
-    uint64_t start, len, mode, ioctls;
-  } reg = {start, end - start, kUffdRegisterModeMissing, 0};
-  long r = sys3(kIoctl, a->lazy_fd, kUffdioRegister, reinterpret_cast<long>(&reg));
+  long r = uffd_register_missing(a->lazy_fd, start, end);
   if (r < 0) {
     fail("UFFDIO_REGISTER", r, start);
   }

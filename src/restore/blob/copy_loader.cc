@@ -4,6 +4,7 @@
 #include "restore/blob/blob_fail.h"
 #include "restore/blob/blob_uapi.h"
 #include "restore/blob/raw_syscall.h"
+#include "restore/blob/uffd_calls.h"
 
 extern "C" long vos_blob_clone_thread(void* args, unsigned long size, void (*fn)(void*), void* arg);
 
@@ -22,20 +23,6 @@ constexpr uint64_t kSplitAbove = 16ull << 20;
 constexpr long kFstat = 5, kFutex = 202, kFutexWait = 0;
 constexpr long kCloneChildCleartid = 0x00200000;
 constexpr int kMaxSources = 16;
-
-struct Uffd {
-  struct Range {
-    uint64_t start, len;
-  };
-  struct Register {
-    Range range;
-    uint64_t mode, ioctls;
-  };
-  struct Copy {
-    uint64_t dst, src, len, mode;
-    int64_t copy;
-  };
-};
 
 // Each image (and parent image) is mapped whole, once per thread: mapping costs address space
 // only, and one mapping serves every run of that file.
@@ -95,7 +82,10 @@ void copy_pages(long uffd, uint64_t dst, uint64_t src, uint64_t len) {
   uint64_t done = 0;
   while (done < len) {
     uint64_t n = len - done < kCopyChunk ? len - done : kCopyChunk;
-    Uffd::Copy c = {dst + done, src + done, n, 0, 0};
+    struct {
+      uint64_t dst, src, len, mode;
+      int64_t copy;
+    } c = {dst + done, src + done, n, 0, 0};
     long r = sys3(kIoctl, uffd, kUffdioCopy, reinterpret_cast<long>(&c));
     if (c.copy > 0) {
       done += static_cast<uint64_t>(c.copy);
@@ -205,15 +195,8 @@ CopyLoader open_copy_loader(const RestoreArgs* a) {
   }
   // User-mode faults only: the blob never faults on registered memory, and this mode needs no
   // privilege where unprivileged userfaultfd is switched off.
-  long fd = sys1(kUserfaultfd, kOCloexec | kUffdUserModeOnly);
+  long fd = uffd_open(kOCloexec | kUffdUserModeOnly, 0);
   if (fd < 0) {
-    return loader;
-  }
-  struct {
-    uint64_t api, features, ioctls;
-  } api = {kUffdApi, 0, 0};
-  if (sys3(kIoctl, fd, kUffdioApi, reinterpret_cast<long>(&api)) < 0) {
-    sys1(kClose, fd);
     return loader;
   }
   loader.uffd = fd;
@@ -228,8 +211,7 @@ bool register_for_copy(CopyLoader& loader, const BlobArea& ar, uint64_t index) {
     loader.registered_end = index + 1;  // not one of them: the next area may still be
     return false;
   }
-  Uffd::Register reg = {{ar.start, ar.end - ar.start}, kUffdRegisterModeMissing, 0};
-  if (sys3(kIoctl, loader.uffd, kUffdioRegister, reinterpret_cast<long>(&reg)) < 0) {
+  if (uffd_register_missing(loader.uffd, ar.start, ar.end) < 0) {
     loader.stopped = true;  // this and every later area load the usual way
     return false;
   }
@@ -249,7 +231,6 @@ void run_copy_loader(const RestoreArgs* a, CopyLoader& loader) {
       bytes += runs[areas[i].first_run + k].len;
     }
   }
-  loader.bytes = bytes;
   uint64_t half = (bytes / 2) & ~uint64_t{4095};
   LoaderThread helper = {a, &loader, 0, half, 0};
   if (bytes >= kSplitAbove && start_loader_thread(a, &helper)) {
@@ -263,8 +244,7 @@ void run_copy_loader(const RestoreArgs* a, CopyLoader& loader) {
     if (!loads_by_copy(ar)) {
       continue;
     }
-    Uffd::Range range = {ar.start, ar.end - ar.start};
-    long r = sys3(kIoctl, loader.uffd, kUffdioUnregister, reinterpret_cast<long>(&range));
+    long r = uffd_unregister(loader.uffd, ar.start, ar.end);
     if (r < 0) {
       fail("UFFDIO_UNREGISTER", r, ar.start);
     }

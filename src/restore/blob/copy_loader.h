@@ -21,7 +21,6 @@ struct CopyLoader {
   long uffd = -1;               // < 0: userfaultfd unavailable, load the usual way
   uint64_t registered_end = 0;  // areas below this index that loads_by_copy are registered
   bool stopped = false;         // a registration failed: no later area is registered
-  uint64_t bytes = 0;           // their run bytes, once run_copy_loader counted them
 };
 
 // Creates the userfaultfd if any area will need it.
