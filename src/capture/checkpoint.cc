@@ -315,6 +315,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return std::move(insn).error();
   }
   phase.mark("read_flags");
+  // Starting disk writes can block on a busy disk: not while the program waits for us (with
+  // --kill it never runs again, so the sooner the disk starts, the better).
+  writer->set_writeback_behind(opts.kill);
   auto frozen_at = Clock::now();
   auto session = PtraceSession::freeze(pid);
   if (!session) {
@@ -400,6 +403,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   auto resume_program = [&]() -> Status {
     auto r = session->resume();
     stats.pause_ms += ms_since(frozen_at);
+    writer->set_writeback_behind(true);
     phase.mark("resume");
     if (!r) {
       return std::move(r).error().context("resuming after checkpoint");

@@ -55,6 +55,8 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       temp_path_(std::move(o.temp_path_)),
       fd_(std::move(o.fd_)),
       pos_(o.pos_),
+      writeback_started_(o.writeback_started_),
+      writeback_behind_(o.writeback_behind_),
       section_start_(o.section_start_),
       in_section_(o.in_section_),
       committed_(o.committed_),
@@ -94,7 +96,21 @@ Status ImageWriter::write_raw(const void* data, size_t size) {
     size -= static_cast<size_t>(n);
     pos_ += static_cast<uint64_t>(n);
   }
+  start_writeback();
   return {};
+}
+
+void ImageWriter::start_writeback() {
+  // Large enough for big sequential disk writes, small enough that the disk starts early.
+  constexpr uint64_t kWritebackStep = 32 << 20;
+  if (!writeback_behind_ || pos_ - writeback_started_ < kWritebackStep) {
+    return;
+  }
+  uint64_t len = (pos_ - writeback_started_) / kWritebackStep * kWritebackStep;
+  // Only a hint: if it fails, commit()'s fdatasync still writes everything.
+  (void)::sync_file_range(fd_.get(), static_cast<off_t>(writeback_started_),
+                          static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
+  writeback_started_ += len;
 }
 
 Status ImageWriter::pad_to_alignment() {
