@@ -253,6 +253,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   ctx.img.pid = pid;
   ctx.img.name = opts.name;
   ctx.img.image_id = image::new_image_id();
+  ctx.img.writes_tracked = opts.incremental || base.keep_tracking;
   std::string mem_path = fmt::format("/proc/{}/mem", pid);
   UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!mem.valid()) {

@@ -155,6 +155,32 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
   return {};
 }
 
+namespace {
+
+// Where every stored page of `img` lives, sorted by address (run.image indexes [img, parents]).
+std::vector<PageHome> homes_of(const image::ProcessImage& img) {
+  std::vector<PageHome> pages;
+  for (const auto& a : img.areas) {
+    for (const auto& r : a.pages) {
+      pages.push_back({r.vaddr, r.npages, r.offset, r.image});
+    }
+  }
+  std::sort(pages.begin(), pages.end(),
+            [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
+  return pages;
+}
+
+}  // namespace
+
+void base_from_restored(CheckpointBase& base, const image::ProcessImage& img,
+                        std::vector<BaseImage> images, WriteTracker tracker) {
+  base.images = std::move(images);
+  base.pages = homes_of(img);
+  base.must_store.clear();
+  base.tracker.emplace(std::move(tracker));
+  base.keep_tracking = true;
+}
+
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
                  uint64_t size) {
   std::vector<BaseImage> images{{path, ctx.img.image_id, size}};
@@ -163,16 +189,8 @@ void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::str
                            [&](const BaseImage& b) { return b.image_id == p.image_id; });
     images.push_back(it != base.images.end() ? *it : BaseImage{p.path, p.image_id, 0});
   }
-  std::vector<PageHome> pages;
-  for (const auto& a : ctx.img.areas) {
-    for (const auto& r : a.pages) {
-      pages.push_back({r.vaddr, r.npages, r.offset, r.image});
-    }
-  }
-  std::sort(pages.begin(), pages.end(),
-            [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
   base.images = std::move(images);
-  base.pages = std::move(pages);
+  base.pages = homes_of(ctx.img);
   base.must_store.clear();
 }
 

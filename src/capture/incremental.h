@@ -70,6 +70,11 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
                  uint64_t size);
 
+// After a restore from `img` (at `images[0]`, its parents after it, in order): the next
+// incremental checkpoint builds on it, given a tracker armed before the program ran again.
+void base_from_restored(CheckpointBase& base, const image::ProcessImage& img,
+                        std::vector<BaseImage> images, WriteTracker tracker);
+
 // Bytes the plan stores from explicit ranges (incremental), to decide how to read them.
 uint64_t planned_bytes(const CaptureContext& ctx);
 

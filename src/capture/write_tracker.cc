@@ -34,36 +34,70 @@ bool fast_written_scan_is_right() {
 
 }  // namespace
 
-Result<WriteTracker> WriteTracker::create(PtraceSession& session, uint64_t syscall_insn) {
-  pid_t pid = session.pid();
-  session.set_syscall_insn(syscall_insn);
-  // User-mode-only faults need no privilege; the fd lives in the program for three calls.
-  auto fd = session.remote_syscall(pid, SYS_userfaultfd,
-                                   O_CLOEXEC | O_NONBLOCK | uapi::kUffdUserModeOnly);
-  if (!fd) {
-    return std::move(fd).error();
+namespace {
+
+// The userfaultfd made by the program with `made` (its descriptor number, or -errno), taken
+// over by vos and closed in the program with `close_in_program`.
+template <typename CloseFn>
+Result<UniqueFd> take_program_uffd(pid_t pid, Result<long> made, CloseFn close_in_program) {
+  if (!made) {
+    return std::move(made).error();
   }
-  if (*fd < 0) {
-    return Error(static_cast<int>(-*fd), fmt::format("userfaultfd inside process {} failed", pid));
+  if (*made < 0) {
+    return Error(static_cast<int>(-*made),
+                 fmt::format("userfaultfd inside process {} failed", pid));
   }
-  auto mine = grab_fd(pid, static_cast<int>(*fd));
-  auto closed = session.remote_syscall(pid, SYS_close, *fd);
+  auto mine = grab_fd(pid, static_cast<int>(*made));
+  Result<long> closed = close_in_program(*made);
   if (!mine) {
     return std::move(mine).error();
   }
   if (!closed || *closed < 0) {
     return user_error("closing vos's userfaultfd inside process {} failed", pid);
   }
+  return std::move(*mine);
+}
+
+// User-mode-only faults need no privilege; the fd lives in the program for two calls.
+constexpr long kProgramUffdFlags = O_CLOEXEC | O_NONBLOCK | uapi::kUffdUserModeOnly;
+
+}  // namespace
+
+Result<WriteTracker> WriteTracker::create(PtraceSession& session, uint64_t syscall_insn) {
+  pid_t pid = session.pid();
+  session.set_syscall_insn(syscall_insn);
+  auto uffd =
+      take_program_uffd(pid, session.remote_syscall(pid, SYS_userfaultfd, kProgramUffdFlags),
+                        [&](long fd) { return session.remote_syscall(pid, SYS_close, fd); });
+  if (!uffd) {
+    return std::move(uffd).error();
+  }
+  return adopt(pid, std::move(*uffd));
+}
+
+Result<WriteTracker> WriteTracker::create_in(pid_t pid, pid_t tid, uint64_t syscall_insn) {
+  auto call = [&](long nr, long arg) {
+    return run_syscall_at(tid, syscall_insn, nr, {arg, 0, 0, 0, 0, 0});
+  };
+  auto uffd = take_program_uffd(pid, call(SYS_userfaultfd, kProgramUffdFlags),
+                                [&](long fd) { return call(SYS_close, fd); });
+  if (!uffd) {
+    return std::move(uffd).error();
+  }
+  return adopt(pid, std::move(*uffd));
+}
+
+Result<WriteTracker> WriteTracker::adopt(pid_t pid, UniqueFd uffd) {
   uffdio_api api{};
   api.api = UFFD_API;
   api.features = uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated |
                  uapi::kUffdFeatureWpHugetlbfsShmem;
-  if (::ioctl(mine->get(), UFFDIO_API, &api) != 0) {
+  if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
     // Older kernels lack some of these; asynchronous write-protect is the one that matters.
     api = {};
     api.api = UFFD_API;
     api.features = uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated;
-    if (::ioctl(mine->get(), UFFDIO_API, &api) != 0) {
+    if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
       return sys_error("this kernel has no asynchronous userfaultfd write-protect (6.7+ needed)");
     }
   }
@@ -72,7 +106,7 @@ Result<WriteTracker> WriteTracker::create(PtraceSession& session, uint64_t sysca
   if (!pagemap.valid()) {
     return sys_error("opening {}", pm_path);
   }
-  return WriteTracker(pid, std::move(*mine), std::move(pagemap));
+  return WriteTracker(pid, std::move(uffd), std::move(pagemap));
 }
 
 Status WriteTracker::reopen() {

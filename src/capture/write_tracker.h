@@ -24,6 +24,9 @@ class WriteTracker {
  public:
   // Needs the program frozen (`session`): the userfaultfd must be created by the program itself.
   static Result<WriteTracker> create(PtraceSession& session, uint64_t syscall_insn);
+  // The same for a stopped thread `tid` of process `pid` that is not in a PtraceSession (a
+  // restored program before it first runs), through the `syscall` instruction at `syscall_insn`.
+  static Result<WriteTracker> create_in(pid_t pid, pid_t tid, uint64_t syscall_insn);
 
   // Starts tracking [start, end): registers it and write-protects every page in it. Fails for
   // memory the kernel cannot track (the caller then stores such an area in full each time).
@@ -45,6 +48,8 @@ class WriteTracker {
  private:
   WriteTracker(pid_t pid, UniqueFd uffd, UniqueFd pagemap)
       : pid_(pid), uffd_(std::move(uffd)), pagemap_(std::move(pagemap)) {}
+  // Sets up `uffd`, made by process `pid`, for asynchronous write-protect.
+  static Result<WriteTracker> adopt(pid_t pid, UniqueFd uffd);
   Result<PageRanges> scan(uint64_t start, uint64_t end, uint64_t flags, uint64_t inverted,
                           uint64_t mask, uint64_t anyof);
 

@@ -133,6 +133,11 @@ int cmd_inspect(const std::string& path, bool json) {
                   par["found"].get<bool>() ? "ok" : par["error"].get<std::string>().c_str());
     }
   }
+  if (p.writes_tracked) {
+    std::printf(
+        "tracking  writes tracked (--incremental): once restored, the program's next "
+        "incremental image builds on this one\n");
+  }
   std::printf("threads   %zu\n", p.threads.size());
   for (const auto& t : p.threads) {
     std::printf("  tid %-6d %s\n", t.tid, t.comm.c_str());

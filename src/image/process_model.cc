@@ -35,8 +35,9 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, image)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown, advice,
-                                                kind, name, file_offset, dev, ino, memfd, pages)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
+                                                advice, kind, name, file_offset, dev, ino, memfd,
+                                                pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, sigmask, altstack,
                                                 rseq_addr, rseq_len, rseq_sig, robust_list,
@@ -48,13 +49,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 mtime_ns, ino, stdio, pipe_write_end, data, count,
                                                 clockid, interval_ns, value_ns, sigmask, epoll,
                                                 sockaddr, backlog, sock_type, semaphore, dup_of)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessImage, name, argv, exe, cwd, pid, pgid, sid,
-                                                umask, personality, rlimits, start_code, end_code,
-                                                start_data, end_data, start_brk, brk, start_stack,
-                                                arg_start, arg_end, env_start, env_end, auxv,
-                                                monotonic_ns, boottime_ns, realtime_ns, areas,
-                                                threads, actions, shared_pending, itimers, fds,
-                                                pages_stored, image_id, parents, pages_inherited)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
+    ProcessImage, name, argv, exe, cwd, pid, pgid, sid, umask, personality, rlimits, start_code,
+    end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end, env_start,
+    env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions, shared_pending,
+    itimers, fds, pages_stored, image_id, parents, pages_inherited, writes_tracked)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;

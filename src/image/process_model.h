@@ -173,6 +173,9 @@ struct ProcessImage {
   std::string image_id;              // random, names this image to the images built on it
   std::vector<ParentImage> parents;  // images whose pages this one refers to (incremental)
   uint64_t pages_inherited = 0;      // pages found in parents rather than stored here
+  // Taken with --incremental: the restored program's writes are tracked again from the restore
+  // on, so that its next incremental image builds on this one.
+  bool writes_tracked = false;
 };
 
 nlohmann::json to_json(const ProcessImage& p);

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -89,6 +90,24 @@ struct Keeper {
   capture::CheckpointBase base;  // what an incremental checkpoint builds on
   bool ended = false;            // the program was reaped while serving a request
   int end_status = 0;
+
+  // The next incremental checkpoint of a restored program builds on the image (and parents) it
+  // was restored from, with writes tracked since the restore.
+  void base_on_restored_image(const restore::LoadedImage& img, capture::WriteTracker tracker) {
+    std::vector<capture::BaseImage> images;
+    auto add = [&](const image::ImageReader& r, const std::string& id) {
+      std::error_code ec;
+      std::string path = std::filesystem::absolute(r.path(), ec).lexically_normal().string();
+      struct stat st {};
+      uint64_t size = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+      images.push_back({path, id, size});
+    };
+    add(img.reader, img.proc.image_id);
+    for (size_t i = 0; i < img.parents.size(); ++i) {
+      add(img.parents[i].reader, img.proc.parents[i].image_id);
+    }
+    capture::base_from_restored(base, img.proc, std::move(images), std::move(tracker));
+  }
 
   nlohmann::json handle(const nlohmann::json& req) {
     std::string cmd = req.value("cmd", "");
@@ -401,18 +420,19 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     (void)join_verifier();
     fail(user_error("restore failed before the program could be rebuilt"));
   }
-  UniqueFd lazy_uffd;
-  auto done =
-      restore::finish_restore(pid, img, region, join_verifier, img.lazy ? &lazy_uffd : nullptr);
+  auto done = restore::finish_restore(pid, img, region, join_verifier);
   if (!done) {
     (void)join_verifier();
     fail(std::move(done).error());
   }
+  if (done->tracker) {
+    k.base_on_restored_image(img, std::move(*done->tracker));
+  }
   std::unique_ptr<restore::LazyServer> lazy;
-  if (lazy_uffd.valid()) {
+  if (done->lazy_uffd.valid()) {
     std::string stats_path = lazy_stats_path(name);
     auto server = restore::LazyServer::start(
-        pid, std::move(lazy_uffd), img, [stats_path](const restore::LazyStats& st) {
+        pid, std::move(done->lazy_uffd), img, [stats_path](const restore::LazyStats& st) {
           nlohmann::json j = {
               {"faults", st.faults},         {"fault_pages", st.fault_pages},
               {"zero_pages", st.zero_pages}, {"prefetched_pages", st.prefetched_pages},

@@ -15,6 +15,7 @@
 #include "capture/proc_files.h"
 #include "capture/ptrace_session.h"
 #include "restore/restore.h"
+#include "restore/track_restored.h"
 
 namespace vos::restore {
 
@@ -38,8 +39,9 @@ Result<int> wait_any(pid_t& who) {
 
 }  // namespace
 
-Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
-                      const std::function<Status()>& gate, UniqueFd* lazy_uffd) {
+Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
+                                       const std::function<Status()>& gate) {
+  FinishedRestore out;
   const auto& p = img.proc;
   std::set<pid_t> parked;
   std::string fault;  // how the restorer died, if it did
@@ -85,22 +87,32 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
     ::ptrace(PTRACE_CONT, who, 0, sig);
   }
   VOS_TRY(gate(), "restore of process {}", pid);
-  if (region.lazy_fd >= 0 && lazy_uffd != nullptr) {
+  uint64_t blob_syscall = region.start + kBlobSyscallInsnOffset;
+  if (region.lazy_fd >= 0) {
     auto uffd = capture::grab_fd(pid, static_cast<int>(region.lazy_fd));
     if (!uffd) {
       return std::move(uffd).error().context("taking the lazy-restore userfaultfd");
     }
-    auto closed = capture::run_syscall_at(pid, region.start + kBlobSyscallInsnOffset, SYS_close,
-                                          {region.lazy_fd, 0, 0, 0, 0, 0});
+    auto closed =
+        capture::run_syscall_at(pid, blob_syscall, SYS_close, {region.lazy_fd, 0, 0, 0, 0, 0});
     if (!closed || *closed < 0) {
       return user_error("closing the lazy-restore userfaultfd in process {}", pid);
     }
-    *lazy_uffd = std::move(*uffd);
+    out.lazy_uffd = std::move(*uffd);
+  } else if (p.writes_tracked) {
+    // (A lazy restore fills memory through its own userfaultfd: not tracked, so the next
+    // incremental image is a full one.)
+    auto tracker = track_restored_writes(pid, blob_syscall, p);
+    if (tracker) {
+      out.tracker.emplace(std::move(*tracker));
+    } else {
+      out.untracked_why = tracker.error().describe();
+    }
   }
   // Executed on the blob's own `syscall` instruction: the thread stops at syscall exit and gets
   // its saved registers before it could fetch anything from the unmapped page.
   auto unmapped = capture::run_syscall_at(
-      pid, region.start + kBlobSyscallInsnOffset, SYS_munmap,
+      pid, blob_syscall, SYS_munmap,
       {static_cast<long>(region.start), static_cast<long>(region.end - region.start), 0, 0, 0, 0});
   if (!unmapped || *unmapped < 0) {
     return unmapped ? Error(static_cast<int>(-*unmapped), "removing the restorer")
@@ -126,7 +138,7 @@ Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& regio
       return sys_error("thread {}: letting it run", t.tid);
     }
   }
-  return {};
+  return out;
 }
 
 }  // namespace vos::restore

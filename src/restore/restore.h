@@ -9,10 +9,12 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "capture/write_tracker.h"
 #include "image/image_reader.h"
 #include "image/process_model.h"
 
@@ -74,11 +76,22 @@ struct RegionInfo {
 // Never returns on success. On failure writes the error to `log_fd` and exits.
 [[noreturn]] void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd);
 
+// What finish_restore hands to the keeper besides a running program.
+struct FinishedRestore {
+  // Lazy restore: the userfaultfd (removed from the program's fd table) through which its
+  // anonymous memory must be filled.
+  UniqueFd lazy_uffd;
+  // An image taken with --incremental (eager restore): its writes tracked from before it ran,
+  // so that the next incremental checkpoint builds on this image. Empty if that failed, with
+  // the reason in `untracked_why`: the next incremental image is then a full one.
+  std::optional<capture::WriteTracker> tracker;
+  std::string untracked_why;
+};
+
 // `gate` runs once every thread is parked, before anything of the program may execute; its
-// error aborts the restore. For a lazy restore, `lazy_uffd` receives the userfaultfd (removed
-// from the program's fd table) through which its anonymous memory must be filled.
-Status finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
-                      const std::function<Status()>& gate, UniqueFd* lazy_uffd = nullptr);
+// error aborts the restore.
+Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
+                                       const std::function<Status()>& gate);
 
 const std::string& blob_code();  // the embedded last stage
 

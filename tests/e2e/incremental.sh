@@ -68,9 +68,26 @@ e2e_wait_gone "$NAME" 5 "checkpoint --kill"
 "$VOS" inspect "$IMG4" >"$W/inspect.txt" || e2e_die "vos inspect $IMG4 failed"
 grep -q "$(basename "$IMG3")" "$W/inspect.txt" || e2e_die "vos inspect does not show the parent"
 
+# Restored from an incremental image, the program's next incremental image builds on the image
+# it came from (writes are tracked from the restore on), not on a new full one.
+"$VOS" restore "$IMG4" --detach </dev/null >"$W/restore-detached.log" 2>&1 ||
+  e2e_die "vos restore --detach $IMG4: $(tail -3 "$W/restore-detached.log")"
+sleep 0.3
+ck --incremental
+IMG5=$IMG
+[[ $(field parent) == "$IMG4" ]] || e2e_die "first checkpoint after the restore should build on $IMG4: $J"
+(($(field pages_inherited) > 0)) || e2e_die "checkpoint after the restore inherited nothing: $J"
+(($(field pages) * 2 < FULL_PAGES)) ||
+  e2e_die "checkpoint after the restore stored $(field pages) pages of $FULL_PAGES: not incremental: $J"
+sleep 0.3
+ck --incremental --kill
+IMG6=$IMG
+[[ $(field parent) == "$IMG5" ]] || e2e_die "second checkpoint after the restore should build on $IMG5: $J"
+e2e_wait_gone "$NAME" 5 "checkpoint --kill after the restore"
+
 # The program checks all its memory as soon as it finds <work>/stop after a restore.
 touch "$WORK/stop"
-for img in "$IMG4" "$IMG2" "$IMG1" "$IMG3"; do
+for img in "$IMG6" "$IMG5" "$IMG4" "$IMG2" "$IMG1" "$IMG3"; do
   restore_pass "$img" "restore of $(basename "$img")"
 done
 restore_pass "$IMG4" "lazy restore of $(basename "$IMG4")" --lazy
