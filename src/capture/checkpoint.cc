@@ -74,7 +74,22 @@ bool is_syscall_insn(const CaptureContext& ctx, uint64_t at) {
   return read_memory(ctx, at, code, sizeof code).ok() && code[0] == '\x0f' && code[1] == '\x05';
 }
 
-Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer) {
+// Pages the image itself holds for its memory. Pre-copy may have written more copies (a page
+// written again after its copy is stored again at the freeze): those stay in the file,
+// unreferenced, and count only as copied.
+uint64_t pages_referenced(const image::ProcessImage& img) {
+  uint64_t n = 0;
+  for (const auto& a : img.areas) {
+    for (const auto& r : a.pages) {
+      n += r.image == 0 ? r.npages : 0;
+    }
+  }
+  return n;
+}
+
+Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t* pages_copied) {
+  *pages_copied = ctx.img.pages_stored;
+  ctx.img.pages_stored = pages_referenced(ctx.img);
   return image::finish_image(writer, ctx.blobs, ctx.img);
 }
 
@@ -416,7 +431,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     // afterwards can postdate the image.
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kAll), "memory of process {}", pid);
     VOS_TRY(writer->end_section(), "pages");
-    VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
+    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
     session->abandon();
     ::kill(pid, SIGKILL);
     stats.pause_ms += ms_since(frozen_at);
@@ -435,7 +450,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(resume_program(), "checkpoint of process {}", pid);
     VOS_TRY(to_memory->flush_to(*writer), "writing pages");
     VOS_TRY(writer->end_section(), "pages");
-    VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
+    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
     phase.mark("commit");
   } else {
     // Copy-on-write: the program runs on while its snapshot is written. Memory a snapshot does
@@ -456,7 +471,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     phase.mark("snapshot_pages");
     VOS_TRY(check_snapshot(ctx, snap->pid()), "checkpoint of process {}", pid);
     VOS_TRY(writer->end_section(), "pages");
-    VOS_TRY(write_metadata(ctx, *writer), "writing image {}", opts.image_path);
+    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
     phase.mark("commit");
   }
   stats.image = opts.image_path;

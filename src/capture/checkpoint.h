@@ -36,7 +36,8 @@ struct CheckpointStats {
   abi::PageCodec codec = abi::PageCodec::kNone;
   uint64_t pages_logical_bytes = 0;  // page data as in memory
   uint64_t pages_stored_bytes = 0;   // the same in the image (compressed, if it was)
-  uint64_t pages = 0;
+  uint64_t pages = 0;                // pages the image holds for the program's memory
+  uint64_t pages_copied = 0;         // pages written to it, counting copies a pre-copy superseded
   uint64_t threads = 0;
   uint64_t pages_inherited = 0;  // found in parent images (incremental)
   std::string parent;            // the image this one builds on, if incremental

@@ -163,6 +163,7 @@ struct Keeper {
               {"total_ms", stats->total_ms},
               {"bytes", stats->bytes},
               {"pages", stats->pages},
+              {"pages_copied", stats->pages_copied},
               {"pages_inherited", stats->pages_inherited},
               {"parent", stats->parent.empty() ? nlohmann::json() : nlohmann::json(stats->parent)},
               {"note", stats->note},
