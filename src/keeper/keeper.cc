@@ -90,6 +90,9 @@ struct Keeper {
   capture::CheckpointBase base;  // what an incremental checkpoint builds on
   bool ended = false;            // the program was reaped while serving a request
   int end_status = 0;
+  // Serving a lazy restore's memory; ended (its threads joined, its statistics written) before
+  // the keeper exits, or the statistics file could be left half-written.
+  std::unique_ptr<restore::LazyServer> lazy;
 
   // The next incremental checkpoint of a restored program builds on the image (and parents) it
   // was restored from, with writes tracked since the restore.
@@ -230,6 +233,7 @@ struct Keeper {
   }
 
   [[noreturn]] void finish(int wait_status) {
+    lazy.reset();
     unregister();
     end_leftovers();
     KeeperStatus st{killed_by_checkpoint ? 1 : 0, wait_status};
@@ -429,7 +433,6 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   if (done->tracker) {
     k.base_on_restored_image(img, std::move(*done->tracker));
   }
-  std::unique_ptr<restore::LazyServer> lazy;
   if (done->lazy_uffd.valid()) {
     std::string stats_path = lazy_stats_path(name);
     auto server = restore::LazyServer::start(
@@ -443,7 +446,7 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     if (!server) {
       fail(std::move(server).error());
     }
-    lazy = std::move(*server);
+    k.lazy = std::move(*server);
   }
   // The program has its pages (a lazy restore's server keeps its own copy of the fds): free the
   // decompressed copies.

@@ -265,7 +265,8 @@ void LazyServer::prefetch() {
       continue;
     }
     if (!n) {
-      stats_.error = n.error().describe();
+      stats_.error = n.error().err() == ESRCH ? "the program ended before all of its memory was in"
+                                              : n.error().describe();
       break;
     }
     stats_.prefetched_pages += len / kPage;
