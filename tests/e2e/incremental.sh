@@ -25,6 +25,13 @@ ck() {
   IMG=$(field image)
 }
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
+# expect_delta PARENT WHAT: the last checkpoint (J) built on PARENT and stored few pages.
+expect_delta() {
+  [[ $(field parent) == "$1" ]] || e2e_die "$2 should build on $1: $J"
+  (($(field pages_inherited) > 0)) || e2e_die "$2 inherited nothing: $J"
+  (($(field pages) * 2 < FULL_PAGES)) ||
+    e2e_die "$2 stored $(field pages) pages of $FULL_PAGES: not incremental: $J"
+}
 
 # restore_pass IMAGE WHAT [RESTORE ARGS...]: the program, restored from IMAGE, must find every
 # page right.
@@ -45,10 +52,7 @@ FULL_PAGES=$(field pages)
 sleep 0.3
 ck --incremental
 IMG2=$IMG
-[[ $(field parent) == "$IMG1" ]] || e2e_die "second checkpoint should build on $IMG1: $J"
-(($(field pages_inherited) > 0)) || e2e_die "second checkpoint inherited nothing: $J"
-(($(field pages) * 2 < FULL_PAGES)) ||
-  e2e_die "second checkpoint stored $(field pages) pages of $FULL_PAGES: not incremental"
+expect_delta "$IMG1" "second checkpoint"
 sleep 0.3
 # --parent must name the last image; anything else is refused and the program runs on.
 if "$VOS" checkpoint "$NAME" --dir "$IMAGES" --parent "$IMG1" >/dev/null 2>"$W/wrong-parent.log"; then
@@ -75,10 +79,7 @@ grep -q "$(basename "$IMG3")" "$W/inspect.txt" || e2e_die "vos inspect does not 
 sleep 0.3
 ck --incremental
 IMG5=$IMG
-[[ $(field parent) == "$IMG4" ]] || e2e_die "first checkpoint after the restore should build on $IMG4: $J"
-(($(field pages_inherited) > 0)) || e2e_die "checkpoint after the restore inherited nothing: $J"
-(($(field pages) * 2 < FULL_PAGES)) ||
-  e2e_die "checkpoint after the restore stored $(field pages) pages of $FULL_PAGES: not incremental: $J"
+expect_delta "$IMG4" "first checkpoint after the restore"
 sleep 0.3
 ck --incremental --kill
 IMG6=$IMG
