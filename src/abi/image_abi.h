@@ -24,7 +24,20 @@ enum class SectionType : uint32_t {
   kPages = 3,  // memory pages, 4 KiB each, referenced by page runs in the JSON; with kPageFrames
                // the section holds compressed frames of that logical page stream instead
   kPageFrames = 4,  // index of the frames of a compressed pages section (version 2)
+  // XXH3-64 of each chunk of a plain pages section, so that restore can check page data piece
+  // by piece (while each piece is in cache) instead of in one pass over the whole section.
+  // Optional: readers that do not know it ignore it (an image keeps version 1 with it).
+  kPageChecksums = 5,
 };
+
+// The kPageChecksums section: this header, then `count` uint64_t checksums; checksum i covers
+// bytes [i * chunk_size, min((i + 1) * chunk_size, size)) of the pages section.
+struct PageChecksumsHeader {
+  uint64_t chunk_size;  // a multiple of kPageSize
+  uint64_t count;       // ceil(pages section size / chunk_size)
+};
+static_assert(sizeof(PageChecksumsHeader) == 16);
+inline constexpr uint64_t kPageChecksumChunk = 256 << 10;  // fits a core's L2 cache
 
 // How one frame of page data is stored.
 enum class PageCodec : uint32_t {

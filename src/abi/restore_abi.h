@@ -45,6 +45,41 @@ struct BlobPageRun {
 inline constexpr uint32_t kRunEager = 1u << 0;
 static_assert(sizeof(BlobPageRun) == 32);
 
+// The pages section of one image file that the blob checks, chunk by chunk, before the program
+// runs (and copies the chunk's pages into private anonymous memory while it is in cache).
+struct BlobPageCheck {
+  int32_t fd;  // the image or a parent image, as in BlobPageRun::fd
+  uint32_t pad;
+  uint64_t pages_offset;  // absolute file offset of the pages section
+  uint64_t pages_size;
+  uint64_t chunk_size;
+  uint64_t sums;  // uint64_t[nchunks]: XXH3-64 of each chunk
+  uint64_t nchunks;
+  uint64_t first_chunk;  // number of this check's chunk 0 among the chunks of all checks
+};
+static_assert(sizeof(BlobPageCheck) == 56);
+
+// image::kAdviceHugePage, in BlobArea::advice (the blob cannot include image headers).
+inline constexpr uint32_t kBlobAdviceHugePage = 1u << 0;
+
+// Private anonymous memory that is loaded now, and not into huge pages: the restorer fills it
+// by UFFDIO_COPY (4 KiB pages; populating a huge-page area allocates huge pages instead). The
+// front end plans page checks with the same test.
+inline bool area_loads_by_copy(const BlobArea& a) {
+  return a.nruns > 0 && (a.flags & kAreaMapAnon) && !(a.flags & kAreaShared) &&
+         !(a.flags & kAreaLazy) && !(a.advice & kBlobAdviceHugePage);
+}
+
+// A part of a page run that lies inside one chunk: copied once that chunk is checked.
+struct BlobCopyPiece {
+  uint64_t vaddr;
+  uint64_t len;
+  uint64_t image_offset;  // absolute offset in `fd`
+  int32_t fd;
+  uint32_t area;  // index into the area array
+};
+static_assert(sizeof(BlobCopyPiece) == 32);
+
 struct BlobThread {
   int32_t tid;
   int32_t altstack_flags;
@@ -126,6 +161,14 @@ struct RestoreArgs {
   uint64_t nthreads;
   uint64_t siginfos;  // BlobSiginfo[nsiginfos]
   uint64_t nsiginfos;
+  // With nchecks > 0 the blob checks the page data (BlobPageCheck[nchecks]) and loads private
+  // anonymous memory chunk by chunk: pieces[piece_start[g] .. piece_start[g + 1]) lie in chunk g
+  // (uint32_t piece_start[nchunks + 1], BlobCopyPiece pieces[]). With 0, vos checks it itself.
+  uint64_t checks;
+  uint64_t nchecks;
+  uint64_t pieces;
+  uint64_t piece_start;
+  uint64_t nchunks;           // of all checks
   BlobSigaction actions[65];  // index = signal number; handler == ~0 means "leave"
   BlobItimer itimers[3];
   int32_t has_itimer[3];

@@ -112,7 +112,9 @@ int cmd_restore(const RestoreArgs& a) {
   std::string name = o.name;
   restore::LoadedImage& loaded = *img;
   loaded.lazy = a.lazy;
-  if (!a.lazy) {  // a lazy restore verifies page data in the keeper, once all of it is in
+  // A lazy restore verifies page data in the keeper, once all of it is in; the restorer checks
+  // it itself where the images have per-chunk checksums.
+  if (!loaded.restorer_checks_pages() && !a.lazy) {
     o.parallel_check = [&loaded] { return restore::verify_pages(loaded); };
   }
   o.after_fork = [&loaded] {

@@ -25,6 +25,8 @@ const char* section_name(uint32_t type) {
       return "pages";
     case abi::SectionType::kPageFrames:
       return "page-frames";
+    case abi::SectionType::kPageChecksums:
+      return "page-checksums";
   }
   return "unknown";
 }

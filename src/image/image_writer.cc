@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -48,6 +49,7 @@ Result<ImageWriter> ImageWriter::create(const std::string& final_path) {
 ImageWriter::ImageWriter(std::string final_path, std::string temp_path, UniqueFd fd)
     : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(std::move(fd)) {
   hash_ = XXH3_createState();
+  chunk_hash_ = XXH3_createState();
 }
 
 ImageWriter::ImageWriter(ImageWriter&& o) noexcept
@@ -68,7 +70,10 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       compressor_(std::move(o.compressor_)),
       has_frames_(o.has_frames_),
       pages_logical_(o.pages_logical_),
-      pages_stored_(o.pages_stored_) {
+      pages_stored_(o.pages_stored_),
+      chunk_hash_(std::exchange(o.chunk_hash_, nullptr)),
+      chunk_fill_(o.chunk_fill_),
+      page_sums_(std::move(o.page_sums_)) {
   o.committed_ = true;  // the moved-from object must not unlink our file
 }
 
@@ -79,6 +84,9 @@ ImageWriter::~ImageWriter() {
   }
   if (hash_ != nullptr) {
     XXH3_freeState(hash_);
+  }
+  if (chunk_hash_ != nullptr) {
+    XXH3_freeState(chunk_hash_);
   }
 }
 
@@ -163,7 +171,48 @@ Status ImageWriter::write(const void* data, size_t size) {
     return compressor_->write(data, size);
   }
   XXH3_64bits_update(hash_, data, size);
+  if (current_type_ == abi::SectionType::kPages) {
+    hash_chunks(static_cast<const char*>(data), size);
+  }
   return write_raw(data, size);
+}
+
+void ImageWriter::hash_chunks(const char* data, size_t size) {
+  constexpr uint64_t kChunk = abi::kPageChecksumChunk;
+  while (size > 0) {
+    if (chunk_fill_ == 0 && size >= kChunk) {
+      page_sums_.push_back(XXH3_64bits(data, kChunk));  // the usual case: whole chunks
+      data += kChunk;
+      size -= kChunk;
+      continue;
+    }
+    if (chunk_fill_ == 0) {
+      XXH3_64bits_reset(chunk_hash_);
+    }
+    size_t n = std::min<uint64_t>(size, kChunk - chunk_fill_);
+    XXH3_64bits_update(chunk_hash_, data, n);
+    chunk_fill_ += n;
+    data += n;
+    size -= n;
+    if (chunk_fill_ == kChunk) {
+      page_sums_.push_back(XXH3_64bits_digest(chunk_hash_));
+      chunk_fill_ = 0;
+    }
+  }
+}
+
+Status ImageWriter::write_page_checksums() {
+  if (chunk_fill_ > 0) {
+    page_sums_.push_back(XXH3_64bits_digest(chunk_hash_));
+    chunk_fill_ = 0;
+  }
+  abi::PageChecksumsHeader h{abi::kPageChecksumChunk, page_sums_.size()};
+  std::vector<uint64_t> sums = std::move(page_sums_);
+  page_sums_.clear();
+  VOS_TRY(begin_section(abi::SectionType::kPageChecksums), "page checksums");
+  VOS_TRY(write(&h, sizeof h), "page checksums");
+  VOS_TRY(write(sums.data(), sums.size() * sizeof(uint64_t)), "page checksums");
+  return end_section();
 }
 
 // Closes the compressed pages section, then writes its frame index as a section of its own.
@@ -210,6 +259,7 @@ Status ImageWriter::end_section() {
   in_section_ = false;
   if (current_type_ == abi::SectionType::kPages) {
     pages_logical_ = pages_stored_ = e.size;
+    return write_page_checksums();
   }
   return {};
 }

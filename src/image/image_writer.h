@@ -55,6 +55,9 @@ class ImageWriter {
   Status write_raw(const void* data, size_t size);
   Status end_compressed_pages();
   void start_writeback();
+  // Plain pages section: per-chunk checksums, written as a kPageChecksums section after it.
+  void hash_chunks(const char* data, size_t size);
+  Status write_page_checksums();
 
   std::string final_path_;
   std::string temp_path_;
@@ -76,6 +79,9 @@ class ImageWriter {
   bool has_frames_ = false;  // the image needs version 2
   uint64_t pages_logical_ = 0;
   uint64_t pages_stored_ = 0;
+  XXH3_state_t* chunk_hash_ = nullptr;
+  uint64_t chunk_fill_ = 0;  // bytes of the current chunk hashed so far
+  std::vector<uint64_t> page_sums_;
 };
 
 }  // namespace vos::image

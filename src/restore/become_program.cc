@@ -14,6 +14,7 @@
 #include "abi/restore_abi.h"
 #include "capture/proc_files.h"
 #include "restore/fd_restore.h"
+#include "restore/page_checks_plan.h"
 #include "restore/restore.h"
 
 extern "C" {
@@ -229,6 +230,25 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   }
   std::string auxv = img.blobs.substr(p.auxv.offset, p.auxv.size);
 
+  PageChecksPlan checks;
+  std::vector<uint64_t> sums;  // every check's checksums, back to back
+  if (img.restorer_checks_pages()) {
+    std::vector<CheckedSource> sources = {
+        {image_fd, img.pages.base, img.pages_size, &*img.page_sums}};
+    for (size_t i = 0; i < img.parents.size(); ++i) {
+      const auto& par = img.parents[i];
+      sources.push_back({parent_fds[i], par.pages.base, par.pages_size, &*par.page_sums});
+    }
+    auto planned = plan_page_checks(sources, areas, runs);
+    if (!planned) {
+      return std::move(planned).error();
+    }
+    checks = std::move(*planned);
+    for (const auto& src : sources) {
+      sums.insert(sums.end(), src.sums->sums.begin(), src.sums->sums.end());
+    }
+  }
+
   // Region layout: code | main stack | thread stacks | args | areas | runs | threads | siginfos |
   // auxv
   uint64_t code_size = round_up(code.size() + kBlobSlack, kPage);
@@ -239,7 +259,12 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   uint64_t threads_off = runs_off + round_up(runs.size() * sizeof(BlobPageRun), 64);
   uint64_t infos_off = threads_off + round_up(p.threads.size() * sizeof(BlobThread), 64);
   uint64_t auxv_off = infos_off + round_up(infos.size() * sizeof(BlobSiginfo), 64);
-  uint64_t close_off = auxv_off + round_up(auxv.size(), 64);
+  uint64_t checks_off = auxv_off + round_up(auxv.size(), 64);
+  uint64_t sums_off = checks_off + round_up(checks.checks.size() * sizeof(abi::BlobPageCheck), 64);
+  uint64_t pieces_off = sums_off + round_up(sums.size() * sizeof(uint64_t), 64);
+  uint64_t starts_off =
+      pieces_off + round_up(checks.pieces.size() * sizeof(abi::BlobCopyPiece), 64);
+  uint64_t close_off = starts_off + round_up(checks.piece_start.size() * sizeof(uint32_t), 64);
   // helpers already holds the mapped files; exe, info, image and log fds are added below.
   uint64_t max_helpers = helpers.size() + 4 + parent_fds.size();
   uint64_t region_size = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
@@ -312,6 +337,23 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   args->nruns = runs.size();
   args->siginfos = region + infos_off;
   args->nsiginfos = infos.size();
+  uint64_t sums_at = region + sums_off;
+  for (auto& c : checks.checks) {
+    c.sums = sums_at;
+    sums_at += c.nchunks * sizeof(uint64_t);
+  }
+  std::memcpy(base + checks_off, checks.checks.data(),
+              checks.checks.size() * sizeof(abi::BlobPageCheck));
+  std::memcpy(base + sums_off, sums.data(), sums.size() * sizeof(uint64_t));
+  std::memcpy(base + pieces_off, checks.pieces.data(),
+              checks.pieces.size() * sizeof(abi::BlobCopyPiece));
+  std::memcpy(base + starts_off, checks.piece_start.data(),
+              checks.piece_start.size() * sizeof(uint32_t));
+  args->checks = region + checks_off;
+  args->nchecks = checks.checks.size();
+  args->pieces = region + pieces_off;
+  args->piece_start = region + starts_off;
+  args->nchunks = checks.nchunks;
   auto* threads = reinterpret_cast<BlobThread*>(base + threads_off);
   for (size_t i = 0; i < p.threads.size(); ++i) {
     const auto& t = p.threads[i];
@@ -383,12 +425,14 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   }
   uint64_t stack_top = region + code_size + kMainStack - 64;
   uint64_t entry = region;
+  // `entry` in a named register: the compiler may otherwise pick rbp for it, which is cleared
+  // on the way.
   __asm__ volatile(
       "mov %0, %%rsp\n\t"
       "xor %%ebp, %%ebp\n\t"
       "jmp *%1\n\t"
       :
-      : "r"(stack_top), "r"(entry), "D"(args)
+      : "r"(stack_top), "a"(entry), "D"(args)
       : "memory");
   __builtin_unreachable();
 }

@@ -36,7 +36,23 @@ Result<ParentPages> open_parent(const std::string& child, const image::ParentIma
     return std::move(pages).error().context(fmt::format("parent image {}", where.string()));
   }
   uint64_t logical = pages->logical_size();
-  return ParentPages{std::move(*reader), logical, {}};
+  auto sums = image::read_page_checksums(*reader);
+  if (!sums) {
+    return std::move(sums).error().context(fmt::format("parent image {}", where.string()));
+  }
+  return ParentPages{std::move(*reader), logical, {}, std::move(*sums)};
+}
+
+bool LoadedImage::restorer_checks_pages() const {
+  if (lazy || !page_sums) {
+    return false;
+  }
+  for (const auto& p : parents) {
+    if (!p.page_sums) {
+      return false;
+    }
+  }
+  return true;
 }
 
 Result<LoadedImage> load_image(const std::string& path) {
@@ -67,8 +83,13 @@ Result<LoadedImage> load_image(const std::string& path) {
   if (!pages) {
     return std::move(pages).error();
   }
+  auto sums = image::read_page_checksums(*reader);
+  if (!sums) {
+    return std::move(sums).error();
+  }
   LoadedImage img{
       std::move(*reader), std::move(*proc), std::move(blobs), pages->logical_size(), {}, {}};
+  img.page_sums = std::move(*sums);
   for (const auto& ref : img.proc.parents) {
     auto parent = open_parent(path, ref);
     if (!parent) {

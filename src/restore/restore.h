@@ -16,6 +16,7 @@
 #include "base/unique_fd.h"
 #include "capture/write_tracker.h"
 #include "image/image_reader.h"
+#include "image/page_checksums.h"
 #include "image/process_model.h"
 
 namespace vos::restore {
@@ -32,6 +33,7 @@ struct ParentPages {
   image::ImageReader reader;
   uint64_t pages_size = 0;  // logical bytes of page data
   PageSource pages;         // set by open_page_sources
+  std::optional<image::PageChecksums> page_sums;
 };
 
 struct LoadedImage {
@@ -42,6 +44,12 @@ struct LoadedImage {
   PageSource pages;                  // set by open_page_sources before the restore starts
   std::vector<ParentPages> parents;  // parallel to proc.parents
   bool lazy = false;                 // vos restore --lazy: anonymous pages served on first touch
+  std::optional<image::PageChecksums> page_sums;
+
+  // The restorer checks the page data itself, chunk by chunk as it loads it, when every image
+  // it reads from has per-chunk checksums (plain pages) and the restore is not lazy; otherwise
+  // vos checks it beside the restore (verify_pages).
+  bool restorer_checks_pages() const;
 };
 
 // Opens the parent image `ref` of the image at `child`: at the recorded path, else beside the

@@ -367,6 +367,16 @@ namespace vos::blob {
   __builtin_unreachable();
 }
 
+[[noreturn]] void fail_corrupt(const char* what, unsigned long offset) {
+  log_str("corrupt image: ");
+  log_str(what);
+  log_str(" (at file offset ");
+  log_hex(offset);
+  log_str(")\n");
+  sys1(kExitGroup, kExitRestoreFailed);
+  __builtin_unreachable();
+}
+
 }  // namespace vos::blob
 
 extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {

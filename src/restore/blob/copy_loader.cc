@@ -3,6 +3,7 @@
 
 #include "restore/blob/blob_fail.h"
 #include "restore/blob/blob_uapi.h"
+#include "restore/blob/chunk_hash.h"
 #include "restore/blob/raw_syscall.h"
 #include "restore/blob/uffd_calls.h"
 
@@ -11,6 +12,8 @@ extern "C" long vos_blob_clone_thread(void* args, unsigned long size, void (*fn)
 namespace vos::blob {
 
 using vos::abi::BlobArea;
+using vos::abi::BlobCopyPiece;
+using vos::abi::BlobPageCheck;
 using vos::abi::BlobPageRun;
 using vos::abi::BlobThread;
 using vos::abi::RestoreArgs;
@@ -119,16 +122,58 @@ void copy_span(const RestoreArgs* a, const CopyLoader& loader, uint64_t from, ui
   sources.release();
 }
 
+// Checks chunks [from, to) of the page data (numbered across all checked images), and right
+// after each, while it is in cache, copies the pieces of registered areas that lie in it.
+void check_and_copy_chunks(const RestoreArgs* a, const CopyLoader& loader, uint64_t from,
+                           uint64_t to) {
+  const auto* checks = reinterpret_cast<const BlobPageCheck*>(a->checks);
+  const auto* pieces = reinterpret_cast<const BlobCopyPiece*>(a->pieces);
+  const auto* starts = reinterpret_cast<const uint32_t*>(a->piece_start);
+  const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
+  SourceMaps sources;
+  uint64_t c = 0;
+  for (uint64_t g = from; g < to; ++g) {
+    while (g >= checks[c].first_chunk + checks[c].nchunks) {
+      ++c;
+    }
+    const BlobPageCheck& check = checks[c];
+    uint64_t at = (g - check.first_chunk) * check.chunk_size;
+    uint64_t len =
+        check.pages_size - at < check.chunk_size ? check.pages_size - at : check.chunk_size;
+    uint64_t src = sources.address_of(check.fd, check.pages_offset + at, len);
+    const auto* sums = reinterpret_cast<const uint64_t*>(check.sums);
+    if (chunk_hash(reinterpret_cast<const void*>(src), len) != sums[g - check.first_chunk]) {
+      fail_corrupt("page data checksum mismatch", check.pages_offset + at);
+    }
+    for (uint32_t i = starts[g]; loader.uffd >= 0 && i < starts[g + 1]; ++i) {
+      const BlobCopyPiece& p = pieces[i];
+      if (p.area < loader.registered_end && loads_by_copy(areas[p.area])) {
+        copy_pages(loader.uffd, p.vaddr, sources.address_of(p.fd, p.image_offset, p.len), p.len);
+      }
+    }
+  }
+  sources.release();
+}
+
 struct LoaderThread {
   const RestoreArgs* args;
   const CopyLoader* loader;
-  uint64_t from, to;
+  uint64_t from, to;  // bytes of runs (copy_span) or chunks (check_and_copy_chunks)
+  bool by_chunks;
   int running;  // cleared by the kernel when the thread is gone (CLONE_CHILD_CLEARTID)
 };
 
+void run_part(const LoaderThread& t) {
+  if (t.by_chunks) {
+    check_and_copy_chunks(t.args, *t.loader, t.from, t.to);
+  } else {
+    copy_span(t.args, *t.loader, t.from, t.to);
+  }
+}
+
 void loader_thread_main(void* arg) {
   auto* t = static_cast<LoaderThread*>(arg);
-  copy_span(t->args, *t->loader, t->from, t->to);
+  run_part(*t);
   sys1(kExit, 0);
   __builtin_unreachable();
 }
@@ -177,10 +222,7 @@ void wait_loader_thread(LoaderThread* t) {
 }  // namespace
 
 bool loads_by_copy(const BlobArea& ar) {
-  constexpr uint32_t kHugepageAdvice = 1u << 0;  // image::kAdviceHugePage
-  return ar.nruns > 0 && (ar.flags & vos::abi::kAreaMapAnon) &&
-         !(ar.flags & vos::abi::kAreaShared) && !(ar.flags & vos::abi::kAreaLazy) &&
-         !(ar.advice & kHugepageAdvice);
+  return vos::abi::area_loads_by_copy(ar);
 }
 
 CopyLoader open_copy_loader(const RestoreArgs* a) {
@@ -220,24 +262,39 @@ bool register_for_copy(CopyLoader& loader, const BlobArea& ar, uint64_t index) {
 }
 
 void run_copy_loader(const RestoreArgs* a, CopyLoader& loader) {
-  if (loader.uffd < 0) {
+  if (loader.uffd < 0 && a->nchecks == 0) {
     return;
   }
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
   const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
+  // Work to share between two threads: chunks to check (and copy from), or bytes to copy.
+  LoaderThread mine = {a, &loader, 0, 0, a->nchecks > 0, 0};
   uint64_t bytes = 0;
-  for (uint64_t i = 0; i < loader.registered_end; ++i) {
-    for (uint64_t k = 0; loads_by_copy(areas[i]) && k < areas[i].nruns; ++k) {
-      bytes += runs[areas[i].first_run + k].len;
+  if (mine.by_chunks) {
+    const auto* checks = reinterpret_cast<const BlobPageCheck*>(a->checks);
+    for (uint64_t c = 0; c < a->nchecks; ++c) {
+      bytes += checks[c].pages_size;
     }
+    mine.to = a->nchunks;
+  } else {
+    for (uint64_t i = 0; i < loader.registered_end; ++i) {
+      for (uint64_t k = 0; loads_by_copy(areas[i]) && k < areas[i].nruns; ++k) {
+        bytes += runs[areas[i].first_run + k].len;
+      }
+    }
+    mine.to = bytes;
   }
-  uint64_t half = (bytes / 2) & ~uint64_t{4095};
-  LoaderThread helper = {a, &loader, 0, half, 0};
+  uint64_t half = mine.by_chunks ? mine.to / 2 : (bytes / 2) & ~uint64_t{4095};
+  LoaderThread helper = {a, &loader, half, mine.to, mine.by_chunks, 0};
   if (bytes >= kSplitAbove && start_loader_thread(a, &helper)) {
-    copy_span(a, loader, half, bytes);
+    mine.to = half;
+    run_part(mine);
     wait_loader_thread(&helper);
   } else {
-    copy_span(a, loader, 0, bytes);
+    run_part(mine);
+  }
+  if (loader.uffd < 0) {
+    return;
   }
   for (uint64_t i = 0; i < loader.registered_end; ++i) {
     const BlobArea& ar = areas[i];

@@ -64,6 +64,23 @@ expect_fail "checksum" "$VOS" restore --name "flipped-$uniq" "$W/flipped.vos"
 e2e_ps_pids "flipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt image is running"
 expect_fail "checksum" "$VOS" inspect "$W/flipped.vos"
 
+# Damage deep in a bigger image, in page data that the restorer's second loading thread checks
+# chunk by chunk, is refused just the same, before the program runs.
+run_detached "big-$uniq" python3 -c 'import os, sys, time
+data = os.urandom(40 << 20)
+open(sys.argv[1], "w").close()
+time.sleep(1000)' "$W/big-ready"
+e2e_wait_file "$W/big-ready" 20 "big program" "big-$uniq"
+BIG=$("$VOS" checkpoint "big-$uniq" --kill --dir "$W/img" 2>>"$W/ck.log") || e2e_die "checkpoint of big failed"
+at=$("$VOS" inspect --json "$BIG" | python3 -c 'import json, sys
+s = [x for x in json.load(sys.stdin)["sections"] if x["name"] == "pages"][0]
+print(s["offset"] + s["size"] * 3 // 4)')
+cp "$BIG" "$W/bigflipped.vos"
+printf '\x5a' | dd of="$W/bigflipped.vos" bs=1 seek="$at" conv=notrunc status=none
+E2E_NAMES+=("bigflipped-$uniq")
+expect_fail "checksum" "$VOS" restore --name "bigflipped-$uniq" "$W/bigflipped.vos"
+e2e_ps_pids "bigflipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt image is running"
+
 # A compressed image with a damaged frame is refused before any process is created.
 expect_fail "unknown compression 'gzip'" "$VOS" checkpoint "sleeper-$uniq" --compress=gzip
 ZIMG=$("$VOS" checkpoint "sleeper-$uniq" --dir "$W/img" --compress=zstd 2>>"$W/ck.log") ||
