@@ -115,7 +115,7 @@ int cmd_inspect(const std::string& path, bool json) {
   std::printf("cwd       %s\n", p.cwd.c_str());
   std::printf("sections\n");
   for (const auto& s : sections) {
-    std::printf("  %-11s offset %10lu  size %12lu  xxh3 %s  %s\n",
+    std::printf("  %-14s offset %10lu  size %12lu  xxh3 %s  %s\n",
                 s["name"].get<std::string>().c_str(), s["offset"].get<unsigned long>(),
                 s["size"].get<unsigned long>(), s["checksum"].get<std::string>().c_str(),
                 s["checksum_ok"].get<bool>() ? "ok" : "CORRUPT");
