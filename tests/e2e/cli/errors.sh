@@ -78,8 +78,20 @@ print(s["offset"] + s["size"] * 3 // 4)')
 cp "$BIG" "$W/bigflipped.vos"
 printf '\x5a' | dd of="$W/bigflipped.vos" bs=1 seek="$at" conv=notrunc status=none
 E2E_NAMES+=("bigflipped-$uniq")
-expect_fail "checksum" "$VOS" restore --name "bigflipped-$uniq" "$W/bigflipped.vos"
+expect_fail "checksum" "$VOS" restore --detach --name "bigflipped-$uniq" "$W/bigflipped.vos"
 e2e_ps_pids "bigflipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt image is running"
+
+# Damage in the parent of an incremental image is found when the child is restored.
+P1=$("$VOS" checkpoint "sleeper-$uniq" --incremental --dir "$W/chain" 2>>"$W/ck.log") ||
+  e2e_die "first incremental checkpoint failed"
+P2=$("$VOS" checkpoint "sleeper-$uniq" --incremental --dir "$W/chain" 2>>"$W/ck.log") ||
+  e2e_die "second incremental checkpoint failed"
+"$VOS" inspect "$P2" >"$W/chain.txt" || e2e_die "vos inspect $P2 failed"
+grep -q "$(basename "$P1")" "$W/chain.txt" || e2e_die "$P2 does not build on $P1"
+printf '\xff' | dd of="$P1" bs=1 seek=5000 conv=notrunc status=none
+E2E_NAMES+=("chainflipped-$uniq")
+expect_fail "checksum" "$VOS" restore --detach --name "chainflipped-$uniq" "$P2"
+e2e_ps_pids "chainflipped-$uniq" | grep -q . && e2e_die "a program restored from a corrupt chain is running"
 
 # A compressed image with a damaged frame is refused before any process is created.
 expect_fail "unknown compression 'gzip'" "$VOS" checkpoint "sleeper-$uniq" --compress=gzip
