@@ -91,9 +91,14 @@ ImageWriter::~ImageWriter() {
 }
 
 Status ImageWriter::write_raw(const void* data, size_t size) {
+  // At most 1 MiB per write(): a larger one makes the page cache allocate 2 MiB folios, which
+  // on a VM that reports free memory to its host (free page reporting) are the blocks the host
+  // took back, so every page of them faults in the host first. Measured on kernel 6.18 ext4:
+  // 256 MiB in 4 MiB writes 0.9-1.0 s, in 1 MiB writes 0.08 s.
+  constexpr size_t kMaxWrite = 1 << 20;
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
-    ssize_t n = ::write(fd_.get(), p, size);
+    ssize_t n = ::write(fd_.get(), p, std::min(size, kMaxWrite));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
