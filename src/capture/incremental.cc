@@ -7,6 +7,7 @@
 #include <map>
 
 #include "capture/page_writer.h"
+#include "capture/write_behind_sink.h"
 
 namespace vos::capture {
 
@@ -122,7 +123,7 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
   }
   base.forget();
   base.images = {{path, image_id, 0}};
-  WriterSink sink(writer);
+  WriteBehindSink sink(writer);
   for (size_t idx = 0; idx < live.img.areas.size(); ++idx) {
     if (!tracked[idx]) {
       continue;
@@ -150,6 +151,7 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
     }
     *pages += one.img.pages_stored;
   }
+  VOS_TRY(sink.finish(), "pre-copy of process {}", pid);
   std::sort(base.pages.begin(), base.pages.end(),
             [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
   return {};

@@ -5,6 +5,7 @@
 
 #include "capture/page_homes.h"
 #include "capture/page_writer.h"
+#include "capture/write_behind_sink.h"
 
 namespace vos::capture {
 
@@ -47,7 +48,7 @@ Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
   if (self_at == base.images.end()) {
     base.images.push_back({path, image_id, 0});  // never a parent: inherit() knows its own id
   }
-  WriterSink sink(writer);
+  WriteBehindSink sink(writer);
   PrecopyRound round;
   PageRanges gone;
   std::vector<PageHome> fresh;
@@ -85,6 +86,7 @@ Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
       base.must_store = union_ranges(base.must_store, area);
     }
   }
+  VOS_TRY(sink.finish(), "pre-copy round of process {}", pid);
   base.pages = replace_homes(base.pages, gone, std::move(fresh));
   return round;
 }

@@ -5,12 +5,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 #include <optional>
 
+#include "base/fast_hash.h"
 #include "base/mapped_file.h"
 
 namespace vos::image {
@@ -79,7 +79,7 @@ Status ImageReader::load() {
   }
   abi::ImageHeader h = header_;
   h.header_checksum = 0;
-  if (XXH3_64bits(&h, sizeof h) != header_.header_checksum) {
+  if (xxh3(&h, sizeof h) != header_.header_checksum) {
     return user_error("corrupt: header checksum mismatch");
   }
   if (header_.version < abi::kImageVersionPlain || header_.version > abi::kImageVersion) {
@@ -105,7 +105,7 @@ Status ImageReader::load() {
   sections_.resize(header_.section_count);
   VOS_TRY(pread_all(fd_.get(), sections_.data(), table_bytes, header_.section_table_offset, path_),
           "reading section table");
-  if (XXH3_64bits(sections_.data(), table_bytes) != header_.section_table_checksum) {
+  if (xxh3(sections_.data(), table_bytes) != header_.section_table_checksum) {
     return user_error("corrupt: section table checksum mismatch");
   }
   for (const auto& e : sections_) {
@@ -135,7 +135,7 @@ std::optional<uint64_t> hash_mapped(int fd, uint64_t offset, uint64_t size) {
   }
   // Sections start page-aligned (checked when the image was opened).
   ::madvise(const_cast<char*>(m->data() + offset), size, MADV_SEQUENTIAL);
-  return XXH3_64bits(m->data() + offset, size);
+  return xxh3(m->data() + offset, size);
 }
 
 }  // namespace
@@ -150,8 +150,7 @@ Status ImageReader::verify_section(const abi::SectionEntry& e) const {
       return {};
     }
   }
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_64bits_reset(st);
+  Xxh3Stream st;
   std::vector<char> buf(std::min<uint64_t>(e.size, 8 << 20));
   uint64_t done = 0;
   Status result;
@@ -162,13 +161,12 @@ Status ImageReader::verify_section(const abi::SectionEntry& e) const {
       result = std::move(s).error();
       break;
     }
-    XXH3_64bits_update(st, buf.data(), n);
+    st.update(buf.data(), n);
     done += n;
   }
-  if (result && XXH3_64bits_digest(st) != e.checksum) {
+  if (result && st.digest() != e.checksum) {
     result = user_error("corrupt: section '{}' checksum mismatch", section_name(e.type));
   }
-  XXH3_freeState(st);
   return result;
 }
 
@@ -190,7 +188,7 @@ Result<std::string> ImageReader::read_section(abi::SectionType type) const {
   }
   std::string out(e->size, '\0');
   VOS_TRY(pread_all(fd_.get(), out.data(), e->size, e->offset, path_), "image {}", path_);
-  if (XXH3_64bits(out.data(), out.size()) != e->checksum) {
+  if (xxh3(out.data(), out.size()) != e->checksum) {
     return user_error("image {}: corrupt: section '{}' checksum mismatch", path_,
                       section_name(e->type));
   }

@@ -47,10 +47,7 @@ Result<ImageWriter> ImageWriter::create(const std::string& final_path) {
 }
 
 ImageWriter::ImageWriter(std::string final_path, std::string temp_path, UniqueFd fd)
-    : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(std::move(fd)) {
-  hash_ = XXH3_createState();
-  chunk_hash_ = XXH3_createState();
-}
+    : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(std::move(fd)) {}
 
 ImageWriter::ImageWriter(ImageWriter&& o) noexcept
     : final_path_(std::move(o.final_path_)),
@@ -63,7 +60,7 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       in_section_(o.in_section_),
       committed_(o.committed_),
       current_type_(o.current_type_),
-      hash_(std::exchange(o.hash_, nullptr)),
+      hash_(std::move(o.hash_)),
       table_(std::move(o.table_)),
       page_codec_(o.page_codec_),
       page_threads_(o.page_threads_),
@@ -71,7 +68,7 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       has_frames_(o.has_frames_),
       pages_logical_(o.pages_logical_),
       pages_stored_(o.pages_stored_),
-      chunk_hash_(std::exchange(o.chunk_hash_, nullptr)),
+      chunk_hash_(std::move(o.chunk_hash_)),
       chunk_fill_(o.chunk_fill_),
       page_sums_(std::move(o.page_sums_)) {
   o.committed_ = true;  // the moved-from object must not unlink our file
@@ -81,12 +78,6 @@ ImageWriter::~ImageWriter() {
   compressor_.reset();  // joins its workers before the file goes
   if (!committed_ && !temp_path_.empty()) {
     ::unlink(temp_path_.c_str());
-  }
-  if (hash_ != nullptr) {
-    XXH3_freeState(hash_);
-  }
-  if (chunk_hash_ != nullptr) {
-    XXH3_freeState(chunk_hash_);
   }
 }
 
@@ -146,13 +137,13 @@ Status ImageWriter::begin_section(abi::SectionType type) {
   in_section_ = true;
   current_type_ = type;
   section_start_ = pos_;
-  XXH3_64bits_reset(hash_);
+  hash_->reset();
   if (type == abi::SectionType::kPages && page_codec_ != abi::PageCodec::kNone) {
     // The section checksum covers the stored (compressed) bytes, as for every other section:
     // the sink hashes exactly what reaches the file.
     compressor_ = std::make_unique<PageCompressor>(page_codec_, page_threads_,
                                                    [this](const void* data, size_t size) -> Status {
-                                                     XXH3_64bits_update(hash_, data, size);
+                                                     hash_->update(data, size);
                                                      return write_raw(data, size);
                                                    });
   }
@@ -175,7 +166,7 @@ Status ImageWriter::write(const void* data, size_t size) {
   if (compressor_) {
     return compressor_->write(data, size);
   }
-  XXH3_64bits_update(hash_, data, size);
+  hash_->update(data, size);
   if (current_type_ == abi::SectionType::kPages) {
     hash_chunks(static_cast<const char*>(data), size);
   }
@@ -186,21 +177,21 @@ void ImageWriter::hash_chunks(const char* data, size_t size) {
   constexpr uint64_t kChunk = abi::kPageChecksumChunk;
   while (size > 0) {
     if (chunk_fill_ == 0 && size >= kChunk) {
-      page_sums_.push_back(XXH3_64bits(data, kChunk));  // the usual case: whole chunks
+      page_sums_.push_back(xxh3(data, kChunk));  // the usual case: whole chunks
       data += kChunk;
       size -= kChunk;
       continue;
     }
     if (chunk_fill_ == 0) {
-      XXH3_64bits_reset(chunk_hash_);
+      chunk_hash_->reset();
     }
     size_t n = std::min<uint64_t>(size, kChunk - chunk_fill_);
-    XXH3_64bits_update(chunk_hash_, data, n);
+    chunk_hash_->update(data, n);
     chunk_fill_ += n;
     data += n;
     size -= n;
     if (chunk_fill_ == kChunk) {
-      page_sums_.push_back(XXH3_64bits_digest(chunk_hash_));
+      page_sums_.push_back(chunk_hash_->digest());
       chunk_fill_ = 0;
     }
   }
@@ -208,7 +199,7 @@ void ImageWriter::hash_chunks(const char* data, size_t size) {
 
 Status ImageWriter::write_page_checksums() {
   if (chunk_fill_ > 0) {
-    page_sums_.push_back(XXH3_64bits_digest(chunk_hash_));
+    page_sums_.push_back(chunk_hash_->digest());
     chunk_fill_ = 0;
   }
   abi::PageChecksumsHeader h{abi::kPageChecksumChunk, page_sums_.size()};
@@ -232,7 +223,7 @@ Status ImageWriter::end_compressed_pages() {
   e.type = static_cast<uint32_t>(abi::SectionType::kPages);
   e.offset = section_start_;
   e.size = pos_ - section_start_;
-  e.checksum = XXH3_64bits_digest(hash_);
+  e.checksum = hash_->digest();
   table_.push_back(e);
   in_section_ = false;
   pages_stored_ = e.size;
@@ -259,7 +250,7 @@ Status ImageWriter::end_section() {
   e.type = static_cast<uint32_t>(current_type_);
   e.offset = section_start_;
   e.size = pos_ - section_start_;
-  e.checksum = XXH3_64bits_digest(hash_);
+  e.checksum = hash_->digest();
   table_.push_back(e);
   in_section_ = false;
   if (current_type_ == abi::SectionType::kPages) {
@@ -282,11 +273,11 @@ Status ImageWriter::commit() {
   h.section_table_offset = pos_;
   h.section_count = static_cast<uint32_t>(table_.size());
   size_t table_bytes = table_.size() * sizeof(abi::SectionEntry);
-  h.section_table_checksum = XXH3_64bits(table_.data(), table_bytes);
+  h.section_table_checksum = xxh3(table_.data(), table_bytes);
   VOS_TRY(write_raw(table_.data(), table_bytes), "writing section table");
   h.file_size = pos_;
   h.header_checksum = 0;
-  h.header_checksum = XXH3_64bits(&h, sizeof h);
+  h.header_checksum = xxh3(&h, sizeof h);
   if (::pwrite(fd_.get(), &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
     return sys_error("writing header of {}", temp_path_);
   }

@@ -2,13 +2,12 @@
 // final name after commit(), so a crash or kill -9 mid-checkpoint never leaves a half image.
 #pragma once
 
-#include <xxhash.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "abi/image_abi.h"
+#include "base/fast_hash.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "image/page_compressor.h"
@@ -69,7 +68,7 @@ class ImageWriter {
   bool in_section_ = false;
   bool committed_ = false;
   abi::SectionType current_type_{};
-  XXH3_state_t* hash_ = nullptr;
+  std::unique_ptr<Xxh3Stream> hash_ = std::make_unique<Xxh3Stream>();  // the open section
   std::vector<abi::SectionEntry> table_;
   abi::PageCodec page_codec_ = abi::PageCodec::kNone;
   unsigned page_threads_ = 0;
@@ -79,7 +78,7 @@ class ImageWriter {
   bool has_frames_ = false;  // the image needs version 2
   uint64_t pages_logical_ = 0;
   uint64_t pages_stored_ = 0;
-  XXH3_state_t* chunk_hash_ = nullptr;
+  std::unique_ptr<Xxh3Stream> chunk_hash_ = std::make_unique<Xxh3Stream>();
   uint64_t chunk_fill_ = 0;  // bytes of the current chunk hashed so far
   std::vector<uint64_t> page_sums_;
 };

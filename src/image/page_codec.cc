@@ -2,10 +2,11 @@
 #include "image/page_codec.h"
 
 #include <lz4.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include <cstring>
+
+#include "base/fast_hash.h"
 
 namespace vos::image {
 
@@ -142,7 +143,7 @@ Status decompress_frame(const abi::PageFrame& f, const char* stored, char* out) 
 }
 
 Status check_frame(const abi::PageFrame& f, const char* decoded) {
-  if (XXH3_64bits(decoded, f.logical_size) != f.checksum) {
+  if (xxh3(decoded, f.logical_size) != f.checksum) {
     return user_error("corrupt: frame at {} checksum mismatch", f.logical_offset);
   }
   return {};

@@ -1,11 +1,10 @@
 // Host side (capture, in the keeper).
 #include "image/page_compressor.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cstring>
 
+#include "base/fast_hash.h"
 #include "image/page_codec.h"
 
 namespace vos::image {
@@ -53,7 +52,7 @@ void PageCompressor::worker() {
     f.logical_size = static_cast<uint32_t>(job->in.size());
     f.stored_size =
         static_cast<uint32_t>(used == abi::PageCodec::kNone ? job->in.size() : job->out.size());
-    f.checksum = XXH3_64bits(job->in.data(), job->in.size());
+    f.checksum = xxh3(job->in.data(), job->in.size());
     {
       std::lock_guard<std::mutex> l(mu_);
       job->done = true;
