@@ -168,7 +168,9 @@ struct RestoreArgs {
   uint64_t nchecks;
   uint64_t pieces;
   uint64_t piece_start;
-  uint64_t nchunks;           // of all checks
+  uint64_t nchunks;    // of all checks
+  uint32_t hash_avx2;  // nonzero: the CPU and kernel run AVX2, for hashing the chunks
+  uint32_t pad0;
   BlobSigaction actions[65];  // index = signal number; handler == ~0 means "leave"
   BlobItimer itimers[3];
   int32_t has_itimer[3];

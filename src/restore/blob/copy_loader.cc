@@ -142,7 +142,8 @@ void check_and_copy_chunks(const RestoreArgs* a, const CopyLoader& loader, uint6
         check.pages_size - at < check.chunk_size ? check.pages_size - at : check.chunk_size;
     uint64_t src = sources.address_of(check.fd, check.pages_offset + at, len);
     const auto* sums = reinterpret_cast<const uint64_t*>(check.sums);
-    if (chunk_hash(reinterpret_cast<const void*>(src), len) != sums[g - check.first_chunk]) {
+    if (chunk_hash(reinterpret_cast<const void*>(src), len, a->hash_avx2 != 0) !=
+        sums[g - check.first_chunk]) {
       fail_corrupt("page data checksum mismatch", check.pages_offset + at);
     }
     for (uint32_t i = starts[g]; loader.uffd >= 0 && i < starts[g + 1]; ++i) {
