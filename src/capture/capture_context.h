@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "capture/page_ranges.h"
+#include "capture/page_reference.h"
 #include "capture/ptrace_session.h"
 #include "image/image_writer.h"
 #include "image/process_model.h"
@@ -36,6 +37,7 @@ struct CaptureContext {
   int mem_fd = -1;    // /proc/PID/mem
   std::vector<AreaPlan> area_plans;          // parallel to img.areas
   std::map<uint64_t, std::string> vm_flags;  // smaps VmFlags by mapping start, read before freezing
+  PageReference* reference = nullptr;        // pages equal to their copy here are not stored
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};

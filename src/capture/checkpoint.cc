@@ -233,12 +233,26 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   bool tracking = base.tracker.has_value() || (opts.incremental && !opts.kill);
   bool delta = false;
-  if (opts.incremental) {
+  // After a lazy restore: incremental by comparing pages with the restored image (pre-copy only).
+  bool compare = opts.incremental && !base.tracker && base.reference && opts.precopy &&
+                 !opts.kill && base.check_images().ok();
+  if (compare) {
+    stats.parent = base.images[0].path;
+    stats.note = fmt::format(
+        "writes since the lazy restore were not tracked: pages compared with {} (all memory is "
+        "read, only what changed is written); tracked from now on",
+        stats.parent);
+  } else if (opts.incremental) {
     stats.note = incremental_refusal(opts, base);
     delta = stats.note.empty();
     if (delta) {
       stats.parent = base.images[0].path;
     }
+  }
+  if (!base.untracked_why.empty()) {
+    stats.note += fmt::format("{}memory not tracked since the restore, stored in full: {}",
+                              stats.note.empty() ? "" : "; ", base.untracked_why);
+    base.untracked_why.clear();
   }
   // A full image written mostly while the program runs (an incremental image builds on its
   // parent instead; --kill never lets the program run).
@@ -290,9 +304,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (precopy) {
     guard.armed = true;
     VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
-    VOS_TRY(
-        precopy_pages(pid, base, *writer, ctx.img.image_id, opts.image_path, &ctx.img.pages_stored),
-        "pre-copy of process {}", pid);
+    VOS_TRY(precopy_pages(pid, base, *writer, ctx.img.image_id, opts.image_path, compare,
+                          &ctx.img.pages_stored),
+            "pre-copy of process {}", pid);
     phase.mark("precopy");
     delta = true;  // against the pages just copied
   } else if (delta && opts.precopy && !opts.kill) {

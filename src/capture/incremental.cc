@@ -105,7 +105,8 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
 }
 
 Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer,
-                     const std::string& image_id, const std::string& path, uint64_t* pages) {
+                     const std::string& image_id, const std::string& path, bool compare,
+                     uint64_t* pages) {
   WriteTracker& tracker = *base.tracker;
   VOS_TRY(tracker.reopen(), "tracking writes");
   CaptureContext live;  // the layout as it is now; the freeze reads it again
@@ -121,8 +122,16 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
       tracked[idx] = (written && *written) || tracker.track(a.start, a.end).ok();
     }
   }
+  // Reference image k is this image's base image k + 1 (0 is the image being written).
+  std::unique_ptr<PageReference> reference;
+  std::vector<BaseImage> reference_images;
+  if (compare && base.reference) {
+    reference = std::move(base.reference);
+    reference_images = base.images;
+  }
   base.forget();
   base.images = {{path, image_id, 0}};
+  base.images.insert(base.images.end(), reference_images.begin(), reference_images.end());
   WriteBehindSink sink(writer);
   for (size_t idx = 0; idx < live.img.areas.size(); ++idx) {
     if (!tracked[idx]) {
@@ -140,7 +149,10 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
     }
     one.area_plans[0].explicit_ranges = true;
     one.area_plans[0].ranges = std::move(*own);
-    if (auto st = write_pages(one, sink, pid, PagePass::kExplicitOnly); !st) {
+    one.reference = reference.get();
+    auto st = write_pages(one, sink, pid, PagePass::kExplicitOnly);
+    std::vector<PageHome> kept = reference ? reference->take_kept() : std::vector<PageHome>{};
+    if (!st) {
       // Unmapped or protected meanwhile: the freeze stores it in full. Copies already written
       // stay in the file, unreferenced.
       tracker.untrack(a.start, a.end);
@@ -148,6 +160,9 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
     }
     for (const auto& r : a.pages) {
       base.pages.push_back({r.vaddr, r.npages, r.offset, 0});
+    }
+    for (const auto& h : kept) {
+      base.pages.push_back({h.vaddr, h.npages, h.offset, h.image + 1});
     }
     *pages += one.img.pages_stored;
   }
@@ -183,6 +198,16 @@ void base_from_restored(CheckpointBase& base, const image::ProcessImage& img,
   base.keep_tracking = true;
 }
 
+void base_for_comparison(CheckpointBase& base, const image::ProcessImage& img,
+                         std::vector<BaseImage> images,
+                         std::vector<PageReference::Source> sources) {
+  base.forget();
+  base.images = std::move(images);
+  base.reference = std::make_unique<PageReference>(homes_of(img), std::move(sources));
+  base.tracker.reset();
+  base.keep_tracking = true;
+}
+
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
                  uint64_t size) {
   std::vector<BaseImage> images{{path, ctx.img.image_id, size}};
@@ -194,6 +219,7 @@ void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::str
   base.images = std::move(images);
   base.pages = homes_of(ctx.img);
   base.must_store.clear();
+  base.reference.reset();  // numbered for the images before this one
 }
 
 uint64_t planned_bytes(const CaptureContext& ctx) {

@@ -9,12 +9,14 @@
 // moved since, or untrackable) is stored in full.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "capture/capture_context.h"
 #include "capture/page_homes.h"
+#include "capture/page_reference.h"
 #include "capture/page_writer.h"
 #include "capture/write_tracker.h"
 
@@ -38,6 +40,12 @@ struct CheckpointBase {
   // Pages a pre-copy round protected again but could not copy (their area changed under it):
   // their writes are known to no one any more, so the freeze stores them as if written.
   PageRanges must_store;
+  // Without a tracker since a restore (lazy): the restored image's pages (PageHome::image indexes
+  // `images`), for the next incremental checkpoint to compare with.
+  std::unique_ptr<PageReference> reference;
+  // Why some memory was left untracked when writes began to be tracked at a restore (those
+  // areas are stored in full): said in the next checkpoint's note, so a large image is explained.
+  std::string untracked_why;
 
   bool has_image() const { return !images.empty(); }
   // After a failure that lost written-page information: the next image is a full one.
@@ -45,6 +53,7 @@ struct CheckpointBase {
     images.clear();
     pages.clear();
     must_store.clear();
+    reference.reset();
   }
   // Fails, naming the file, if an image the base refers to was removed or changed.
   Status check_images() const;
@@ -63,8 +72,11 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta);
 // follows is an incremental checkpoint against them that only copies what was written since.
 // Memory that could not be copied (unmapped or protected meanwhile) is left untracked, and so
 // is stored in full during the freeze.
+// With `compare`, and base.reference set, a page equal to its copy in the reference is not
+// copied: the image refers to the reference's copy (the reference's images become its parents).
 Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer,
-                     const std::string& image_id, const std::string& path, uint64_t* pages);
+                     const std::string& image_id, const std::string& path, bool compare,
+                     uint64_t* pages);
 
 // After the image at `path` was committed: what the next incremental checkpoint builds on.
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
@@ -74,6 +86,11 @@ void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::str
 // incremental checkpoint builds on it, given a tracker armed before the program ran again.
 void base_from_restored(CheckpointBase& base, const image::ProcessImage& img,
                         std::vector<BaseImage> images, WriteTracker tracker);
+// The same without a tracker (writes since the restore are unknown): the next incremental
+// checkpoint compares the program's pages with those of `img`, read through `sources` (one per
+// image, parallel to `images`).
+void base_for_comparison(CheckpointBase& base, const image::ProcessImage& img,
+                         std::vector<BaseImage> images, std::vector<PageReference::Source> sources);
 
 // Bytes the plan stores from explicit ranges (incremental), to decide how to read them.
 uint64_t planned_bytes(const CaptureContext& ctx);

@@ -143,27 +143,32 @@ Status read_batch_split(pid_t pid, int mem_fd, bool readable, std::vector<iovec>
 }
 
 // Stores the pages read into `buf` for `pieces` (address, length); all-zero pages are dropped
-// when `drop_zero` (they come back as zeros by themselves).
+// when `drop_zero` (they come back as zeros by themselves), and so are pages equal to their copy
+// in ctx.reference (the image refers to that copy instead).
 Status store_batch(CaptureContext& ctx, image::MemoryArea& a, const std::vector<PageRange>& pieces,
                    const char* buf, PageSink& sink, bool drop_zero) {
+  auto not_stored = [&](uint64_t vaddr, const char* page) {
+    return (drop_zero && all_zero(page)) ||
+           (ctx.reference != nullptr && ctx.reference->keep_if_same(vaddr, page));
+  };
   size_t at = 0;
   for (const auto& piece : pieces) {
     uint64_t n = (piece.end - piece.start) / kPage;
     const char* data = buf + at;
-    for (uint64_t k = 0; k < n;) {
-      if (drop_zero && all_zero(data + k * kPage)) {
-        ++k;
+    uint64_t run = 0;  // pages to store, ending before page k
+    for (uint64_t k = 0; k <= n; ++k) {
+      if (k < n && !not_stored(piece.start + k * kPage, data + k * kPage)) {
+        ++run;
         continue;
       }
-      uint64_t e = k + 1;
-      while (e < n && !(drop_zero && all_zero(data + e * kPage))) {
-        ++e;
+      if (run > 0) {
+        uint64_t first = k - run;
+        uint64_t off = sink.position();
+        VOS_TRY(sink.write(data + first * kPage, run * kPage), "writing pages");
+        add_run(a, piece.start + first * kPage, run, off);
+        ctx.img.pages_stored += run;
+        run = 0;
       }
-      uint64_t off = sink.position();
-      VOS_TRY(sink.write(data + k * kPage, (e - k) * kPage), "writing pages");
-      add_run(a, piece.start + k * kPage, e - k, off);
-      ctx.img.pages_stored += e - k;
-      k = e;
     }
     at += piece.end - piece.start;
   }

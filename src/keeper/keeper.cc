@@ -97,6 +97,30 @@ struct Keeper {
   // The next incremental checkpoint of a restored program builds on the image (and parents) it
   // was restored from, with writes tracked since the restore.
   void base_on_restored_image(const restore::LoadedImage& img, capture::WriteTracker tracker) {
+    capture::base_from_restored(base, img.proc, restored_chain(img), std::move(tracker));
+  }
+
+  // The same for a restore whose writes are not tracked (lazy): the next incremental checkpoint
+  // compares pages with the image's instead. Without a mapping of every image, a full one.
+  void compare_with_restored_image(const restore::LoadedImage& img) {
+    std::vector<capture::PageReference::Source> sources;
+    auto add = [&](const restore::PageSource& pages) {
+      auto m = MappedFile::map_readonly(pages.fd);
+      if (m) {
+        sources.push_back({std::move(*m), pages.base});
+      }
+    };
+    add(img.pages);
+    for (const auto& p : img.parents) {
+      add(p.pages);
+    }
+    if (sources.size() == img.parents.size() + 1) {
+      capture::base_for_comparison(base, img.proc, restored_chain(img), std::move(sources));
+    }
+  }
+
+  // The restored image and its parents, in the order page runs number them.
+  static std::vector<capture::BaseImage> restored_chain(const restore::LoadedImage& img) {
     std::vector<capture::BaseImage> images;
     auto add = [&](const image::ImageReader& r, const std::string& id) {
       std::error_code ec;
@@ -109,7 +133,7 @@ struct Keeper {
     for (size_t i = 0; i < img.parents.size(); ++i) {
       add(img.parents[i].reader, img.proc.parents[i].image_id);
     }
-    capture::base_from_restored(base, img.proc, std::move(images), std::move(tracker));
+    return images;
   }
 
   nlohmann::json handle(const nlohmann::json& req) {
@@ -432,7 +456,10 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   }
   if (done->tracker) {
     k.base_on_restored_image(img, std::move(*done->tracker));
+  } else if (img.proc.writes_tracked) {
+    k.compare_with_restored_image(img);
   }
+  k.base.untracked_why = done->untracked_why;
   if (done->lazy_uffd.valid()) {
     std::string stats_path = lazy_stats_path(name);
     auto server = restore::LazyServer::start(

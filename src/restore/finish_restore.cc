@@ -102,7 +102,7 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
   } else if (p.writes_tracked) {
     // (A lazy restore fills memory through its own userfaultfd: not tracked, so the next
     // incremental image is a full one.)
-    auto tracker = track_restored_writes(pid, blob_syscall, p);
+    auto tracker = track_restored_writes(pid, blob_syscall, p, &out.untracked_why);
     if (tracker) {
       out.tracker.emplace(std::move(*tracker));
     } else {

@@ -91,7 +91,8 @@ struct FinishedRestore {
   UniqueFd lazy_uffd;
   // An image taken with --incremental (eager restore): its writes tracked from before it ran,
   // so that the next incremental checkpoint builds on this image. Empty if that failed, with
-  // the reason in `untracked_why`: the next incremental image is then a full one.
+  // the reason in `untracked_why`: the next incremental image is then a full one. (Also set when
+  // only some areas could not be tracked: those are stored in full.)
   std::optional<capture::WriteTracker> tracker;
   std::string untracked_why;
 };

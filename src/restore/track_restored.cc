@@ -4,7 +4,8 @@
 namespace vos::restore {
 
 Result<capture::WriteTracker> track_restored_writes(pid_t pid, uint64_t syscall_insn,
-                                                    const image::ProcessImage& img) {
+                                                    const image::ProcessImage& img,
+                                                    std::string* untracked) {
   auto tracker = capture::WriteTracker::create_in(pid, pid, syscall_insn);
   if (!tracker) {
     return std::move(tracker).error().context("tracking writes of the restored program");
@@ -13,7 +14,10 @@ Result<capture::WriteTracker> track_restored_writes(pid_t pid, uint64_t syscall_
   // the image's, so a page not written from here on is the image's page.
   for (const auto& a : img.areas) {
     if (a.kind == image::AreaKind::kAnon && !a.shared) {
-      (void)tracker->track(a.start, a.end);
+      auto st = tracker->track(a.start, a.end);
+      if (!st && untracked->empty()) {
+        *untracked = st.error().describe();
+      }
     }
   }
   return tracker;
