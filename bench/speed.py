@@ -99,6 +99,7 @@ def incremental_rep(s, h, size, dirty, layout, rep, precopy):
     r = {"rep": rep, "dirty_mib": dirty, "layout": layout}
 
     r["dd_ms"] = h.measure_dd(s, dirty)
+    h.remove_dd(s)  # small (DIRTY MiB): nothing for the VM to hand back
     h.start_under_vos(s, name, size, ready, extra=[str(dirty), layout])
     pid = s.find_pid(name)
     r["full"] = h.checkpoint(s, name, dirs["full"], size, kill=False, extra=["--incremental"])
