@@ -166,7 +166,7 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
     }
     *pages += one.img.pages_stored;
   }
-  VOS_TRY(sink.finish(), "pre-copy of process {}", pid);
+  VOS_TRY(sink.finish(), "writing the pre-copied pages");
   std::sort(base.pages.begin(), base.pages.end(),
             [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
   return {};

@@ -175,6 +175,11 @@ Status store_batch(CaptureContext& ctx, image::MemoryArea& a, const std::vector<
   return {};
 }
 
+// How errors name a mapping: its file, or its address when it has none.
+std::string area_label(const image::MemoryArea& a) {
+  return a.name.empty() ? fmt::format("at {:#x}", a.start) : a.name;
+}
+
 // Copies `ranges` of the area from process `source` into `sink`, in batches of up to
 // kCopyChunk bytes.
 Status store_ranges(CaptureContext& ctx, image::MemoryArea& a, const PageRanges& ranges,
@@ -192,8 +197,8 @@ Status store_ranges(CaptureContext& ctx, image::MemoryArea& a, const PageRanges&
       into = buf.data();
     }
     VOS_TRY(read_batch_split(source, mem_fd, (a.prot & PROT_READ) != 0, batch, into, total),
-            "mapping {}", a.name);
-    VOS_TRY(store_batch(ctx, a, pieces, into, sink, drop_zero), "mapping {}", a.name);
+            "mapping {}", area_label(a));
+    VOS_TRY(store_batch(ctx, a, pieces, into, sink, drop_zero), "mapping {}", area_label(a));
     batch.clear();
     pieces.clear();
     total = 0;
@@ -207,7 +212,9 @@ Status store_ranges(CaptureContext& ctx, image::MemoryArea& a, const PageRanges&
       total += len;
       addr += len;
       if (total == kCopyChunk) {
-        VOS_TRY(flush(), "process {}", source);
+        if (auto st = flush(); !st) {
+          return st;
+        }
       }
     }
   }
@@ -306,8 +313,10 @@ Status write_pages(CaptureContext& ctx, PageSink& sink, pid_t source, PagePass p
       }
       ranges = std::move(*want);
     }
-    VOS_TRY(store_ranges(ctx, a, ranges, source, mem.get(), sink, drop_zero, buf), "process {}",
-            ctx.pid);
+    // (Callers name the process.)
+    if (auto st = store_ranges(ctx, a, ranges, source, mem.get(), sink, drop_zero, buf); !st) {
+      return st;
+    }
   }
   return {};
 }

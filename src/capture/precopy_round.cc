@@ -86,7 +86,7 @@ Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
       base.must_store = union_ranges(base.must_store, area);
     }
   }
-  VOS_TRY(sink.finish(), "pre-copy round of process {}", pid);
+  VOS_TRY(sink.finish(), "writing the pre-copy round's pages");
   base.pages = replace_homes(base.pages, gone, std::move(fresh));
   return round;
 }
