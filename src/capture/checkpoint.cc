@@ -233,13 +233,14 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   bool tracking = base.tracker.has_value() || (opts.incremental && !opts.kill);
   bool delta = false;
-  // After a lazy restore: incremental by comparing pages with the restored image (pre-copy only).
+  // After a restore whose writes were not tracked (lazy): incremental by comparing pages with the
+  // restored image (pre-copy only).
   bool compare = opts.incremental && !base.tracker && base.reference && opts.precopy &&
                  !opts.kill && base.check_images().ok();
   if (compare) {
     stats.parent = base.images[0].path;
     stats.note = fmt::format(
-        "writes since the lazy restore were not tracked: pages compared with {} (all memory is "
+        "writes since the restore were not tracked: pages compared with {} (all memory is "
         "read, only what changed is written); tracked from now on",
         stats.parent);
   } else if (opts.incremental) {
