@@ -194,23 +194,27 @@ void LazyServer::serve_faults() {
       return;
     }
     uffd_msg msg{};
-    while (::read(uffd_.get(), &msg, sizeof msg) == sizeof msg) {
+    for (;;) {
+      // Reading an unmap, discard or move event lets the program go on and change its memory at
+      // once; a copy into that memory after the change would bring the image's old data back
+      // (seen: a page the program discarded held its first contents again). Copies run under
+      // mu_, so the event is read and its pages forgotten or moved under mu_ too.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (::read(uffd_.get(), &msg, sizeof msg) != sizeof msg) {
+        break;
+      }
       switch (msg.event) {
         case UFFD_EVENT_PAGEFAULT:
           faults_++;
           deferred.push_back(msg.arg.pagefault.address & ~(kPage - 1));
           break;
         case UFFD_EVENT_REMOVE:
-        case UFFD_EVENT_UNMAP: {
-          std::lock_guard<std::mutex> lock(mu_);
+        case UFFD_EVENT_UNMAP:
           forget(msg.arg.remove.start, msg.arg.remove.end);
           break;
-        }
-        case UFFD_EVENT_REMAP: {
-          std::lock_guard<std::mutex> lock(mu_);
+        case UFFD_EVENT_REMAP:
           moved(msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
           break;
-        }
         default:
           break;
       }
