@@ -250,11 +250,6 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       stats.parent = base.images[0].path;
     }
   }
-  if (!base.untracked_why.empty()) {
-    stats.note += fmt::format("{}memory not tracked since the restore, stored in full: {}",
-                              stats.note.empty() ? "" : "; ", base.untracked_why);
-    base.untracked_why.clear();
-  }
   // A full image written mostly while the program runs (an incremental image builds on its
   // parent instead; --kill never lets the program run).
   bool precopy = opts.precopy && !delta && !opts.kill;
@@ -305,9 +300,13 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (precopy) {
     guard.armed = true;
     VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    std::string compared;
     VOS_TRY(precopy_pages(pid, base, *writer, ctx.img.image_id, opts.image_path, compare,
-                          &ctx.img.pages_stored),
+                          &ctx.img.pages_stored, &compared),
             "pre-copy of process {}", pid);
+    if (!compared.empty()) {
+      stats.note += " (" + compared + ")";
+    }
     phase.mark("precopy");
     delta = true;  // against the pages just copied
   } else if (delta && opts.precopy && !opts.kill) {
@@ -322,6 +321,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
         return std::move(round).error().context(fmt::format("checkpoint of process {}", pid));
       }
       ctx.img.pages_stored += round->pages_stored;
+      ctx.untracked_bytes += round->untracked_bytes;
+      ctx.untracked_areas += round->untracked_areas;
       if (round->pages_copied < kRoundConverged) {
         break;
       }
@@ -496,6 +497,17 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   stats.pages_stored_bytes = writer->pages_stored_bytes();
   stats.pages = ctx.img.pages_stored;
   stats.pages_inherited = ctx.img.pages_inherited;
+  if (ctx.untracked_bytes > 0) {
+    stats.note += fmt::format(
+        "{}{} KiB in {} area(s) not tracked since the last checkpoint (mapped or moved since, or "
+        "tracking dropped by the kernel when memory was moved next to it): stored in full",
+        stats.note.empty() ? "" : "; ", ctx.untracked_bytes >> 10, ctx.untracked_areas);
+  }
+  if (!base.untracked_why.empty()) {
+    stats.note += fmt::format("{}memory that could not be tracked, stored in full: {}",
+                              stats.note.empty() ? "" : "; ", base.untracked_why);
+    base.untracked_why.clear();
+  }
   stats.threads = ctx.img.threads.size();
   if (opts.incremental) {
     base.keep_tracking = true;

@@ -89,6 +89,8 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
       if (!own) {
         return std::move(own).error();
       }
+      ctx.untracked_bytes += range_bytes(*own);
+      ctx.untracked_areas += range_bytes(*own) > 0 ? 1 : 0;
       plan.ranges = std::move(*own);
       (void)tracker.track(a.start, a.end);
       continue;
@@ -106,7 +108,7 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
 
 Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer,
                      const std::string& image_id, const std::string& path, bool compare,
-                     uint64_t* pages) {
+                     uint64_t* pages, std::string* compared) {
   WriteTracker& tracker = *base.tracker;
   VOS_TRY(tracker.reopen(), "tracking writes");
   CaptureContext live;  // the layout as it is now; the freeze reads it again
@@ -119,7 +121,13 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
     const auto& a = live.img.areas[idx];
     if (live.area_plans[idx].trackable) {
       auto written = tracker.take_written(a.start, a.end);  // re-protects if tracked already
-      tracked[idx] = (written && *written) || tracker.track(a.start, a.end).ok();
+      if (written && *written) {
+        tracked[idx] = true;
+      } else if (auto st = tracker.track(a.start, a.end); st) {
+        tracked[idx] = true;
+      } else if (base.untracked_why.empty()) {
+        base.untracked_why = st.error().describe();
+      }
     }
   }
   // Reference image k is this image's base image k + 1 (0 is the image being written).
@@ -167,6 +175,10 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
     *pages += one.img.pages_stored;
   }
   VOS_TRY(sink.finish(), "writing the pre-copied pages");
+  if (reference && compared != nullptr) {
+    *compared = fmt::format("{} of {} pages unchanged", reference->kept_pages(),
+                            reference->compared_pages());
+  }
   std::sort(base.pages.begin(), base.pages.end(),
             [](const PageHome& x, const PageHome& y) { return x.vaddr < y.vaddr; });
   return {};

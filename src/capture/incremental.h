@@ -43,8 +43,8 @@ struct CheckpointBase {
   // Without a tracker since a restore (lazy): the restored image's pages (PageHome::image indexes
   // `images`), for the next incremental checkpoint to compare with.
   std::unique_ptr<PageReference> reference;
-  // Why some memory was left untracked when writes began to be tracked at a restore (those
-  // areas are stored in full): said in the next checkpoint's note, so a large image is explained.
+  // Why some memory could not be tracked (at a restore, or when a pre-copy began): those areas
+  // are stored in full, and the checkpoint's note says why, so that a large image is explained.
   std::string untracked_why;
 
   bool has_image() const { return !images.empty(); }
@@ -74,9 +74,10 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta);
 // is stored in full during the freeze.
 // With `compare`, and base.reference set, a page equal to its copy in the reference is not
 // copied: the image refers to the reference's copy (the reference's images become its parents).
+// `compared` (may be null) gets "N of M pages unchanged" when pages were compared.
 Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer,
                      const std::string& image_id, const std::string& path, bool compare,
-                     uint64_t* pages);
+                     uint64_t* pages, std::string* compared);
 
 // After the image at `path` was committed: what the next incremental checkpoint builds on.
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,

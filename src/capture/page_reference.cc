@@ -41,6 +41,7 @@ bool PageReference::keep_if_same(uint64_t vaddr, const char* page) {
     return false;
   }
   const Source& s = sources_[h->image];
+  ++compared_total_;
   uint64_t at = s.pages_base + h->offset + (vaddr - h->vaddr);
   if (!s.map.contains(at, kPage) || std::memcmp(s.map.data() + at, page, kPage) != 0) {
     return false;

@@ -30,6 +30,7 @@ class PageReference {
   // The pages kept since the last call, as homes in the reference's images, sorted by vaddr.
   std::vector<PageHome> take_kept();
   uint64_t kept_pages() const { return kept_total_; }
+  uint64_t compared_pages() const { return compared_total_; }  // those it had a copy of
 
  private:
   const PageHome* home_of(uint64_t vaddr);
@@ -39,6 +40,7 @@ class PageReference {
   size_t hint_ = 0;  // pages are looked up in address order: start from the last match
   std::vector<PageHome> kept_;
   uint64_t kept_total_ = 0;
+  uint64_t compared_total_ = 0;
 };
 
 }  // namespace vos::capture

@@ -77,6 +77,8 @@ Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
     // part of it before stopping, so nothing the tracker says about that part can be trusted.
     // Tracked from now on and copied whole, or stored whole at the freeze.
     gone = union_ranges(gone, area);
+    round.untracked_bytes += a.end - a.start;
+    round.untracked_areas += 1;
     bool copied = false;
     if (written && tracker.track(a.start, a.end)) {
       auto own = tracker.private_pages(a.start, a.end);

@@ -15,8 +15,10 @@
 namespace vos::capture {
 
 struct PrecopyRound {
-  uint64_t pages_copied = 0;  // written pages read in this round
-  uint64_t pages_stored = 0;  // of those, the ones stored (all-zero anonymous pages are not)
+  uint64_t pages_copied = 0;     // written pages read in this round
+  uint64_t pages_stored = 0;     // of those, the ones stored (all-zero anonymous pages are not)
+  uint64_t untracked_bytes = 0;  // areas the tracker no longer covered: copied whole
+  uint32_t untracked_areas = 0;
 };
 
 // One round into the open pages section of `writer` (the image `image_id` at `path`). Areas the

@@ -25,11 +25,15 @@ ck() {
   IMG=$(field image)
 }
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
-# expect_delta PARENT WHAT: the last checkpoint (J) built on PARENT and stored few pages.
+# expect_delta PARENT WHAT: the last checkpoint (J) built on PARENT and stored few pages, beyond
+# memory it says was not tracked (this program moves memory next to its table with mremap, and
+# the kernel may then drop the table's tracking: docs/limits.md).
 expect_delta() {
   [[ $(field parent) == "$1" ]] || e2e_die "$2 should build on $1: $J"
   (($(field pages_inherited) > 0)) || e2e_die "$2 inherited nothing: $J"
-  (($(field pages) * 2 < FULL_PAGES)) ||
+  local untracked_kib
+  untracked_kib=$(field note | sed -n 's/.*[^0-9]\([0-9][0-9]*\) KiB in [0-9]* area(s) not tracked.*/\1/p')
+  (($(field pages) * 2 < FULL_PAGES + ${untracked_kib:-0} / 2)) ||
     e2e_die "$2 stored $(field pages) pages of $FULL_PAGES: not incremental: $J"
 }
 
@@ -101,8 +105,14 @@ grep -q '"error":""' "$RUN_DIR/$NAME.lazy.json" ||
 sleep 0.3
 ck --incremental
 IMG7=$IMG
-expect_delta "$IMG4" "first checkpoint after the lazy restore"
-[[ $(field note) == *compared* ]] || e2e_die "no note that pages were compared: $J"
+[[ $(field parent) == "$IMG4" ]] || e2e_die "first checkpoint after the lazy restore should build on $IMG4: $J"
+# Most pages must be found unchanged and kept. (The image itself is then small too, except in
+# about 1 run of 8 here: this program moves memory next to its table with mremap, the kernel
+# then drops the table's write tracking, and the freeze stores it in full; see docs/limits.md.)
+read -r kept compared < <(field note | sed -n 's/.*(\([0-9]*\) of \([0-9]*\) pages unchanged).*/\1 \2/p') || true
+[[ -n ${kept:-} ]] || e2e_die "no note that pages were compared: $J"
+((kept * 2 > compared && kept * 2 > FULL_PAGES)) ||
+  e2e_die "only $kept of $compared pages kept after the lazy restore: $J"
 sleep 0.3
 ck --incremental --kill
 IMG8=$IMG
