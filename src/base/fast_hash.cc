@@ -7,13 +7,18 @@ namespace vos {
 namespace {
 
 const xxh3_kernels::Kernels& kernels() {
-  // Also checks that the kernel saves AVX state (XGETBV), not only the CPUID bit.
   static const xxh3_kernels::Kernels& chosen =
-      __builtin_cpu_supports("avx2") ? xxh3_kernels::kAvx2 : xxh3_kernels::kBaseline;
+      xxh3_uses_avx2() ? xxh3_kernels::kAvx2 : xxh3_kernels::kBaseline;
   return chosen;
 }
 
 }  // namespace
+
+bool xxh3_uses_avx2() {
+  // Also checks that the kernel saves AVX state (XGETBV), not only the CPUID bit.
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
 
 uint64_t xxh3(const void* data, size_t size) {
   return kernels().hash(data, size);

@@ -12,6 +12,10 @@ namespace vos {
 // XXH3_64bits of `size` bytes.
 uint64_t xxh3(const void* data, size_t size);
 
+// Whether the AVX2 kernel is used here (the CPU has AVX2 and the kernel saves its state); the
+// restorer's own copy of xxHash follows the same choice (RestoreArgs::hash_avx2).
+bool xxh3_uses_avx2();
+
 // Streaming XXH3_64bits: digest() equals xxh3() of everything update()d since reset().
 class Xxh3Stream {
  public:

@@ -12,6 +12,7 @@
 #include <map>
 
 #include "abi/restore_abi.h"
+#include "base/fast_hash.h"
 #include "capture/proc_files.h"
 #include "restore/fd_restore.h"
 #include "restore/page_checks_plan.h"
@@ -354,7 +355,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   args->pieces = region + pieces_off;
   args->piece_start = region + starts_off;
   args->nchunks = checks.nchunks;
-  args->hash_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;  // also checks the kernel saves AVX
+  args->hash_avx2 = xxh3_uses_avx2() ? 1 : 0;
   auto* threads = reinterpret_cast<BlobThread*>(base + threads_off);
   for (size_t i = 0; i < p.threads.size(); ++i) {
     const auto& t = p.threads[i];
