@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +72,12 @@ int finish_foreground(const LaunchOptions& opts, const keeper::KeeperStatus& st)
       std::fprintf(stderr, "vos: %s was checkpointed and stopped\n", opts.name.c_str());
     }
     return 0;
+  }
+  struct stat err_st {};
+  if (st.kind == 2 && (::fstat(2, &err_st) != 0 || !S_ISREG(err_st.st_mode))) {
+    // Not into a regular file: it may be one the program writes, whose size the image records.
+    std::fprintf(stderr, "vos: %s was ended by vos: %.*s\n", opts.name.c_str(),
+                 static_cast<int>(sizeof st.why), st.why);
   }
   return exit_code_for(st.wait_status);
 }

@@ -177,7 +177,7 @@ struct Keeper {
         }
         ended = true;
         end_status = status;
-        unregister();
+        unregister(false);
       }
       nlohmann::json phases = nlohmann::json::array();
       for (const auto& [step, ms] : stats->phases) {
@@ -248,19 +248,26 @@ struct Keeper {
     }
   }
 
-  void unregister() {
+  // A failed lazy restore's statistics stay behind: they say why vos ended the program.
+  void unregister(bool keep_lazy_stats) {
     // Wait until the CLI registered the program, so its entry cannot outlive us.
     char b;
     while (::read(pipes.ack_fd, &b, 1) > 0) {
     }
-    remove_entry(name);
+    remove_entry(name, keep_lazy_stats);
   }
 
   [[noreturn]] void finish(int wait_status) {
-    lazy.reset();
-    unregister();
-    end_leftovers();
     KeeperStatus st{killed_by_checkpoint ? 1 : 0, wait_status};
+    if (lazy) {
+      if (std::string why = lazy->finish(); !why.empty()) {
+        st.kind = 2;
+        std::snprintf(st.why, sizeof st.why, "%s", why.c_str());
+      }
+      lazy.reset();
+    }
+    unregister(st.kind == 2);
+    end_leftovers();
     (void)!::write(pipes.status_fd, &st, sizeof st);
     ::_exit(0);
   }
@@ -462,6 +469,7 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   k.base.untracked_why = done->untracked_why;
   if (done->lazy_uffd.valid()) {
     std::string stats_path = lazy_stats_path(name);
+    ::unlink(stats_path.c_str());  // left by an earlier failed lazy restore of this name
     auto server = restore::LazyServer::start(
         pid, std::move(done->lazy_uffd), img, [stats_path](const restore::LazyStats& st) {
           nlohmann::json j = {

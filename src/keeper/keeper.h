@@ -23,8 +23,10 @@ struct KeeperPipes {
 };
 
 struct KeeperStatus {
-  int32_t kind = 0;  // 0: the program ended; 1: it was checkpointed with --kill
+  // 0: the program ended; 1: it was checkpointed with --kill; 2: vos ended it (`why`).
+  int32_t kind = 0;
   int32_t wait_status = 0;
+  char why[512] = {};
 };
 
 // env: the program's whole environment (see program_environment()).

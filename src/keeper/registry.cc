@@ -76,10 +76,12 @@ Status write_entry(const Entry& e) {
   return write_json_file(entry_path(e.name), nlohmann::json(e));
 }
 
-void remove_entry(const std::string& name) {
+void remove_entry(const std::string& name, bool keep_lazy_stats) {
   ::unlink(entry_path(name).c_str());
   ::unlink(socket_path(name).c_str());
-  ::unlink(lazy_stats_path(name).c_str());
+  if (!keep_lazy_stats) {
+    ::unlink(lazy_stats_path(name).c_str());
+  }
 }
 
 namespace {

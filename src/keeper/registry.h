@@ -27,13 +27,14 @@ std::string run_dir();  // $VOS_RUN_DIR, /run/vos (root), $XDG_RUNTIME_DIR/vos o
 Status ensure_run_dir();
 std::string socket_path(const std::string& name);
 std::string entry_path(const std::string& name);
-// Written by the keeper of a program restored with --lazy once all its memory is in.
+// Written by the keeper of a program restored with --lazy once all its memory is in (or once
+// serving it failed; then it stays after the program ended, saying why).
 std::string lazy_stats_path(const std::string& name);
 // Writes `j` to `path` through a temporary file and rename.
 Status write_json_file(const std::string& path, const nlohmann::json& j);
 
 Status write_entry(const Entry& e);
-void remove_entry(const std::string& name);
+void remove_entry(const std::string& name, bool keep_lazy_stats = false);
 // Live entries only; entries whose keeper is gone are removed on the way.
 std::vector<Entry> list_entries();
 std::optional<Entry> find_entry(const std::string& name_or_pid);

@@ -62,17 +62,19 @@ Result<std::unique_ptr<LazyServer>> LazyServer::start(
       if (!from.contains(base + r.offset, r.npages * kPage)) {
         return user_error("lazy restore: pages at {:#x} lie past the end of their image", r.vaddr);
       }
-      s->sources_.push_back({r.vaddr, r.npages * kPage, from.data() + base + r.offset});
+      s->sources_[r.vaddr] = {r.npages * kPage, from.data() + base + r.offset};
     }
   }
-  std::sort(s->sources_.begin(), s->sources_.end(),
-            [](const Source& x, const Source& y) { return x.vaddr < y.vaddr; });
   s->fault_thread_ = std::thread([p = s.get()] { p->serve_faults(); });
   s->prefetch_thread_ = std::thread([p = s.get()] { p->prefetch(); });
   return s;
 }
 
 LazyServer::~LazyServer() {
+  finish();
+}
+
+std::string LazyServer::finish() {
   uint64_t one = 1;
   (void)!::write(stop_.get(), &one, sizeof one);
   if (prefetch_thread_.joinable()) {
@@ -81,105 +83,151 @@ LazyServer::~LazyServer() {
   if (fault_thread_.joinable()) {
     fault_thread_.join();
   }
+  return killed_why_;
 }
 
-const LazyServer::Source* LazyServer::find(uint64_t addr) const {
-  auto it = std::upper_bound(sources_.begin(), sources_.end(), addr,
-                             [](uint64_t a, const Source& s) { return a < s.vaddr; });
+std::unique_lock<std::mutex> LazyServer::lock_for_faults() {
+  fault_side_waiting_.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock<std::mutex> lock(mu_);
+  fault_side_waiting_.fetch_sub(1, std::memory_order_relaxed);
+  return lock;
+}
+
+std::unique_lock<std::mutex> LazyServer::lock_for_prefetch() {
+  // A mutex hands itself to whoever asks first once free, and the prefetch asks again right
+  // after each block: without this, a first touch waited for the whole prefetch (seen: 0.1 s
+  // for 256 MiB, the program stalled that long right after its restore).
+  while (fault_side_waiting_.load(std::memory_order_relaxed) > 0) {
+    std::this_thread::yield();
+  }
+  return std::unique_lock<std::mutex>(mu_);
+}
+
+LazyServer::Sources::const_iterator LazyServer::find(uint64_t addr) const {
+  auto it = sources_.upper_bound(addr);
   if (it == sources_.begin()) {
-    return nullptr;
+    return sources_.end();
   }
   --it;
-  return addr < it->vaddr + it->len ? &*it : nullptr;
+  return addr < it->first + it->second.len ? it : sources_.end();
 }
 
-Result<uint64_t> LazyServer::copy_in(const Source& s, uint64_t addr, uint64_t len) {
-  const char* from = s.data + (addr - s.vaddr);
+uint64_t LazyServer::remaining_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [vaddr, src] : sources_) {
+    n += src.len;
+  }
+  return n;
+}
+
+Result<LazyServer::Copied> LazyServer::copy_in(uint64_t addr, uint64_t len, const char* data) {
+  Copied out;
   uint64_t done = 0;
+  uint64_t in_from = addr;  // start of the pages known to be in, not yet forgotten
+  bool page_by_page = false;
+  auto settle = [&](uint64_t upto) {
+    forget(in_from, upto);
+    in_from = upto;
+  };
   while (done < len) {
     uffdio_copy c{};
     c.dst = addr + done;
-    c.src = reinterpret_cast<uint64_t>(from + done);
-    c.len = len - done;
-    if (::ioctl(uffd_.get(), UFFDIO_COPY, &c) == 0) {
-      done += static_cast<uint64_t>(c.copy);
-      continue;
-    }
-    int err = errno;
+    c.src = reinterpret_cast<uint64_t>(data + done);
+    c.len = page_by_page ? kPage : len - done;
+    int err = ::ioctl(uffd_.get(), UFFDIO_COPY, &c) == 0 ? 0 : errno;
     if (c.copy > 0) {
-      done += static_cast<uint64_t>(c.copy);  // partial: go on from there
+      done += static_cast<uint64_t>(c.copy);  // all, or part: go on from there
+      out.pages += static_cast<uint64_t>(c.copy) / kPage;
     } else if (err == EEXIST) {
       wake(uffd_.get(), addr + done, kPage);  // already in (the other thread was first)
       done += kPage;
+      out.pages++;
+    } else if (err == ENOENT && !page_by_page) {
+      page_by_page = true;  // find which pages lie outside the served mappings
+    } else if (err == ENOENT) {
+      settle(addr + done);
+      done += kPage;
+      in_from = addr + done;  // kept: its unmap or move event will say where it went
+      out.absent++;
     } else if (err == EAGAIN) {
       // The program is unmapping or moving memory: the fault thread must read that event
       // before anything can be copied; the caller retries without holding the lock.
+      settle(addr + done);
       return Error(EAGAIN, fmt::format("UFFDIO_COPY at {:#x}: memory map changing", addr + done));
     } else {
       return Error(err, fmt::format("UFFDIO_COPY at {:#x}", addr + done));
     }
   }
-  return done;
+  settle(addr + len);
+  return out;
 }
 
 void LazyServer::forget(uint64_t start, uint64_t end) {
-  std::vector<Source> kept;
-  for (const auto& src : sources_) {
-    uint64_t s_end = src.vaddr + src.len;
-    if (s_end <= start || src.vaddr >= end) {
-      kept.push_back(src);
+  if (start >= end) {
+    return;
+  }
+  auto it = sources_.upper_bound(start);
+  if (it != sources_.begin()) {
+    --it;  // may begin before `start` and reach into it
+  }
+  while (it != sources_.end() && it->first < end) {
+    uint64_t s_begin = it->first;
+    Source src = it->second;
+    uint64_t s_end = s_begin + src.len;
+    if (s_end <= start) {
+      ++it;
       continue;
     }
-    if (src.vaddr < start) {
-      kept.push_back({src.vaddr, start - src.vaddr, src.data});
+    it = sources_.erase(it);
+    if (s_begin < start) {
+      sources_[s_begin] = {start - s_begin, src.data};
     }
     if (s_end > end) {
-      kept.push_back({end, s_end - end, src.data + (end - src.vaddr)});
+      sources_[end] = {s_end - end, src.data + (end - s_begin)};
+      break;
     }
   }
-  sources_ = std::move(kept);
 }
 
 void LazyServer::moved(uint64_t from, uint64_t to, uint64_t len) {
-  std::vector<Source> inside;
-  for (const auto& src : sources_) {
-    uint64_t lo = std::max(src.vaddr, from);
-    uint64_t hi = std::min(src.vaddr + src.len, from + len);
+  std::vector<std::pair<uint64_t, Source>> inside;
+  for (auto it = sources_.begin(); it != sources_.end(); ++it) {
+    uint64_t lo = std::max(it->first, from);
+    uint64_t hi = std::min(it->first + it->second.len, from + len);
     if (lo < hi) {
-      inside.push_back({lo - from + to, hi - lo, src.data + (lo - src.vaddr)});
+      inside.push_back({lo - from + to, {hi - lo, it->second.data + (lo - it->first)}});
     }
   }
   forget(from, from + len);
   forget(to, to + len);  // whatever was there before is gone
-  sources_.insert(sources_.end(), inside.begin(), inside.end());
-  std::sort(sources_.begin(), sources_.end(),
-            [](const Source& x, const Source& y) { return x.vaddr < y.vaddr; });
+  sources_.insert(inside.begin(), inside.end());
 }
 
 bool LazyServer::serve_fault(uint64_t addr) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const Source* s = find(addr);
-  if (s == nullptr) {
+  auto lock = lock_for_faults();
+  auto s = find(addr);
+  if (s == sources_.end()) {
+    // No data: never stored, or already in (the prefetch was first; then this fails EEXIST).
     uffdio_zeropage z{};
     z.range = {addr, kPage};
-    if (::ioctl(uffd_.get(), UFFDIO_ZEROPAGE, &z) != 0) {
-      if (errno == EAGAIN) {
-        return false;
-      }
+    if (::ioctl(uffd_.get(), UFFDIO_ZEROPAGE, &z) == 0) {
+      zero_pages_++;
+    } else if (errno == EAGAIN) {
+      return false;
+    } else {
       wake(uffd_.get(), addr, kPage);
     }
-    zero_pages_++;
     return true;
   }
-  uint64_t end = std::min(s->vaddr + s->len, addr + kFaultBlock);
-  auto n = copy_in(*s, addr, end - addr);
+  uint64_t end = std::min(s->first + s->second.len, addr + kFaultBlock);
+  auto n = copy_in(addr, end - addr, s->second.data + (addr - s->first));
   if (n) {
-    fault_pages_ += *n / kPage;
+    fault_pages_ += n->pages;
   } else if (n.error().err() == EAGAIN) {
     return false;
-  } else {
-    wake(uffd_.get(), addr, kPage);
   }
+  // Woken in any case: a page in no served mapping any more faults the usual way when retried.
+  wake(uffd_.get(), addr, kPage);
   return true;
 }
 
@@ -199,7 +247,7 @@ void LazyServer::serve_faults() {
       // once; a copy into that memory after the change would bring the image's old data back
       // (seen: a page the program discarded held its first contents again). Copies run under
       // mu_, so the event is read and its pages forgotten or moved under mu_ too.
-      std::lock_guard<std::mutex> lock(mu_);
+      auto lock = lock_for_faults();
       if (::read(uffd_.get(), &msg, sizeof msg) != sizeof msg) {
         break;
       }
@@ -235,56 +283,86 @@ void LazyServer::serve_faults() {
 }
 
 Status LazyServer::copy_all_remaining() {
-  for (size_t i = 0; i < sources_.size(); ++i) {
-    const Source s = sources_[i];
-    for (uint64_t at = s.vaddr; at < s.vaddr + s.len;) {
-      uint64_t len = std::min(kPrefetchBlock, s.vaddr + s.len - at);
-      auto n = copy_in(s, at, len);
+  bool wait = false;
+  for (auto it = sources_.begin(); it != sources_.end();) {
+    // copy_in forgets what it copied: go on from the first source past this one's start.
+    uint64_t vaddr = it->first;
+    Source src = it->second;
+    for (uint64_t at = vaddr; at < vaddr + src.len;) {
+      uint64_t len = std::min(kPrefetchBlock, vaddr + src.len - at);
+      auto n = copy_in(at, len, src.data + (at - vaddr));
       if (!n) {
         return std::move(n).error();
       }
+      stats_.prefetched_pages += n->pages;
+      wait = wait || n->absent > 0;
       at += len;
     }
+    it = sources_.upper_bound(vaddr);
+  }
+  if (wait) {
+    return Error(EAGAIN, fmt::format("pages at {:#x} are in no mapping served any more",
+                                     sources_.begin()->first));
   }
   return {};
 }
 
+namespace {
+
+constexpr const char* kProgramEnded = "the program ended before all of its memory was in";
+
+}  // namespace
+
 void LazyServer::prefetch() {
-  auto started = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
   auto pause = [] { std::this_thread::sleep_for(std::chrono::microseconds(200)); };
   // In address order, one block per lock, so that first touches are served in between.
   for (uint64_t cursor = 0; stats_.error.empty();) {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto it = std::upper_bound(sources_.begin(), sources_.end(), cursor,
-                               [](uint64_t a, const Source& s) { return a < s.vaddr + s.len; });
+    auto lock = lock_for_prefetch();
+    auto it = sources_.upper_bound(cursor);
+    if (it != sources_.begin() && std::prev(it)->first + std::prev(it)->second.len > cursor) {
+      --it;
+    }
     if (it == sources_.end()) {
       break;
     }
-    uint64_t at = std::max(cursor, it->vaddr);
-    uint64_t len = std::min(kPrefetchBlock, it->vaddr + it->len - at);
-    auto n = copy_in(*it, at, len);
+    uint64_t at = std::max(cursor, it->first);
+    uint64_t len = std::min(kPrefetchBlock, it->first + it->second.len - at);
+    auto n = copy_in(at, len, it->second.data + (at - it->first));
     if (!n && n.error().err() == EAGAIN) {
       lock.unlock();
       pause();
       continue;
     }
     if (!n) {
-      stats_.error = n.error().err() == ESRCH ? "the program ended before all of its memory was in"
-                                              : n.error().describe();
+      stats_.error = n.error().err() == ESRCH ? kProgramEnded : n.error().describe();
       break;
     }
-    stats_.prefetched_pages += len / kPage;
+    stats_.prefetched_pages += n->pages;
     cursor = at + len;
   }
-  // Pages moved behind the cursor meanwhile: everything still stored must be in before the
-  // userfaultfd goes, since afterwards an untouched page reads as zeros.
+  // Pages moved behind the cursor, or skipped while their unmap or move was not read yet:
+  // everything still stored must be in before the userfaultfd goes, since afterwards an
+  // untouched page reads as zeros. Every unmap or move is read within moments (the program
+  // waits for it), so pages that stay out of every served mapping longer mean a bug.
+  constexpr auto kNoProgressLimit = std::chrono::seconds(10);
+  auto last_progress = Clock::now();
+  uint64_t left = UINT64_MAX;
   while (stats_.error.empty()) {
-    std::unique_lock<std::mutex> lock(mu_);
+    auto lock = lock_for_prefetch();
     auto st = copy_all_remaining();
     if (st) {
       break;
     }
     if (st.error().err() != EAGAIN) {
+      stats_.error = st.error().err() == ESRCH ? kProgramEnded : st.error().describe();
+      break;
+    }
+    if (uint64_t now_left = remaining_bytes(); now_left < left) {
+      left = now_left;
+      last_progress = Clock::now();
+    } else if (Clock::now() - last_progress > kNoProgressLimit) {
       stats_.error = st.error().describe();
       break;
     }
@@ -296,10 +374,15 @@ void LazyServer::prefetch() {
     // go on with wrong memory.
     if (auto v = verify_pages(*img_); !v) {
       stats_.error = v.error().describe();
+      killed_why_ = "its memory image is damaged: " + stats_.error;
       ::kill(pid_, SIGKILL);
     }
   } else {
-    ::kill(pid_, SIGKILL);  // some of its memory could not be brought back
+    // Some of its memory could not be brought back (or it has ended already).
+    if (stats_.error != kProgramEnded) {
+      killed_why_ = "its memory could not be brought back: " + stats_.error;
+    }
+    ::kill(pid_, SIGKILL);
   }
   stats_.done_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -315,7 +398,6 @@ void LazyServer::prefetch() {
   stats_.faults = faults_;
   stats_.fault_pages = fault_pages_;
   stats_.zero_pages = zero_pages_;
-  stats_.prefetched_pages -= std::min(stats_.prefetched_pages, fault_pages_.load());
   if (on_done_) {
     on_done_(stats_);
   }

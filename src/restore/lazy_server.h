@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,37 +42,55 @@ class LazyServer {
   LazyServer(const LazyServer&) = delete;
   LazyServer& operator=(const LazyServer&) = delete;
 
+  // Joins the server's threads. If the server ended the program (its memory could not be
+  // brought back, or its page data is damaged), says why; empty otherwise.
+  std::string finish();
+
  private:
   struct Source {
-    uint64_t vaddr = 0;
     uint64_t len = 0;
     const char* data = nullptr;  // the page data, in a mapping of its image (or memfd)
+  };
+  using Sources = std::map<uint64_t, Source>;  // by address: the stored pages not yet in
+  struct Copied {
+    uint64_t pages = 0;   // copied now, or found already there
+    uint64_t absent = 0;  // in no mapping served by this userfaultfd (left in sources_)
   };
   LazyServer() = default;
   void serve_faults();
   void prefetch();
-  // Copies in every stored page not discarded by the program, skipping pages already there.
+  // Copies in every page still in sources_; EAGAIN if some must wait for the program's
+  // unmap or move to be read, or were in no served mapping (see copy_in).
   Status copy_all_remaining();
   // False if it must be tried again once the program's pending unmap or move went through.
   bool serve_fault(uint64_t addr);
   // The program discarded [start, end) (MADV_DONTNEED, munmap): never fill it from the image.
+  // Also how pages leave sources_ once they are in.
   void forget(uint64_t start, uint64_t end);
   // The program moved [from, from + len) to `to` (mremap): so did the pages still to fill.
   void moved(uint64_t from, uint64_t to, uint64_t len);
-  const Source* find(uint64_t addr) const;
-  // Copies [addr, addr + len) from its source; returns bytes now present (copied or already
-  // there), or an error.
-  Result<uint64_t> copy_in(const Source& s, uint64_t addr, uint64_t len);
+  Sources::const_iterator find(uint64_t addr) const;
+  // Copies [addr, addr + len) (inside one source, from `data`) and forgets what is now in.
+  // A page in no mapping this userfaultfd serves (ENOENT: the program unmapped or moved it and
+  // that event is not read yet, or a range now spans two mappings) is skipped and kept.
+  Result<Copied> copy_in(uint64_t addr, uint64_t len, const char* data);
+  uint64_t remaining_bytes() const;
+  // mu_, taken by the fault thread (first touches, the program's map changes) before the
+  // prefetch thread, which asks for it again after every block.
+  std::unique_lock<std::mutex> lock_for_faults();
+  std::unique_lock<std::mutex> lock_for_prefetch();
 
   pid_t pid_ = 0;
   UniqueFd uffd_;
   UniqueFd stop_;  // eventfd: the prefetch is done, the fault thread may stop
   std::mutex mu_;  // guards sources_ against the program's unmaps and moves
-  std::vector<Source> sources_;
+  Sources sources_;
   std::vector<MappedFile> images_;  // its own mappings: the keeper drops its decompressed copies
   const LoadedImage* img_ = nullptr;
   LazyStats stats_;
+  std::string killed_why_;  // set by the prefetch thread before it kills the program
   std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0};
+  std::atomic<int> fault_side_waiting_{0};  // see lock_for_prefetch
   std::function<void(const LazyStats&)> on_done_;
   std::thread fault_thread_;
   std::thread prefetch_thread_;

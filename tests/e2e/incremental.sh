@@ -93,10 +93,7 @@ e2e_wait_gone "$NAME" 5 "checkpoint --kill after the restore"
 # After a lazy restore writes are not tracked (its memory arrives through the lazy server's own
 # userfaultfd): the next incremental image compares every page with the restored image's copy and
 # still stores only what changed.
-if [[ -n ${VOS_RUN_DIR:-} ]]; then RUN_DIR=$VOS_RUN_DIR
-elif ((EUID == 0)); then RUN_DIR=/run/vos
-elif [[ -n ${XDG_RUNTIME_DIR:-} ]]; then RUN_DIR=$XDG_RUNTIME_DIR/vos
-else RUN_DIR=/tmp/vos-$EUID; fi
+RUN_DIR=$(e2e_run_dir)
 "$VOS" restore "$IMG4" --lazy --detach </dev/null >"$W/restore-lazy.log" 2>&1 ||
   e2e_die "vos restore --lazy --detach $IMG4: $(tail -3 "$W/restore-lazy.log")"
 e2e_wait_file "$RUN_DIR/$NAME.lazy.json" 30 "lazy restore to finish" "$NAME"

@@ -171,6 +171,15 @@ e2e_wait_pid() {
   e2e_die "$what: still running after $seconds s"
 }
 
+# e2e_run_dir: where vos keeps its registry and a lazy restore's NAME.lazy.json (as
+# src/keeper/registry.cc decides).
+e2e_run_dir() {
+  if [[ -n ${VOS_RUN_DIR:-} ]]; then echo "$VOS_RUN_DIR"
+  elif ((EUID == 0)); then echo /run/vos
+  elif [[ -n ${XDG_RUNTIME_DIR:-} ]]; then echo "$XDG_RUNTIME_DIR/vos"
+  else echo "/tmp/vos-$EUID"; fi
+}
+
 # e2e_restore_wait IMAGE LOG [RESTORE ARGS...]: `vos restore IMAGE` in the foreground mode, run
 # as a background job so that a hang is reported (after E2E_RESTORE_TIMEOUT s, default 30)
 # instead of waiting for the CTest timeout; sets WAIT_RC.

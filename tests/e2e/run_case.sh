@@ -84,8 +84,16 @@ case $MODE in
     restore_args=()
     [[ $MODE == kill-restore-lazy ]] && restore_args=(--lazy)
     e2e_restore_wait "$IMG" "$W/restore.log" "${restore_args[@]}"
+    if ((WAIT_RC != 0)) && [[ $MODE == kill-restore-lazy ]]; then
+      # The keeper ends the program when its memory cannot be brought in; it says why here.
+      e2e_log "lazy server: $(cat "$(e2e_run_dir)/$NAME.lazy.json" 2>&1)"
+    fi
     ((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
     e2e_expect_pass "$RESULT" "restored program"
+    if [[ $MODE == kill-restore-lazy && -f $WORK/churn ]] && ! grep -qx "while served" "$WORK/churn"; then
+      e2e_die "the program found its memory all in at its first look after a lazy restore:" \
+        "its memory map changed only after the lazy server was done, which tests nothing"
+    fi
     ;;
 
   leave-running)
