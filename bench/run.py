@@ -824,6 +824,10 @@ def parse_args(argv):
     p.add_argument("--dirty-layout", choices=("spread", "block"), default="spread",
                    help="part incremental: rewrite every k-th page (spread) or one "
                         "contiguous block (default: %(default)s)")
+    p.add_argument("--hugepage", action="store_true",
+                   help="parts sizes, incremental, lazy: the program asks for transparent huge "
+                        "pages (MADV_HUGEPAGE), as databases and JVMs do; with THP set to "
+                        "'madvise' only such memory gets them, in the program and in a restore")
     args = p.parse_args(argv)
     try:
         args.sizes = [int(x) for x in ("16,64" if args.quick else args.sizes).split(",")]
@@ -897,6 +901,8 @@ def main(argv=None):
     # SIGTERM must also reach the cleanup in `finally`.
     signal.signal(signal.SIGTERM, on_sigterm)
 
+    if args.hugepage:
+        os.environ["MEM_PROGRAM_HUGEPAGE"] = "1"  # read by mem_program, bare and under vos
     s = Session(args)
     doc = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -907,13 +913,13 @@ def main(argv=None):
                    "micro_rounds": args.micro_rounds, "micro_min_time": args.micro_min_time,
                    "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps,
                    "codecs": args.codecs, "dirty_mib": args.dirty_mib,
-                   "dirty_layout": args.dirty_layout},
+                   "dirty_layout": args.dirty_layout, "hugepage": args.hugepage},
         "status": "running",
     }
     status = 1
     try:
         print(f"bench: vos={args.vos}  parts={','.join(args.parts)}  sizes={args.sizes} MiB  "
-              f"reps={args.reps}  tmp={s.tmp}")
+              f"reps={args.reps}  tmp={s.tmp}" + ("  huge pages" if args.hugepage else ""))
         if "launch" in args.parts:
             doc["launch"] = measure_launch(s, args.launch_reps)
         if "micro" in args.parts:

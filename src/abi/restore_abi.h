@@ -70,6 +70,14 @@ inline bool area_loads_by_copy(const BlobArea& a) {
          !(a.flags & kAreaLazy) && !(a.advice & kBlobAdviceHugePage);
 }
 
+// The same memory where the program asked for huge pages: when the page data is checked, the
+// restorer reads each piece in right after checking its chunk, on two threads, and the kernel
+// allocates a huge page where the read first touches one.
+inline bool area_loads_by_read(const BlobArea& a) {
+  return a.nruns > 0 && (a.flags & kAreaMapAnon) && !(a.flags & kAreaShared) &&
+         !(a.flags & kAreaLazy) && (a.advice & kBlobAdviceHugePage);
+}
+
 // A part of a page run that lies inside one chunk: copied once that chunk is checked.
 struct BlobCopyPiece {
   uint64_t vaddr;

@@ -26,8 +26,8 @@ Result<PageChecksPlan> plan_page_checks(const std::vector<CheckedSource>& source
   }
   std::vector<std::pair<uint64_t, abi::BlobCopyPiece>> by_chunk;
   for (size_t i = 0; i < areas.size(); ++i) {
-    if (!abi::area_loads_by_copy(areas[i])) {  // the only areas the restorer copies
-      continue;
+    if (!abi::area_loads_by_copy(areas[i]) && !abi::area_loads_by_read(areas[i])) {
+      continue;  // the restorer loads these before the checks, or not at all
     }
     for (uint64_t k = 0; k < areas[i].nruns; ++k) {
       const abi::BlobPageRun& r = runs[areas[i].first_run + k];

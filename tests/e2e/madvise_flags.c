@@ -2,7 +2,8 @@
 // since it changes what the program sees later: MADV_WIPEONFORK / MADV_DONTFORK decide what a
 // child gets, MADV_DONTDUMP what a core dump holds, MADV_HUGEPAGE / MADV_NOHUGEPAGE how memory is
 // backed. Each mapping is filled with a pattern and checked too (a huge-page mapping is restored
-// with huge pages where the kernel gives them).
+// with huge pages where the kernel gives them; the read-only one must be read-only again after
+// the restorer filled it).
 #define _GNU_SOURCE  // before any libc header
 #include <sys/mman.h>
 
@@ -15,12 +16,16 @@ struct advised {
   int advice;
   const char* flag;  // as /proc/self/smaps VmFlags shows it
   char* mem;
+  int read_only;
 };
 
 static struct advised areas[] = {
-    {"hugepage", MADV_HUGEPAGE, "hg", NULL},     {"nohugepage", MADV_NOHUGEPAGE, "nh", NULL},
-    {"dontfork", MADV_DONTFORK, "dc", NULL},     {"dontdump", MADV_DONTDUMP, "dd", NULL},
-    {"wipeonfork", MADV_WIPEONFORK, "wf", NULL},
+    {"hugepage", MADV_HUGEPAGE, "hg", NULL, 0},
+    {"nohugepage", MADV_NOHUGEPAGE, "nh", NULL, 0},
+    {"dontfork", MADV_DONTFORK, "dc", NULL, 0},
+    {"dontdump", MADV_DONTDUMP, "dd", NULL, 0},
+    {"wipeonfork", MADV_WIPEONFORK, "wf", NULL, 0},
+    {"hugepage read-only", MADV_HUGEPAGE, "hg", NULL, 1},
 };
 enum { kAreas = sizeof areas / sizeof areas[0] };
 
@@ -64,6 +69,9 @@ int main(int argc, char** argv) {
       mem[k] = (char)(k / 64 + i);
     }
     areas[i].mem = mem;
+    if (areas[i].read_only) {
+      E2E_CHECK(mprotect(mem, kLen, PROT_READ) == 0, "mprotect: %s", strerror(errno));
+    }
     char flags[256];
     vm_flags_of(mem, flags, sizeof flags);
     E2E_CHECK(has_flag(flags, areas[i].flag), "%s: no '%s' in VmFlags before: %s", areas[i].name,
@@ -79,6 +87,8 @@ int main(int argc, char** argv) {
     vm_flags_of(areas[i].mem, flags, sizeof flags);
     E2E_CHECK(has_flag(flags, areas[i].flag), "%s: '%s' lost from VmFlags after restore: %s",
               areas[i].name, areas[i].flag, flags);
+    E2E_CHECK(has_flag(flags, "wr") == !areas[i].read_only, "%s: writable %d after restore: %s",
+              areas[i].name, has_flag(flags, "wr"), flags);
     for (size_t k = 0; k < kLen; k += 64) {
       E2E_CHECK(areas[i].mem[k] == (char)(k / 64 + i), "%s: byte %zu changed", areas[i].name, k);
     }

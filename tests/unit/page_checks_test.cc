@@ -98,6 +98,26 @@ TEST(PageChecksPlan, PiecesLieInOneChunkAndFollowChunkOrder) {
   EXPECT_EQ(plan->pieces[3].area, 0u);
 }
 
+// Huge-page areas are read in after their chunks' checks, lazy ones are the keeper's.
+TEST(PageChecksPlan, HugePageAreasGetPiecesLazyOnesDoNot) {
+  image::PageChecksums mine{kChunk, std::vector<uint64_t>(2)};
+  std::vector<restore::CheckedSource> sources = {{7, 4096, 2 * kChunk, &mine}};
+  std::vector<abi::BlobPageRun> runs = {{0x200000, 4096, 4096 + kChunk, 7, 0},
+                                        {0x400000, 4096, 4096, 7, 0}};
+  std::vector<abi::BlobArea> areas = {anon_area(0x200000, 0x400000, 0, 1),
+                                      anon_area(0x400000, 0x401000, 1, 1)};
+  areas[0].advice = abi::kBlobAdviceHugePage;
+  areas[1].flags |= abi::kAreaLazy;
+  EXPECT_TRUE(abi::area_loads_by_read(areas[0]));
+  EXPECT_FALSE(abi::area_loads_by_copy(areas[0]));
+  auto plan = restore::plan_page_checks(sources, areas, runs);
+  ASSERT_TRUE(plan) << plan.error().describe();
+  ASSERT_EQ(plan->pieces.size(), 1u);
+  EXPECT_EQ(plan->pieces[0].area, 0u);
+  std::vector<uint32_t> starts = {0, 0, 1};
+  EXPECT_EQ(plan->piece_start, starts);
+}
+
 TEST(PageChecksPlan, RunOutsideThePageDataIsRefused) {
   image::PageChecksums mine{kChunk, std::vector<uint64_t>(1)};
   std::vector<restore::CheckedSource> sources = {{7, 4096, kChunk, &mine}};

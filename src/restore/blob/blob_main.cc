@@ -135,18 +135,6 @@ long move_vdso(const RestoreArgs* a) {
   return 0;
 }
 
-void read_pages(const BlobPageRun& run) {
-  uint64_t done = 0;
-  while (done < run.len) {
-    long r = sys4(kPread64, run.fd, static_cast<long>(run.vaddr + done),
-                  static_cast<long>(run.len - done), static_cast<long>(run.image_offset + done));
-    if (r <= 0) {
-      fail("reading pages", r == 0 ? -5 : r, run.vaddr + done);
-    }
-    done += static_cast<uint64_t>(r);
-  }
-}
-
 // The userfaultfd through which the keeper fills lazy areas, at the fd number it expects.
 void create_lazy_uffd(const RestoreArgs* a) {
   long fd = uffd_open(kOCloexec | kONonblock, kUffdLazyFeatures);
@@ -207,7 +195,7 @@ void map_areas(const RestoreArgs* a) {
       }
     }
     bool lazy = (ar.flags & vos::abi::kAreaLazy) != 0;
-    if (register_for_copy(loader, ar, i)) {
+    if (register_for_copy(loader, ar, i) || loads_by_read(a, ar)) {
       continue;  // filled, and given its protection, by run_copy_loader below
     }
     for (uint64_t k = 0; k < ar.nruns; ++k) {
@@ -218,7 +206,7 @@ void map_areas(const RestoreArgs* a) {
       // Populate the run's pages in one call instead of one fault per 4 KiB page during the
       // copy; a kernel without MADV_POPULATE_WRITE just faults them as before.
       sys3(kMadvise, static_cast<long>(run.vaddr), static_cast<long>(run.len), kMadvPopulateWrite);
-      read_pages(run);
+      read_pages(run.fd, run.vaddr, run.len, run.image_offset);
     }
     if (lazy) {
       // After the eager runs: once registered, a missing page would wait for the keeper.

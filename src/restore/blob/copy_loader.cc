@@ -146,9 +146,12 @@ void check_and_copy_chunks(const RestoreArgs* a, const CopyLoader& loader, uint6
         sums[g - check.first_chunk]) {
       fail_corrupt("page data checksum mismatch", check.pages_offset + at);
     }
-    for (uint32_t i = starts[g]; loader.uffd >= 0 && i < starts[g + 1]; ++i) {
+    for (uint32_t i = starts[g]; i < starts[g + 1]; ++i) {
       const BlobCopyPiece& p = pieces[i];
-      if (p.area < loader.registered_end && loads_by_copy(areas[p.area])) {
+      if (loads_by_read(a, areas[p.area])) {
+        read_pages(p.fd, p.vaddr, p.len, p.image_offset);
+      } else if (loader.uffd >= 0 && p.area < loader.registered_end &&
+                 loads_by_copy(areas[p.area])) {
         copy_pages(loader.uffd, p.vaddr, sources.address_of(p.fd, p.image_offset, p.len), p.len);
       }
     }
@@ -226,6 +229,22 @@ bool loads_by_copy(const BlobArea& ar) {
   return vos::abi::area_loads_by_copy(ar);
 }
 
+bool loads_by_read(const RestoreArgs* a, const BlobArea& ar) {
+  return a->nchecks > 0 && vos::abi::area_loads_by_read(ar);
+}
+
+void read_pages(long fd, uint64_t vaddr, uint64_t len, uint64_t offset) {
+  uint64_t done = 0;
+  while (done < len) {
+    long r = sys4(kPread64, fd, static_cast<long>(vaddr + done), static_cast<long>(len - done),
+                  static_cast<long>(offset + done));
+    if (r <= 0) {
+      fail("reading pages", r == 0 ? -5 : r, vaddr + done);
+    }
+    done += static_cast<uint64_t>(r);
+  }
+}
+
 CopyLoader open_copy_loader(const RestoreArgs* a) {
   CopyLoader loader;
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
@@ -294,25 +313,25 @@ void run_copy_loader(const RestoreArgs* a, CopyLoader& loader) {
   } else {
     run_part(mine);
   }
-  if (loader.uffd < 0) {
-    return;
-  }
-  for (uint64_t i = 0; i < loader.registered_end; ++i) {
+  for (uint64_t i = 0; i < a->nareas; ++i) {
     const BlobArea& ar = areas[i];
-    if (!loads_by_copy(ar)) {
-      continue;
+    bool copied = loader.uffd >= 0 && i < loader.registered_end && loads_by_copy(ar);
+    if (copied) {
+      long r = uffd_unregister(loader.uffd, ar.start, ar.end);
+      if (r < 0) {
+        fail("UFFDIO_UNREGISTER", r, ar.start);
+      }
     }
-    long r = uffd_unregister(loader.uffd, ar.start, ar.end);
-    if (r < 0) {
-      fail("UFFDIO_UNREGISTER", r, ar.start);
-    }
-    if (ar.prot != (kProtRead | kProtWrite)) {
-      r = sys3(kMprotect, static_cast<long>(ar.start), static_cast<long>(ar.end - ar.start),
-               static_cast<long>(ar.prot));
+    if ((copied || loads_by_read(a, ar)) && ar.prot != (kProtRead | kProtWrite)) {
+      long r = sys3(kMprotect, static_cast<long>(ar.start), static_cast<long>(ar.end - ar.start),
+                    static_cast<long>(ar.prot));
       if (r < 0) {
         fail("mprotect", r, ar.start);
       }
     }
+  }
+  if (loader.uffd < 0) {
+    return;
   }
   sys1(kClose, loader.uffd);
   loader.uffd = -1;

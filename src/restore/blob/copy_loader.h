@@ -23,6 +23,13 @@ struct CopyLoader {
   bool stopped = false;         // a registration failed: no later area is registered
 };
 
+// Huge-page memory read in by run_copy_loader (after checking each chunk) rather than when
+// the area is mapped: only when the page data is checked.
+bool loads_by_read(const vos::abi::RestoreArgs* a, const vos::abi::BlobArea& ar);
+
+// pread()s [vaddr, vaddr + len) from `offset` of `fd`, all of it.
+void read_pages(long fd, uint64_t vaddr, uint64_t len, uint64_t offset);
+
 // Creates the userfaultfd if any area will need it.
 CopyLoader open_copy_loader(const vos::abi::RestoreArgs* a);
 
@@ -30,8 +37,8 @@ CopyLoader open_copy_loader(const vos::abi::RestoreArgs* a);
 // from then on no later area is registered either.
 bool register_for_copy(CopyLoader& loader, const vos::abi::BlobArea& ar, uint64_t index);
 
-// Copies every registered area's runs, then unregisters them, sets their final protection and
-// closes the userfaultfd.
+// Copies every registered area's runs (and reads those that loads_by_read), then unregisters
+// them, sets their final protection and closes the userfaultfd.
 void run_copy_loader(const vos::abi::RestoreArgs* a, CopyLoader& loader);
 
 }  // namespace vos::blob
