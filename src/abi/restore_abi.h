@@ -18,6 +18,7 @@ enum BlobAreaFlags : uint32_t {
   kAreaShared = 1u << 1,     // MAP_SHARED
   kAreaGrowsDown = 1u << 2,  // MAP_GROWSDOWN (main stack)
   kAreaLazy = 1u << 3,       // pages not read: registered with the lazy userfaultfd instead
+  kAreaHugePages = 1u << 4,  // the kernel may back it with huge pages (restore/huge_pages.h)
 };
 
 struct BlobArea {
@@ -59,23 +60,19 @@ struct BlobPageCheck {
 };
 static_assert(sizeof(BlobPageCheck) == 56);
 
-// image::kAdviceHugePage, in BlobArea::advice (the blob cannot include image headers).
-inline constexpr uint32_t kBlobAdviceHugePage = 1u << 0;
-
 // Private anonymous memory that is loaded now, and not into huge pages: the restorer fills it
-// by UFFDIO_COPY (4 KiB pages; populating a huge-page area allocates huge pages instead). The
-// front end plans page checks with the same test.
+// by UFFDIO_COPY (4 KiB pages only). The front end plans page checks with the same test.
 inline bool area_loads_by_copy(const BlobArea& a) {
   return a.nruns > 0 && (a.flags & kAreaMapAnon) && !(a.flags & kAreaShared) &&
-         !(a.flags & kAreaLazy) && !(a.advice & kBlobAdviceHugePage);
+         !(a.flags & kAreaLazy) && !(a.flags & kAreaHugePages);
 }
 
-// The same memory where the program asked for huge pages: when the page data is checked, the
-// restorer reads each piece in right after checking its chunk, on two threads, and the kernel
-// allocates a huge page where the read first touches one.
+// The same memory where huge pages are allowed: when the page data is checked, the restorer
+// reads each piece in right after checking its chunk, on two threads, and the kernel allocates
+// a huge page where the read first touches one.
 inline bool area_loads_by_read(const BlobArea& a) {
   return a.nruns > 0 && (a.flags & kAreaMapAnon) && !(a.flags & kAreaShared) &&
-         !(a.flags & kAreaLazy) && (a.advice & kBlobAdviceHugePage);
+         !(a.flags & kAreaLazy) && (a.flags & kAreaHugePages);
 }
 
 // A part of a page run that lies inside one chunk: copied once that chunk is checked.

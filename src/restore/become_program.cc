@@ -15,6 +15,7 @@
 #include "base/fast_hash.h"
 #include "capture/proc_files.h"
 #include "restore/fd_restore.h"
+#include "restore/huge_pages.h"
 #include "restore/page_checks_plan.h"
 #include "restore/restore.h"
 
@@ -140,6 +141,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   std::vector<BlobArea> areas;
   std::vector<BlobPageRun> runs;
   std::vector<abi::BlobMove> moves;
+  const ThpMode thp = current_thp_mode();
   for (const auto& a : p.areas) {
     if (const char* name = area_map_name(a.kind)) {
       auto it = self.parts.find(name);
@@ -165,6 +167,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
               (a.growsdown ? uint32_t{abi::kAreaGrowsDown} : 0u);
     if (a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon) {
       b.flags |= abi::kAreaMapAnon;
+      if (!a.shared && huge_pages_allowed(thp, a.advice, a.start, a.end)) {
+        b.flags |= abi::kAreaHugePages;
+      }
     } else if (a.kind == image::AreaKind::kMemfd) {
       b.fd = a.memfd;
       b.file_offset = a.file_offset;

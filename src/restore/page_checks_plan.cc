@@ -5,8 +5,6 @@
 
 #include "image/process_model.h"
 
-static_assert(vos::abi::kBlobAdviceHugePage == vos::image::kAdviceHugePage);
-
 namespace vos::restore {
 
 Result<PageChecksPlan> plan_page_checks(const std::vector<CheckedSource>& sources,

@@ -106,7 +106,7 @@ TEST(PageChecksPlan, HugePageAreasGetPiecesLazyOnesDoNot) {
                                         {0x400000, 4096, 4096, 7, 0}};
   std::vector<abi::BlobArea> areas = {anon_area(0x200000, 0x400000, 0, 1),
                                       anon_area(0x400000, 0x401000, 1, 1)};
-  areas[0].advice = abi::kBlobAdviceHugePage;
+  areas[0].flags |= abi::kAreaHugePages;
   areas[1].flags |= abi::kAreaLazy;
   EXPECT_TRUE(abi::area_loads_by_read(areas[0]));
   EXPECT_FALSE(abi::area_loads_by_copy(areas[0]));
