@@ -36,6 +36,18 @@ Result<std::string> read_text_file(const std::string& path) {
   return out;
 }
 
+Result<uint64_t> resident_bytes(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/statm", pid));
+  if (!text) {
+    return std::move(text).error();
+  }
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(text->c_str(), "%llu %llu", &size, &resident) != 2) {
+    return user_error("unexpected /proc/{}/statm: {}", pid, *text);
+  }
+  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
 Result<std::string> read_link(const std::string& path) {
   char buf[PATH_MAX + 1];
   ssize_t n = ::readlink(path.c_str(), buf, PATH_MAX);

@@ -15,6 +15,8 @@ namespace vos::capture {
 
 Result<std::string> read_text_file(const std::string& path);
 Result<std::string> read_link(const std::string& path);
+// The process's resident memory (/proc/PID/statm), file-backed pages included.
+Result<uint64_t> resident_bytes(pid_t pid);
 
 struct MapsEntry {
   uint64_t start = 0;
