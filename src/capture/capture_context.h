@@ -38,8 +38,8 @@ struct CaptureContext {
   std::vector<AreaPlan> area_plans;          // parallel to img.areas
   std::map<uint64_t, std::string> vm_flags;  // smaps VmFlags by mapping start, read before freezing
   PageReference* reference = nullptr;        // pages equal to their copy here are not stored
-  // Incremental: private memory the tracker no longer covered at the freeze (mapped or moved
-  // since, or its tracking dropped by the kernel), stored in full; said in the checkpoint's note.
+  // Incremental: private memory the tracker did not cover at the freeze (mapped since, or not
+  // trackable), stored in full; said in the checkpoint's note.
   uint64_t untracked_bytes = 0;
   uint32_t untracked_areas = 0;
 

@@ -285,7 +285,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return sys_error("opening {}", mem_path);
   }
   ctx.mem_fd = mem.get();
-  bool rounds = false;  // incremental pre-copy
+  bool rounds = false;      // incremental pre-copy
+  base.follow_moves(true);  // made since the last checkpoint
   if (precopy && !base.tracker) {
     auto tracker = start_tracking(ctx, &stats.pause_ms);
     if (tracker) {
@@ -390,6 +391,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     std::thread worker([&] {
       pages = [&]() -> Status {
         VOS_TRY(plan_memory(ctx), "memory layout");
+        base.follow_moves(false);  // made during the pre-copy
         VOS_TRY(sync_tracking(ctx, base, true), "tracking writes");
         if (planned_bytes(ctx) > base.frozen.capacity()) {
           return {};  // too many: read from a copy-on-write snapshot below
@@ -430,6 +432,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     if (tracking) {
       // Writes are counted from this freeze on; nothing vos does to the program follows.
       guard.armed = true;
+      base.follow_moves(true);
       VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
       phase.mark("track_writes");
     }
@@ -504,8 +507,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   stats.pages_inherited = ctx.img.pages_inherited;
   if (ctx.untracked_bytes > 0) {
     stats.note += fmt::format(
-        "{}{} KiB in {} area(s) not tracked since the last checkpoint (mapped or moved since, or "
-        "tracking dropped by the kernel when memory was moved next to it): stored in full",
+        "{}{} KiB in {} area(s) not tracked since the last checkpoint (mapped since, or memory "
+        "the kernel would not track): stored in full",
         stats.note.empty() ? "" : "; ", ctx.untracked_bytes >> 10, ctx.untracked_areas);
   }
   if (!base.untracked_why.empty()) {

@@ -63,6 +63,22 @@ Status CheckpointBase::check_images() const {
   return {};
 }
 
+void CheckpointBase::follow_moves(bool exact) {
+  if (!tracker) {
+    return;
+  }
+  for (const auto& m : tracker->take_moves()) {
+    pages = move_homes(pages, m.from, m.to, m.len);
+    must_store = move_ranges(must_store, m.from, m.to, m.len);
+    if (!exact) {
+      // The source too: the pre-copy may have tracked and read a new mapping there already,
+      // whose homes this move just dropped.
+      must_store = union_ranges(must_store,
+                                union_ranges({{m.from, m.from + m.len}}, {{m.to, m.to + m.len}}));
+    }
+  }
+}
+
 Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
   WriteTracker& tracker = *base.tracker;
   VOS_TRY(tracker.reopen(), "tracking writes");
@@ -85,7 +101,7 @@ Status sync_tracking(CaptureContext& ctx, CheckpointBase& base, bool delta) {
     }
     plan.explicit_ranges = true;
     if (!*written) {
-      auto own = tracker.private_pages(a.start, a.end);  // new or moved since the base: all of it
+      auto own = tracker.private_pages(a.start, a.end);  // new since the base: all of it
       if (!own) {
         return std::move(own).error();
       }

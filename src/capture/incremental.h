@@ -5,8 +5,8 @@
 // lives (in that image or in an image it refers to) and a WriteTracker armed at that image's
 // freeze. At the next freeze, a tracked area's pages are: written since -> stored; private and
 // not written -> inherited from wherever the base says they live; anything else -> a zero page
-// or the file's page, exactly as in a full image. An area the tracker does not cover (mapped or
-// moved since, or untrackable) is stored in full.
+// or the file's page, exactly as in a full image. An area the tracker does not cover (mapped since, or
+// untrackable) is stored in full; memory moved with mremap is followed (follow_moves).
 #pragma once
 
 #include <memory>
@@ -57,6 +57,12 @@ struct CheckpointBase {
   }
   // Fails, naming the file, if an image the base refers to was removed or changed.
   Status check_images() const;
+  // Follows the program's moves (mremap) since the last call: homes and must_store move with
+  // the pages. A move made while a pre-copy read memory (`exact` false) may have been of memory
+  // protected but not copied yet (its homes are missing), or the pre-copy may have read a new
+  // mapping at its source after it: both its source and destination are stored in full at the
+  // freeze. Between checkpoints (`exact`) the homes describe every page of the base.
+  void follow_moves(bool exact);
 };
 
 // While frozen, after plan_memory: starts tracking every trackable area not tracked yet and

@@ -38,4 +38,18 @@ std::vector<PageHome> replace_homes(const std::vector<PageHome>& homes, const Pa
   return out;
 }
 
+std::vector<PageHome> move_homes(const std::vector<PageHome>& homes, uint64_t from, uint64_t to,
+                                 uint64_t len) {
+  std::vector<PageHome> moved;
+  for (const auto& h : homes) {
+    uint64_t lo = std::max(h.vaddr, from);
+    uint64_t hi = std::min(h.vaddr + h.npages * kPage, from + len);
+    if (lo < hi) {
+      moved.push_back({lo - from + to, (hi - lo) / kPage, h.offset + (lo - h.vaddr), h.image});
+    }
+  }
+  PageRanges gone = union_ranges({{from, from + len}}, {{to, to + len}});
+  return replace_homes(homes, gone, std::move(moved));
+}
+
 }  // namespace vos::capture

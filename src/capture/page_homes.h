@@ -21,5 +21,9 @@ struct PageHome {
 // these copies), plus `fresh` (disjoint from what is left); sorted by vaddr.
 std::vector<PageHome> replace_homes(const std::vector<PageHome>& homes, const PageRanges& gone,
                                     std::vector<PageHome> fresh);
+// `homes` after the program moved [from, from + len) to `to` (mremap): the source's pages keep
+// their data at their new addresses; homes at the destination before are gone.
+std::vector<PageHome> move_homes(const std::vector<PageHome>& homes, uint64_t from, uint64_t to,
+                                 uint64_t len);
 
 }  // namespace vos::capture

@@ -76,4 +76,13 @@ uint64_t range_bytes(const PageRanges& r) {
   return n;
 }
 
+PageRanges move_ranges(const PageRanges& ranges, uint64_t from, uint64_t to, uint64_t len) {
+  PageRanges source{{from, from + len}}, destination{{to, to + len}};
+  PageRanges moved;
+  for (const auto& r : intersect_ranges(ranges, source)) {
+    moved.push_back({r.start - from + to, r.end - from + to});
+  }
+  return union_ranges(subtract_ranges(subtract_ranges(ranges, source), destination), moved);
+}
+
 }  // namespace vos::capture

@@ -19,5 +19,8 @@ PageRanges subtract_ranges(const PageRanges& from, const PageRanges& minus);
 PageRanges intersect_ranges(const PageRanges& a, const PageRanges& b);
 PageRanges union_ranges(const PageRanges& a, const PageRanges& b);
 uint64_t range_bytes(const PageRanges& r);
+// `ranges` after the program moved [from, from + len) to `to` (mremap): what lay in the source
+// is now at the destination, and what lay at the destination before is gone.
+PageRanges move_ranges(const PageRanges& ranges, uint64_t from, uint64_t to, uint64_t len);
 
 }  // namespace vos::capture

@@ -39,7 +39,8 @@ Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
                                            const std::string& path) {
   WriteTracker& tracker = *base.tracker;
   VOS_TRY(tracker.reopen(), "tracking writes");
-  CaptureContext live;  // the layout as it is now; the freeze reads it again
+  base.follow_moves(false);  // made during the pre-copy
+  CaptureContext live;       // the layout as it is now; the freeze reads it again
   live.pid = pid;
   VOS_TRY(plan_memory(live), "pre-copy round of process {}", pid);
   auto self_at = std::find_if(base.images.begin(), base.images.end(),

@@ -22,7 +22,7 @@ struct PrecopyRound {
 };
 
 // One round into the open pages section of `writer` (the image `image_id` at `path`). Areas the
-// tracker does not cover yet (mapped or moved since the base) start being tracked and are copied
+// tracker does not cover yet (mapped since the base) start being tracked and are copied
 // whole. A range the round protected but could not copy is added to `base.must_store`.
 Result<PrecopyRound> precopy_written_pages(pid_t pid, CheckpointBase& base,
                                            image::ImageWriter& writer, const std::string& image_id,

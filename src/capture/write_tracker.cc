@@ -3,11 +3,15 @@
 
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "abi/kernel_uapi.h"
 #include "capture/proc_files.h"
@@ -89,26 +93,99 @@ Result<WriteTracker> WriteTracker::create_in(pid_t pid, pid_t tid, uint64_t sysc
   return adopt(pid, std::move(*uffd));
 }
 
-Result<WriteTracker> WriteTracker::adopt(pid_t pid, UniqueFd uffd) {
-  uffdio_api api{};
-  api.api = UFFD_API;
-  api.features = uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated |
-                 uapi::kUffdFeatureWpHugetlbfsShmem;
-  if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
-    // Older kernels lack some of these; asynchronous write-protect is the one that matters.
-    api = {};
-    api.api = UFFD_API;
-    api.features = uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated;
-    if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
-      return sys_error("this kernel has no asynchronous userfaultfd write-protect (6.7+ needed)");
+// Reads the userfaultfd's events on a thread of its own, for the tracker's whole life: a program
+// that calls mremap on tracked memory waits until its event is read.
+struct WriteTracker::MoveLog {
+  std::mutex mu;  // held while events are read, so take_moves() sees every move already read
+  std::vector<Move> moves;
+  UniqueFd stop;
+  std::thread reader;
+
+  MoveLog(int uffd, UniqueFd stop_fd) : stop(std::move(stop_fd)) {
+    reader = std::thread([this, uffd] { read_events(uffd); });
+  }
+  MoveLog(const MoveLog&) = delete;
+  MoveLog& operator=(const MoveLog&) = delete;
+  ~MoveLog() {
+    uint64_t one = 1;
+    (void)!::write(stop.get(), &one, sizeof one);
+    reader.join();
+  }
+
+  void read_events(int uffd) {
+    pollfd fds[2] = {{uffd, POLLIN, 0}, {stop.get(), POLLIN, 0}};
+    for (;;) {
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return;
+      }
+      if (fds[1].revents != 0 || (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      uffd_msg msg{};
+      while (::read(uffd, &msg, sizeof msg) == sizeof msg) {  // non-blocking: until EAGAIN
+        if (msg.event == UFFD_EVENT_REMAP) {
+          moves.push_back({msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len});
+        }
+      }
     }
+  }
+};
+
+WriteTracker::WriteTracker(pid_t pid, UniqueFd uffd, UniqueFd pagemap,
+                           std::unique_ptr<MoveLog> moves)
+    : pid_(pid), uffd_(std::move(uffd)), pagemap_(std::move(pagemap)), moves_(std::move(moves)) {}
+WriteTracker::WriteTracker(WriteTracker&&) noexcept = default;
+WriteTracker& WriteTracker::operator=(WriteTracker&&) noexcept = default;
+WriteTracker::~WriteTracker() = default;
+
+std::vector<WriteTracker::Move> WriteTracker::take_moves() {
+  if (!moves_) {
+    return {};
+  }
+  std::lock_guard<std::mutex> lock(moves_->mu);
+  return std::exchange(moves_->moves, {});
+}
+
+Result<WriteTracker> WriteTracker::adopt(pid_t pid, UniqueFd uffd) {
+  // Older kernels lack some of these; asynchronous write-protect is the one that matters. Without
+  // mremap events (never seen: they are older than write-protect) moved memory is untracked.
+  constexpr uint64_t kWanted[] = {
+      uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated |
+          uapi::kUffdFeatureWpHugetlbfsShmem | UFFD_FEATURE_EVENT_REMAP,
+      uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated | UFFD_FEATURE_EVENT_REMAP,
+      uapi::kUffdFeatureWpAsync | uapi::kUffdFeatureWpUnpopulated,
+  };
+  uint64_t features = 0;
+  for (uint64_t wanted : kWanted) {
+    uffdio_api api{};
+    api.api = UFFD_API;
+    api.features = wanted;
+    if (::ioctl(uffd.get(), UFFDIO_API, &api) == 0) {
+      features = wanted;
+      break;
+    }
+  }
+  if (features == 0) {
+    return sys_error("this kernel has no asynchronous userfaultfd write-protect (6.7+ needed)");
   }
   std::string pm_path = fmt::format("/proc/{}/pagemap", pid);
   UniqueFd pagemap(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!pagemap.valid()) {
     return sys_error("opening {}", pm_path);
   }
-  return WriteTracker(pid, std::move(uffd), std::move(pagemap));
+  std::unique_ptr<MoveLog> moves;
+  if (features & UFFD_FEATURE_EVENT_REMAP) {
+    UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!stop.valid()) {
+      return sys_error("eventfd");
+    }
+    moves = std::make_unique<MoveLog>(uffd.get(), std::move(stop));
+  }
+  return WriteTracker(pid, std::move(uffd), std::move(pagemap), std::move(moves));
 }
 
 Status WriteTracker::reopen() {

@@ -4,11 +4,17 @@
 // itself on the first write, so the program never stops for it, and PAGEMAP_SCAN reports and
 // re-protects the written pages in one call. Soft-dirty bits would do the same but are not
 // available on every kernel (not on this project's reference machine).
+//
+// The userfaultfd also asks for mremap events: without them the kernel stops tracking memory
+// the program moves (and a mapping merged with it), which then had to be stored in full at every
+// checkpoint. With them the moved pages keep their protection and a thread of the tracker reads
+// each move (the program's mremap waits until it is read) for the checkpoint code to follow.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -34,7 +40,7 @@ class WriteTracker {
   // Stops tracking [start, end): the next take_written() reports it untracked.
   void untrack(uint64_t start, uint64_t end);
   // The pages of [start, end) written since they were last protected, protecting them again.
-  // nullopt if the range is not (entirely) tracked, e.g. a mapping created or moved since.
+  // nullopt if the range is not (entirely) tracked, e.g. a mapping created since.
   Result<std::optional<PageRanges>> take_written(uint64_t start, uint64_t end);
   // Pages of [start, end) that hold the program's own data (present or swapped, not a file's
   // page cache page nor the shared zero page).
@@ -43,11 +49,23 @@ class WriteTracker {
   // Opens /proc/PID/pagemap again: the program may have exec'ed a new address space since.
   Status reopen();
 
+  // A move the program made with mremap: [from, from + len) is now at [to, to + len).
+  struct Move {
+    uint64_t from = 0, to = 0, len = 0;
+  };
+  // The moves made since the last call, in order. Every move the program's mremap returned
+  // from is in it (the call waits until the tracker has read it).
+  std::vector<Move> take_moves();
+
   pid_t pid() const { return pid_; }
 
+  WriteTracker(WriteTracker&&) noexcept;
+  WriteTracker& operator=(WriteTracker&&) noexcept;
+  ~WriteTracker();
+
  private:
-  WriteTracker(pid_t pid, UniqueFd uffd, UniqueFd pagemap)
-      : pid_(pid), uffd_(std::move(uffd)), pagemap_(std::move(pagemap)) {}
+  struct MoveLog;
+  WriteTracker(pid_t pid, UniqueFd uffd, UniqueFd pagemap, std::unique_ptr<MoveLog> moves);
   // Sets up `uffd`, made by process `pid`, for asynchronous write-protect.
   static Result<WriteTracker> adopt(pid_t pid, UniqueFd uffd);
   Result<PageRanges> scan(uint64_t start, uint64_t end, uint64_t flags, uint64_t inverted,
@@ -56,6 +74,7 @@ class WriteTracker {
   pid_t pid_;
   UniqueFd uffd_;
   UniqueFd pagemap_;
+  std::unique_ptr<MoveLog> moves_;  // after uffd_: its reader thread ends before uffd_ closes
 };
 
 }  // namespace vos::capture

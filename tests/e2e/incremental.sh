@@ -26,8 +26,8 @@ ck() {
 }
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
 # expect_delta PARENT WHAT: the last checkpoint (J) built on PARENT and stored few pages, beyond
-# memory it says was not tracked (this program moves memory next to its table with mremap, and
-# the kernel may then drop the table's tracking: docs/limits.md).
+# memory it says was not tracked (this program maps memory anew between checkpoints, and moves
+# memory with mremap, which a pre-copy stores in full: docs/limits.md).
 expect_delta() {
   [[ $(field parent) == "$1" ]] || e2e_die "$2 should build on $1: $J"
   (($(field pages_inherited) > 0)) || e2e_die "$2 inherited nothing: $J"
@@ -103,9 +103,7 @@ sleep 0.3
 ck --incremental
 IMG7=$IMG
 [[ $(field parent) == "$IMG4" ]] || e2e_die "first checkpoint after the lazy restore should build on $IMG4: $J"
-# Most pages must be found unchanged and kept. (The image itself is then small too, except in
-# about 1 run of 8 here: this program moves memory next to its table with mremap, the kernel
-# then drops the table's write tracking, and the freeze stores it in full; see docs/limits.md.)
+# Most pages must be found unchanged and kept.
 read -r kept compared < <(field note | sed -n 's/.*(\([0-9]*\) of \([0-9]*\) pages unchanged).*/\1 \2/p') || true
 [[ -n ${kept:-} ]] || e2e_die "no note that pages were compared: $J"
 ((kept * 2 > compared && kept * 2 > FULL_PAGES)) ||

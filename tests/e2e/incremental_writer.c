@@ -4,8 +4,9 @@
 //     every word; gen[] on the heap records what each page must hold);
 //   - runs of pages discarded with MADV_DONTNEED (generation 0: they must come back as zeros,
 //     not as a parent image's older copy);
-//   - a region unmapped and mapped again with new contents, and a region moved with mremap (the
-//     write tracker does not follow either: they must be stored whole);
+//   - a region unmapped and mapped again with new contents (stored whole: the write tracker does
+//     not follow new mappings), and a region moved with mremap (followed: its pages must be found
+//     at their new addresses);
 //   - a private file mapping with pages written (its other pages come from the file), and
 //     written pages discarded again (MADV_DONTNEED: they read the file's data once more);
 //   - a few "hot" pages a thread of their own rewrites without pause: every pre-copy round of a

@@ -85,5 +85,40 @@ TEST(PageHomes, MatchPageModelOnRandomSets) {
   }
 }
 
+// mremap moved [from, from + len) to `to` (the ranges may overlap, as a move by less than its
+// length does): every page of the source is found at its new address with the same data, the
+// destination's old homes are gone, the source keeps nothing, the rest is untouched.
+TEST(PageHomes, MoveMatchesPageModel) {
+  std::mt19937_64 rng(11);
+  constexpr size_t n = 120;
+  for (int round = 0; round < 500; ++round) {
+    std::vector<PageHome> homes;
+    for (size_t i = 0; i < n;) {
+      size_t len = 1 + rng() % 9;
+      if (rng() % 3 != 0) {
+        homes.push_back(
+            {i * P, std::min(len, n - i), (rng() % 1000) * P, static_cast<uint32_t>(rng() % 3)});
+      }
+      i += len;
+    }
+    size_t len = 1 + rng() % 40, from = rng() % (n - len), to = rng() % (n - len);
+    auto before = model(homes, n);
+    auto out = move_homes(homes, from * P, to * P, len * P);
+    for (size_t i = 1; i < out.size(); ++i) {
+      ASSERT_LE(out[i - 1].vaddr + out[i - 1].npages * P, out[i].vaddr) << "round " << round;
+    }
+    auto after = model(out, n);
+    for (size_t i = 0; i < n; ++i) {
+      Where want = before[i];
+      if (i >= to && i < to + len) {
+        want = before[i - to + from];
+      } else if (i >= from && i < from + len) {
+        want = Where{kNowhere, 0};
+      }
+      ASSERT_EQ(after[i], want) << "page " << i << " round " << round;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vos::capture

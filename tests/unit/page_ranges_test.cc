@@ -94,5 +94,29 @@ TEST(PageRanges, MatchBitmapModelOnRandomSets) {
   }
 }
 
+TEST(PageRanges, MoveMatchesBitmapModel) {
+  std::mt19937_64 rng(5);
+  constexpr size_t n = 200;
+  for (int round = 0; round < 500; ++round) {
+    std::vector<bool> a(n);
+    for (size_t i = 0; i < n; ++i) {
+      a[i] = rng() % 3 != 0;
+    }
+    size_t len = 1 + rng() % 60, from = rng() % (n - len), to = rng() % (n - len);
+    auto out = move_ranges(from_bits(a), from * P, to * P, len * P);
+    ASSERT_TRUE(canonical(out));
+    auto b = bits(out, n);
+    for (size_t i = 0; i < n; ++i) {
+      bool want = a[i];
+      if (i >= to && i < to + len) {
+        want = a[i - to + from];
+      } else if (i >= from && i < from + len) {
+        want = false;
+      }
+      ASSERT_EQ(b[i], want) << "page " << i << " round " << round;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vos::capture
