@@ -5,8 +5,8 @@
 // lives (in that image or in an image it refers to) and a WriteTracker armed at that image's
 // freeze. At the next freeze, a tracked area's pages are: written since -> stored; private and
 // not written -> inherited from wherever the base says they live; anything else -> a zero page
-// or the file's page, exactly as in a full image. An area the tracker does not cover (mapped since, or
-// untrackable) is stored in full; memory moved with mremap is followed (follow_moves).
+// or the file's page, exactly as in a full image. An area the tracker does not cover (mapped
+// since, or untrackable) is stored in full; memory moved with mremap is followed (follow_moves).
 #pragma once
 
 #include <memory>
