@@ -18,13 +18,8 @@ mkdir "$WORK" "$IMAGES"
 NAME=e2e-incremental-$$-$RANDOM
 
 # ck ARGS...: checkpoint with --json; sets J (the reply) and IMG.
-ck() {
-  local rc=0
-  J=$("$VOS" checkpoint "$NAME" --dir "$IMAGES" --json "$@" 2>>"$W/checkpoint.log") || rc=$?
-  ((rc == 0)) || e2e_die "vos checkpoint $* failed with status $rc: $(tail -1 "$W/checkpoint.log")"
-  IMG=$(field image)
-}
-field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
+ck() { e2e_checkpoint_json "$NAME" "$IMAGES" "$@"; }
+field() { e2e_field "$1"; }
 # expect_delta PARENT WHAT: the last checkpoint (J) built on PARENT and stored few pages, beyond
 # memory it says was not tracked (this program maps memory anew between checkpoints, and moves
 # memory with mremap, which a pre-copy stores in full: docs/limits.md).

@@ -14,34 +14,27 @@ IMAGES=$W/images
 mkdir "$WORK" "$IMAGES"
 NAME=e2e-moves-$$-$RANDOM
 
-ck() {
-  local rc=0
-  J=$("$VOS" checkpoint "$NAME" --dir "$IMAGES" --json "$@" 2>>"$W/checkpoint.log") || rc=$?
-  ((rc == 0)) || e2e_die "vos checkpoint $* failed with status $rc: $(tail -1 "$W/checkpoint.log")"
-  IMG=$(field image)
-}
-field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"; }
 
 e2e_vos_run "$NAME" "$W/run.log" "$PROG" "$WORK"
 e2e_wait_file "$WORK/ready" 20 "moving memory" "$NAME"
-ck --incremental
+e2e_checkpoint_json "$NAME" "$IMAGES" --incremental
 IMG1=$IMG
 touch "$WORK/move"
 e2e_wait_file "$WORK/moved" 20 "the move" "$NAME"
 # A live checkpoint (pre-copy rounds, then the freeze), then one with --kill (all while frozen).
-ck --incremental
+e2e_checkpoint_json "$NAME" "$IMAGES" --incremental
 IMG2=$IMG
-[[ $(field parent) == "$IMG1" ]] || e2e_die "second checkpoint should build on $IMG1: $J"
+[[ $(e2e_field parent) == "$IMG1" ]] || e2e_die "second checkpoint should build on $IMG1: $J"
 # 8 MiB are new (2048 pages); the 32 MiB moved (8192 pages) must be inherited, not stored.
-pages=$(field pages)
+pages=$(e2e_field pages)
 ((pages < 3072)) || e2e_die "the second image stored $pages pages: the moved 32 MiB again? $J"
-(($(field pages_inherited) >= 8192)) || e2e_die "the moved pages were not inherited: $J"
-e2e_log "after the move: $pages pages stored, $(field pages_inherited) inherited"
-ck --incremental --kill
+(($(e2e_field pages_inherited) >= 8192)) || e2e_die "the moved pages were not inherited: $J"
+e2e_log "after the move: $pages pages stored, $(e2e_field pages_inherited) inherited"
+e2e_checkpoint_json "$NAME" "$IMAGES" --incremental --kill
 IMG3=$IMG
 e2e_wait_gone "$NAME" 5 "checkpoint --kill"
-[[ $(field parent) == "$IMG2" ]] || e2e_die "third checkpoint should build on $IMG2: $J"
-(($(field pages) < 1024)) || e2e_die "the third image stored $(field pages) pages: $J"
+[[ $(e2e_field parent) == "$IMG2" ]] || e2e_die "third checkpoint should build on $IMG2: $J"
+(($(e2e_field pages) < 1024)) || e2e_die "the third image stored $(e2e_field pages) pages: $J"
 
 # Restored from the first image (before the move), the program moves its memory again first.
 touch "$WORK/stop"

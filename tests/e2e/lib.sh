@@ -171,6 +171,19 @@ e2e_wait_pid() {
   e2e_die "$what: still running after $seconds s"
 }
 
+# e2e_checkpoint_json NAME DIR ARGS...: `vos checkpoint NAME --dir DIR --json ARGS...`; sets J
+# (the reply) and IMG (the image path). e2e_field KEY: that key of J ("" if null).
+e2e_checkpoint_json() {
+  local name=$1 dir=$2 rc=0
+  shift 2
+  J=$("$VOS" checkpoint "$name" --dir "$dir" --json "$@" 2>>"$W/checkpoint.log") || rc=$?
+  ((rc == 0)) || e2e_die "vos checkpoint $* failed with status $rc: $(tail -1 "$W/checkpoint.log")"
+  IMG=$(e2e_field image)
+}
+e2e_field() {
+  python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"
+}
+
 # e2e_run_dir: where vos keeps its registry and a lazy restore's NAME.lazy.json (as
 # src/keeper/registry.cc decides).
 e2e_run_dir() {

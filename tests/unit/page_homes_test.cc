@@ -44,19 +44,25 @@ TEST(PageHomes, SplitsRunsAndKeepsOffsets) {
 }
 
 // Against a page model, on random homes, gone sets and fresh copies.
+// Runs of 1-9 pages over [0, n pages), two in three with a home somewhere in images 0-2.
+std::vector<PageHome> random_homes(std::mt19937_64& rng, size_t n) {
+  std::vector<PageHome> homes;
+  for (size_t i = 0; i < n;) {
+    size_t len = 1 + rng() % 9;
+    if (rng() % 3 != 0) {
+      homes.push_back(
+          {i * P, std::min(len, n - i), (rng() % 1000) * P, static_cast<uint32_t>(rng() % 3)});
+    }
+    i += len;
+  }
+  return homes;
+}
+
 TEST(PageHomes, MatchPageModelOnRandomSets) {
   std::mt19937_64 rng(7);
   constexpr size_t n = 120;
   for (int round = 0; round < 500; ++round) {
-    std::vector<PageHome> homes;
-    for (size_t i = 0; i < n;) {
-      size_t len = 1 + rng() % 9;
-      if (rng() % 3 != 0) {
-        homes.push_back(
-            {i * P, std::min(len, n - i), (rng() % 1000) * P, static_cast<uint32_t>(rng() % 3)});
-      }
-      i += len;
-    }
+    std::vector<PageHome> homes = random_homes(rng, n);
     PageRanges gone;
     std::vector<bool> is_gone(n, false);
     for (size_t i = 0; i < n; ++i) {
@@ -92,15 +98,7 @@ TEST(PageHomes, MoveMatchesPageModel) {
   std::mt19937_64 rng(11);
   constexpr size_t n = 120;
   for (int round = 0; round < 500; ++round) {
-    std::vector<PageHome> homes;
-    for (size_t i = 0; i < n;) {
-      size_t len = 1 + rng() % 9;
-      if (rng() % 3 != 0) {
-        homes.push_back(
-            {i * P, std::min(len, n - i), (rng() % 1000) * P, static_cast<uint32_t>(rng() % 3)});
-      }
-      i += len;
-    }
+    std::vector<PageHome> homes = random_homes(rng, n);
     size_t len = 1 + rng() % 40, from = rng() % (n - len), to = rng() % (n - len);
     auto before = model(homes, n);
     auto out = move_homes(homes, from * P, to * P, len * P);
