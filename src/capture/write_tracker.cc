@@ -139,7 +139,16 @@ WriteTracker::WriteTracker(pid_t pid, UniqueFd uffd, UniqueFd pagemap,
                            std::unique_ptr<MoveLog> moves)
     : pid_(pid), uffd_(std::move(uffd)), pagemap_(std::move(pagemap)), moves_(std::move(moves)) {}
 WriteTracker::WriteTracker(WriteTracker&&) noexcept = default;
-WriteTracker& WriteTracker::operator=(WriteTracker&&) noexcept = default;
+WriteTracker& WriteTracker::operator=(WriteTracker&& o) noexcept {
+  if (this != &o) {
+    moves_.reset();  // its reader thread polls uffd_: it ends before uffd_ is closed
+    pid_ = o.pid_;
+    uffd_ = std::move(o.uffd_);
+    pagemap_ = std::move(o.pagemap_);
+    moves_ = std::move(o.moves_);
+  }
+  return *this;
+}
 WriteTracker::~WriteTracker() = default;
 
 std::vector<WriteTracker::Move> WriteTracker::take_moves() {

@@ -285,7 +285,7 @@ void LazyServer::serve_faults() {
 Status LazyServer::copy_all_remaining() {
   bool wait = false;
   for (auto it = sources_.begin(); it != sources_.end();) {
-    // copy_in forgets what it copied: go on from the first source past this one's start.
+    // copy_in forgets what it copied and keeps what it could not: go on past this source.
     uint64_t vaddr = it->first;
     Source src = it->second;
     for (uint64_t at = vaddr; at < vaddr + src.len;) {
@@ -298,7 +298,7 @@ Status LazyServer::copy_all_remaining() {
       wait = wait || n->absent > 0;
       at += len;
     }
-    it = sources_.upper_bound(vaddr);
+    it = sources_.lower_bound(vaddr + src.len);
   }
   if (wait) {
     return Error(EAGAIN, fmt::format("pages at {:#x} are in no mapping served any more",
