@@ -171,6 +171,7 @@ Status capture_process_state(CaptureContext& ctx) {
     }
   }
   img.umask = static_cast<uint32_t>(std::strtoul(status_kv.get("Umask").c_str(), nullptr, 8));
+  img.thp_disabled = status_kv.get("THP_enabled") == "0";
   auto pers = read_text_file(fmt::format("/proc/{}/personality", pid));
   if (pers) {
     img.personality = static_cast<uint32_t>(std::strtoul(pers->c_str(), nullptr, 16));

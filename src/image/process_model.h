@@ -154,6 +154,7 @@ struct ProcessImage {
   int32_t sid = 0;
   uint32_t umask = 022;
   uint32_t personality = 0;
+  bool thp_disabled = false;  // prctl(PR_SET_THP_DISABLE): no huge pages for this process
   std::vector<std::pair<uint64_t, uint64_t>> rlimits;  // index = RLIMIT_*
   // mm fields for PR_SET_MM_MAP
   uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -111,6 +112,10 @@ Status restore_attributes(const image::ProcessImage& p) {
   if (::personality(p.personality) < 0) {
     return sys_error("personality {:#x}", p.personality);
   }
+  // Per address space, which this process hands to the program; before any memory is mapped.
+  if (p.thp_disabled && ::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) {
+    return sys_error("prctl(PR_SET_THP_DISABLE)");
+  }
   return {};
 }
 
@@ -141,7 +146,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   std::vector<BlobArea> areas;
   std::vector<BlobPageRun> runs;
   std::vector<abi::BlobMove> moves;
-  const ThpMode thp = current_thp_mode();
+  const ThpMode thp = p.thp_disabled ? ThpMode::kNever : current_thp_mode();
   for (const auto& a : p.areas) {
     if (const char* name = area_map_name(a.kind)) {
       auto it = self.parts.find(name);
