@@ -186,7 +186,7 @@ constexpr int kMaxRounds = 3;
 
 // Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
 // program itself); the stop's length is added to `*paused_ms`.
-Result<WriteTracker> start_tracking(CaptureContext& ctx, double* paused_ms) {
+Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats) {
   auto stop_at = Clock::now();
   auto stop = PtraceSession::freeze(ctx.pid);
   if (!stop) {
@@ -200,7 +200,7 @@ Result<WriteTracker> start_tracking(CaptureContext& ctx, double* paused_ms) {
   }
   auto tracker = WriteTracker::create(*stop, *at);
   (void)stop->resume();
-  *paused_ms += ms_since(stop_at);
+  stats.add_stop(ms_since(stop_at));
   return tracker;
 }
 
@@ -288,7 +288,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   bool rounds = false;      // incremental pre-copy
   base.follow_moves(true);  // made since the last checkpoint
   if (precopy && !base.tracker) {
-    auto tracker = start_tracking(ctx, &stats.pause_ms);
+    auto tracker = start_tracking(ctx, stats);
     if (tracker) {
       base.tracker.emplace(std::move(*tracker));
     } else {
@@ -442,7 +442,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   auto resume_program = [&]() -> Status {
     auto r = session->resume();
-    stats.pause_ms += ms_since(frozen_at);
+    stats.add_stop(ms_since(frozen_at));
     writer->set_writeback_behind(true);
     phase.mark("resume");
     if (!r) {
@@ -458,7 +458,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
     session->abandon();
     ::kill(pid, SIGKILL);
-    stats.pause_ms += ms_since(frozen_at);
+    stats.add_stop(ms_since(frozen_at));
   } else if (delta && (to_memory || (!overlap && planned_bytes(ctx) <= base.frozen.capacity()))) {
     // Few pages: copied to memory while stopped, written out once the program runs again.
     // Memory without explicit ranges (shared, read in full) goes to the image first.

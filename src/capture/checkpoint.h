@@ -30,7 +30,14 @@ struct CheckpointOptions {
 
 struct CheckpointStats {
   std::string image;
-  double pause_ms = 0;  // how long the program was stopped
+  double pause_ms = 0;  // how long the program was stopped, in all
+  // Each stop on its own, in order: arming write tracking (a live checkpoint that starts it), then
+  // the freeze. The longest is what the program felt as one stall.
+  std::vector<double> stops_ms;
+  void add_stop(double ms) {
+    pause_ms += ms;
+    stops_ms.push_back(ms);
+  }
   double total_ms = 0;
   uint64_t bytes = 0;  // image size
   abi::PageCodec codec = abi::PageCodec::kNone;

@@ -187,6 +187,7 @@ struct Keeper {
               {"phases", phases},
               {"image", stats->image},
               {"pause_ms", stats->pause_ms},
+              {"stops_ms", stats->stops_ms},
               {"total_ms", stats->total_ms},
               {"bytes", stats->bytes},
               {"pages", stats->pages},

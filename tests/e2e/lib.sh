@@ -179,6 +179,10 @@ e2e_checkpoint_json() {
   J=$("$VOS" checkpoint "$name" --dir "$dir" --json "$@" 2>>"$W/checkpoint.log") || rc=$?
   ((rc == 0)) || e2e_die "vos checkpoint $* failed with status $rc: $(tail -1 "$W/checkpoint.log")"
   IMG=$(e2e_field image)
+  # The pause is the sum of the stops, each listed.
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); s=j["stops_ms"]
+sys.exit(0 if s and all(x >= 0 for x in s) and abs(sum(s) - j["pause_ms"]) < 1e-6 else 1)' "$J" ||
+    e2e_die "stops_ms does not add up to pause_ms: $J"
 }
 e2e_field() {
   python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$J" "$1"
