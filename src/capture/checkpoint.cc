@@ -185,7 +185,7 @@ constexpr uint64_t kRoundConverged = 256;
 constexpr int kMaxRounds = 3;
 
 // Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
-// program itself); the stop's length is added to `*paused_ms`.
+// program itself); the stop is recorded in `stats`.
 Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats) {
   auto stop_at = Clock::now();
   auto stop = PtraceSession::freeze(ctx.pid);

@@ -5,6 +5,9 @@
 // harness checkpoints/kills/restores it, verifies everything and ends with e2e_pass() or
 // e2e_fail(), which write <dir>/result ("PASS\n" or "FAIL: <reason>\n") atomically and exit.
 //
+// A case that finds it could not exercise what it is for (e.g. a race it needs did not happen)
+// writes <dir>/untested with the reason; the harness then fails a restore run even on PASS.
+//
 // E2E_SABOTAGE=1 in the environment asks a case to damage its own state after ready, the way a
 // broken restore would; `run_case.sh sabotage` uses it to prove that each case can fail.
 #ifndef VOS_TESTS_E2E_COMMON_H

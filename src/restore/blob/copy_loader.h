@@ -1,4 +1,5 @@
-// Restorer last stage (no libc): eager loading of private anonymous memory by UFFDIO_COPY.
+// Restorer last stage (no libc): eager loading of private anonymous memory by UFFDIO_COPY, and
+// of huge-page memory by pread right after each chunk's check (loads_by_read).
 //
 // An area registered with a missing-page userfaultfd is filled straight from a read-only
 // mapping of the image: the kernel allocates each page and copies into it once. Populating
