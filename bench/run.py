@@ -365,12 +365,15 @@ def measure_cache_read(s, image, size):
     return s.run(cmd, "page-cache read baseline", timeout, discard_stdout=True)[0]
 
 
-def measure_fresh_read(s, image, size):
-    """Fresh-memory baseline: the image's bytes (already cached) read into new anonymous memory
-    on one thread per CPU, by fresh_read.c. None when that program is missing."""
+def measure_fresh_read(s, image, size, uffd_copy=False):
+    """Fresh-memory baseline: the image's bytes (already cached) put into new anonymous memory
+    on one thread per CPU by fresh_read.c, read (populate, then pread) or, with uffd_copy, filled
+    with UFFDIO_COPY as vos fills 4 KiB pages. None when that program is missing."""
     if not os.path.exists(s.fresh_read_program):
         return None
-    out = s.run([s.fresh_read_program] + image_files(image), "fresh-memory read baseline",
+    flag = ["--uffd-copy"] if uffd_copy else []
+    what = "UFFDIO_COPY floor baseline" if uffd_copy else "fresh-memory read baseline"
+    out = s.run([s.fresh_read_program] + flag + image_files(image), what,
                 s.timeout_for(size))[1]
     ms = parse_kv(out).get("ms")
     return float(ms) if ms else None
@@ -512,6 +515,7 @@ def measure_rep(s, size, rep):
     image = r["ckpt_kill"]["image"]
     r["read_ms"] = measure_cache_read(s, image, size)
     r["fresh_read_ms"] = measure_fresh_read(s, image, size)
+    r["uffd_floor_ms"] = measure_fresh_read(s, image, size, uffd_copy=True)
     r["restore"] = restore(s, image, size)
     pid = s.find_pid(name)
     r["verify_after_restore"] = verify(s, pid, ready, size)
@@ -545,6 +549,8 @@ def measure_rep(s, size, rep):
     r["ckpt_over_dd"] = ratio(r["ckpt"]["wall_ms"], r["dd_ms"])
     r["restore_over_read"] = ratio(r["restore"]["wall_ms"], r["read_ms"])
     r["restore_over_fresh_read"] = ratio(r["restore"]["wall_ms"], r["fresh_read_ms"])
+    r["restore_over_uffd_floor"] = ratio(r["restore"]["wall_ms"], r["uffd_floor_ms"])
+    r["uffd_floor_over_read"] = ratio(r["uffd_floor_ms"], r["read_ms"])
     r["ok"] = (r["verify_after_ckpt"]["status"] == "OK"
                and r["verify_after_restore"]["status"] == "OK"
                and all(c["ok"] for c in r["codecs"].values()))
@@ -575,6 +581,9 @@ def summarize(size, reps):
         "read_ms": med(lambda r: r["read_ms"]),
         "fresh_read_ms": med(lambda r: r["fresh_read_ms"]),
         "restore_over_fresh_read": med(lambda r: r["restore_over_fresh_read"]),
+        "uffd_floor_ms": med(lambda r: r["uffd_floor_ms"]),
+        "restore_over_uffd_floor": med(lambda r: r["restore_over_uffd_floor"]),
+        "uffd_floor_over_read": med(lambda r: r["uffd_floor_over_read"]),
         "restore_over_read": med(lambda r: r["restore_over_read"]),
         "statuses_after_ckpt": [r["verify_after_ckpt"]["status"] for r in reps],
         "statuses_after_restore": [r["verify_after_restore"]["status"] for r in reps],
@@ -626,7 +635,7 @@ def verify_cell(row, n):
 
 COLUMNS = ["MiB", "launch+ms", "touch ms", "ckpt ms", "pause ms", "seen ms",
            "img MiB", "dd ms", "ckpt/dd", "rst ms", "read ms", "rst/read", "fresh ms",
-           "rst/fresh", "verify"]
+           "rst/fresh", "floor ms", "floor/read", "rst/floor", "verify"]
 
 
 def table_rows(rows, n):
@@ -636,7 +645,9 @@ def table_rows(rows, n):
                fmt(None if row["image_disk_bytes"] is None else row["image_disk_bytes"] / MIB),
                fmt(row["dd_ms"]), fmt(row["ckpt_over_dd"], 2), fmt(row["restore_ms"]),
                fmt(row["read_ms"]), fmt(row["restore_over_read"], 2), fmt(row["fresh_read_ms"]),
-               fmt(row["restore_over_fresh_read"], 2), verify_cell(row, n)]
+               fmt(row["restore_over_fresh_read"], 2), fmt(row["uffd_floor_ms"]),
+               fmt(row["uffd_floor_over_read"], 2), fmt(row["restore_over_uffd_floor"], 2),
+               verify_cell(row, n)]
 
 
 def render_table(rows, n):
