@@ -304,6 +304,8 @@ def summarize_lazy(size, reps):
         "lazy_done_ms": stat("done_ms"), "faults": stat("faults"),
         "fault_pages": stat("fault_pages"), "zero_pages": stat("zero_pages"),
         "prefetched_pages": stat("prefetched_pages"),
+        "huge_collapse_ms": stat("huge_collapse_ms"),
+        "huge_collapsed_bytes": stat("huge_collapsed_bytes"),
         "eager_work_ms": med(lambda r: r["eager"]["work"]["verify_ms"]),
         "lazy_work_ms": med(lambda r: r["lazy"]["work"]["verify_ms"]),
         "lazy_work_after_done_ms": med(lambda r: r["lazy"]["verify_after_done"]["verify_ms"]),
@@ -319,8 +321,8 @@ def summarize_lazy(size, reps):
     }
 
 
-LAZY_COLUMNS = ["MiB", "read ms", "eager rst", "lazy rst", "<20ms", "done ms", "faults",
-                "fault pg", "prefetch pg", "eager work", "lazy work", "slowdown", "work after done",
+LAZY_COLUMNS = ["MiB", "read ms", "eager rst", "lazy rst", "<20ms", "done ms", "collapse ms",
+                "faults", "fault pg", "prefetch pg", "eager work", "lazy work", "slowdown", "work after done",
                 "eager→worked", "lazy→worked", "ratio", "verify"]
 
 
@@ -331,6 +333,7 @@ def render_lazy(rows, n):
                 and row["lazy_restore_ms"] < LAZY_RESTORE_GOAL_MS else "NO")
         table.append([str(row["size_mib"]), _f(row["read_ms"]), _f(row["eager_restore_ms"]),
                       _f(row["lazy_restore_ms"]), goal, _f(row["lazy_done_ms"]),
+                      _f(row["huge_collapse_ms"] if row["huge_collapsed_bytes"] else None),
                       _f(row["faults"], 0), _f(row["fault_pages"], 0),
                       _f(row["prefetched_pages"], 0), _f(row["eager_work_ms"]),
                       _f(row["lazy_work_ms"]), _f(row["slowdown"], 2),

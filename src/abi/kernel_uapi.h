@@ -17,6 +17,7 @@ struct PtraceRseqConfiguration {
 };
 
 inline constexpr int kSysEpollPwait2 = 441;
+inline constexpr int kMadvCollapse = 25;  // MADV_COLLAPSE (6.1): not in glibc 2.36's <sys/mman.h>
 inline constexpr int kTimerfdIocSetTicks = 0x40085400;  // _IOW('T', 0, u64)
 
 }  // namespace vos::uapi

@@ -7,10 +7,14 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+
+#include "abi/kernel_uapi.h"
 
 namespace vos::restore {
 
@@ -65,6 +69,7 @@ Result<std::unique_ptr<LazyServer>> LazyServer::start(
       s->sources_[r.vaddr] = {r.npages * kPage, from.data() + base + r.offset};
     }
   }
+  s->collapse_ = huge_blocks_with_pages(img.proc, thp_mode_for(img.proc));
   s->fault_thread_ = std::thread([p = s.get()] { p->serve_faults(); });
   s->prefetch_thread_ = std::thread([p = s.get()] { p->prefetch(); });
   return s;
@@ -75,6 +80,7 @@ LazyServer::~LazyServer() {
 }
 
 std::string LazyServer::finish() {
+  finishing_ = true;
   uint64_t one = 1;
   (void)!::write(stop_.get(), &one, sizeof one);
   if (prefetch_thread_.joinable()) {
@@ -395,12 +401,54 @@ void LazyServer::prefetch() {
   // Closing the userfaultfd unregisters the memory: untouched pages without data become
   // ordinary zero-fill-on-demand pages again.
   uffd_.reset();
+  if (stats_.error.empty()) {
+    collapse_huge_blocks();
+  }
   stats_.faults = faults_;
   stats_.fault_pages = fault_pages_;
   stats_.zero_pages = zero_pages_;
   if (on_done_) {
     on_done_(stats_);
   }
+}
+
+void LazyServer::collapse_huge_blocks() {
+  if (collapse_.empty()) {
+    return;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!pidfd.valid()) {
+    return;  // the program has ended
+  }
+  // A step at a time, so that a keeper told to finish does not wait for all of it.
+  constexpr uint64_t kStep = 32 << 20;
+  for (const auto& r : collapse_) {
+    for (uint64_t at = r.start; at < r.end && !finishing_; at += kStep) {
+      iovec iov{reinterpret_cast<void*>(at), std::min(kStep, r.end - at)};
+      long n = ::syscall(SYS_process_madvise, pidfd.get(), &iov, 1, uapi::kMadvCollapse, 0);
+      if (n >= 0) {
+        stats_.huge_collapsed_bytes += static_cast<uint64_t>(n);
+        continue;
+      }
+      int err = errno;
+      if (err == ESRCH) {
+        return;
+      }
+      // ENOMEM: part of the range is unmapped now; anything else stays for the report. EPERM
+      // (no CAP_SYS_NICE) and EINVAL (kernel without MADV_COLLAPSE) fail the same way for all.
+      if (err != ENOMEM && stats_.huge_collapse_error.empty()) {
+        stats_.huge_collapse_error =
+            Error(err, fmt::format("process_madvise(MADV_COLLAPSE) at {:#x}", at)).describe();
+      }
+      if (err == EPERM || err == EINVAL) {
+        break;
+      }
+    }
+  }
+  stats_.huge_collapse_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+          .count();
 }
 
 }  // namespace vos::restore

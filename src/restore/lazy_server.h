@@ -3,7 +3,8 @@
 // reports each first touch, and the server copies that page's neighbourhood in from the image
 // (or a zero page where the image has none), while a second thread copies everything else in
 // address order. Once all stored pages are in, the page data's checksums are verified (the
-// program is killed if they fail), the userfaultfd is closed and the program runs unassisted.
+// program is killed if they fail), the userfaultfd is closed and the program runs unassisted;
+// memory an eager restore would have put in huge pages is then collapsed into them.
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +21,7 @@
 #include "base/mapped_file.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "restore/huge_pages.h"
 #include "restore/restore.h"
 
 namespace vos::restore {
@@ -31,6 +33,10 @@ struct LazyStats {
   uint64_t prefetched_pages = 0;  // pages copied by the background pass
   double done_ms = 0;             // from start() until every stored page was in
   std::string error;              // empty if all went well
+  // Afterwards, huge-page memory (filled in 4 KiB pages) collapsed into huge pages again.
+  uint64_t huge_collapsed_bytes = 0;  // in calls the kernel completed
+  double huge_collapse_ms = 0;
+  std::string huge_collapse_error;  // why some or all of it stayed in 4 KiB pages
 };
 
 class LazyServer {
@@ -75,6 +81,10 @@ class LazyServer {
   // that event is not read yet, or a range now spans two mappings) is skipped and kept.
   Result<Copied> copy_in(uint64_t addr, uint64_t len, const char* data);
   uint64_t remaining_bytes() const;
+  // The program's huge-page memory came back in 4 KiB pages (UFFDIO_COPY fills no others): has
+  // the kernel collapse it (process_madvise MADV_COLLAPSE), as an eager restore would have
+  // loaded it. Best effort: the program is right either way, only slower.
+  void collapse_huge_blocks();
   // mu_, taken by the fault thread (first touches, the program's map changes) before the
   // prefetch thread, which asks for it again after every block.
   std::unique_lock<std::mutex> lock_for_faults();
@@ -91,6 +101,8 @@ class LazyServer {
   std::string killed_why_;  // set by the prefetch thread before it kills the program
   std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0};
   std::atomic<int> fault_side_waiting_{0};  // see lock_for_prefetch
+  std::vector<HugeRange> collapse_;          // see collapse_huge_blocks
+  std::atomic<bool> finishing_{false};       // finish() was called: stop collapsing
   std::function<void(const LazyStats&)> on_done_;
   std::thread fault_thread_;
   std::thread prefetch_thread_;

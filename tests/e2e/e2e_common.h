@@ -7,6 +7,8 @@
 //
 // A case that finds it could not exercise what it is for (e.g. a race it needs did not happen)
 // writes <dir>/untested with the reason; the harness then fails a restore run even on PASS.
+// A case that cannot test it on this machine at all (e.g. the kernel gives no huge pages) calls
+// e2e_skip() before ready: <dir>/skip says why, and the harness skips the test (exit 77).
 //
 // E2E_SABOTAGE=1 in the environment asks a case to damage its own state after ready, the way a
 // broken restore would; `run_case.sh sabotage` uses it to prove that each case can fail.
@@ -93,6 +95,16 @@ static inline void e2e_init(int argc, char** argv) {
 static inline void e2e_ready(void) {
   e2e_ready_time = e2e_now();
   e2e_write_file("ready", "ready\n");
+}
+
+// Writes <dir>/skip (then result and ready, which the harness waits for) and exits.
+__attribute__((noreturn)) static inline void e2e_skip(const char* why) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s\n", why);
+  e2e_write_file("skip", text);
+  e2e_write_file("result", "SKIP\n");
+  e2e_ready();
+  _exit(0);
 }
 
 // Only the first failure is reported, whichever thread finds it; the others block until exit.

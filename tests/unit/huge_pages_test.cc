@@ -8,6 +8,7 @@
 namespace vos {
 namespace {
 
+using restore::huge_blocks_with_pages;
 using restore::huge_pages_allowed;
 using restore::parse_thp_mode;
 using restore::ThpMode;
@@ -39,6 +40,39 @@ TEST(HugePages, OnlyWhereAWholeAlignedBlockFits) {
   EXPECT_FALSE(huge_pages_allowed(ThpMode::kMadvise, huge, 2 * kMiB + 4096, 4 * kMiB + 8192));
   EXPECT_FALSE(huge_pages_allowed(ThpMode::kMadvise, huge, 0, kMiB));
   EXPECT_TRUE(huge_pages_allowed(ThpMode::kMadvise, huge, 2 * kMiB - 4096, 6 * kMiB));
+}
+
+image::MemoryArea anon_area(uint64_t start, uint64_t end, uint32_t advice,
+                            std::vector<image::PageRun> pages) {
+  image::MemoryArea a;
+  a.start = start;
+  a.end = end;
+  a.advice = advice;
+  a.pages = std::move(pages);
+  return a;
+}
+
+TEST(HugePages, BlocksWithPagesAreTheWholeBlocksTheRunsTouch) {
+  image::ProcessImage p;
+  const uint32_t huge = image::kAdviceHugePage;
+  const uint64_t page = 4096;
+  p.areas.push_back(anon_area(2 * kMiB - page, 10 * kMiB, huge,
+                              {{2 * kMiB - page, 1, 0, 0},  // in the partial block before 2 MiB
+                               {3 * kMiB, 2, 0, 0},
+                               {4 * kMiB - page, 2, 0, 0},  // across two blocks
+                               {9 * kMiB, 1, 0, 0}}));
+  p.areas.push_back(anon_area(16 * kMiB, 20 * kMiB, 0, {{16 * kMiB, 8, 0, 0}}));  // no advice
+  auto shared = anon_area(20 * kMiB, 24 * kMiB, huge, {{20 * kMiB, 8, 0, 0}});
+  shared.shared = true;
+  p.areas.push_back(shared);
+  p.areas.push_back(anon_area(24 * kMiB, 28 * kMiB, huge, {}));  // nothing stored
+
+  using R = restore::HugeRange;
+  EXPECT_EQ(huge_blocks_with_pages(p, ThpMode::kMadvise),
+            (std::vector<R>{{2 * kMiB, 6 * kMiB}, {8 * kMiB, 10 * kMiB}}));
+  EXPECT_EQ(huge_blocks_with_pages(p, ThpMode::kAlways),
+            (std::vector<R>{{2 * kMiB, 6 * kMiB}, {8 * kMiB, 10 * kMiB}, {16 * kMiB, 18 * kMiB}}));
+  EXPECT_TRUE(huge_blocks_with_pages(p, ThpMode::kNever).empty());
 }
 
 }  // namespace
