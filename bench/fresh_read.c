@@ -49,7 +49,7 @@ struct job {
   struct piece* pieces;
   int npieces;
   size_t from, to; /* byte range of the concatenated files this thread reads */
-  int uffd;         /* >= 0: fill with UFFDIO_COPY through it */
+  int uffd;        /* >= 0: fill with UFFDIO_COPY through it */
 };
 
 static double now_ms(void) {
@@ -149,8 +149,8 @@ int main(int argc, char** argv) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   int nthreads = cpus < 1 ? 1 : cpus > kMaxThreads ? kMaxThreads : (int)cpus;
   double start = now_ms();
-  char* mem = mmap(NULL, total ? total : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  char* mem =
+      mmap(NULL, total ? total : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     perror("mmap");
     return 1;

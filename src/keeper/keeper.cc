@@ -473,13 +473,15 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     ::unlink(stats_path.c_str());  // left by an earlier failed lazy restore of this name
     auto server = restore::LazyServer::start(
         pid, std::move(done->lazy_uffd), img, [stats_path](const restore::LazyStats& st) {
-          nlohmann::json j = {
-              {"faults", st.faults},         {"fault_pages", st.fault_pages},
-              {"zero_pages", st.zero_pages}, {"prefetched_pages", st.prefetched_pages},
-              {"done_ms", st.done_ms},       {"error", st.error},
-              {"huge_collapsed_bytes", st.huge_collapsed_bytes},
-              {"huge_collapse_ms", st.huge_collapse_ms},
-              {"huge_collapse_error", st.huge_collapse_error}};
+          nlohmann::json j = {{"faults", st.faults},
+                              {"fault_pages", st.fault_pages},
+                              {"zero_pages", st.zero_pages},
+                              {"prefetched_pages", st.prefetched_pages},
+                              {"done_ms", st.done_ms},
+                              {"error", st.error},
+                              {"huge_collapsed_bytes", st.huge_collapsed_bytes},
+                              {"huge_collapse_ms", st.huge_collapse_ms},
+                              {"huge_collapse_error", st.huge_collapse_error}};
           (void)write_json_file(stats_path, j);
         });
     if (!server) {

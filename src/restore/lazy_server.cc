@@ -447,8 +447,7 @@ void LazyServer::collapse_huge_blocks() {
     }
   }
   stats_.huge_collapse_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-          .count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
 
 }  // namespace vos::restore

@@ -101,8 +101,8 @@ class LazyServer {
   std::string killed_why_;  // set by the prefetch thread before it kills the program
   std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0};
   std::atomic<int> fault_side_waiting_{0};  // see lock_for_prefetch
-  std::vector<HugeRange> collapse_;          // see collapse_huge_blocks
-  std::atomic<bool> finishing_{false};       // finish() was called: stop collapsing
+  std::vector<HugeRange> collapse_;         // see collapse_huge_blocks
+  std::atomic<bool> finishing_{false};      // finish() was called: stop collapsing
   std::function<void(const LazyStats&)> on_done_;
   std::thread fault_thread_;
   std::thread prefetch_thread_;
