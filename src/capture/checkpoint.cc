@@ -175,8 +175,12 @@ namespace {
 
 // Incremental images copy their (few) pages to memory while the program is stopped, into a buffer
 // prepared before the freeze; when they do not fit, a copy-on-write snapshot is taken instead.
+// Without a count of the pages written so far, kFrozenCopyMin; with one, twice that count plus
+// kFrozenCopySlack for what is written until the freeze.
 constexpr uint64_t kFrozenCopyMin = 32ull << 20;
 constexpr uint64_t kFrozenCopyMax = 256ull << 20;
+constexpr uint64_t kFrozenCopySlack = 4ull << 20;
+constexpr uint64_t kUserSpaceEnd = 0x7ffffffff000ull;  // x86-64, 4-level page tables
 
 // Pre-copy rounds of an incremental image go on while a round still finds this many written
 // pages (copying them at the freeze would cost ~1.5 us each), a few rounds at most: a program
@@ -337,10 +341,19 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return std::move(flags).error();
   }
   ctx.vm_flags = std::move(*flags);
-  if (delta) {
-    uint64_t want = std::clamp(2 * base.last_stored_bytes, kFrozenCopyMin, kFrozenCopyMax);
-    // No more than the program could write: faulting the buffer in cost a first checkpoint of a
-    // 16 MiB program 20-27 ms of its ~55 (the VM's fresh memory is slow), and the keeper keeps it.
+  if (delta && !opts.kill) {
+    // Faulting the buffer in is slow (the VM's fresh memory: a 21 MiB one took 12-16 ms of a
+    // 16 MiB program's first checkpoint, ~50 ms), and the keeper keeps it: size it for what the
+    // freeze will copy, the pages written since they were last protected (counted now) and what
+    // the program writes until the freeze, or as much as the last freeze copied, and never above
+    // what the program could write. (--kill writes its pages straight to the image.)
+    uint64_t want = kFrozenCopyMin;
+    if (base.tracker) {
+      if (auto written = base.tracker->written_bytes(0, kUserSpaceEnd); written) {
+        want = 2 * *written + kFrozenCopySlack;
+      }
+    }
+    want = std::min(std::max(want, 2 * base.last_stored_bytes), kFrozenCopyMax);
     if (auto rss = resident_bytes(pid); rss) {
       want = std::min<uint64_t>(want, *rss + *rss / 4 + (1ull << 20));
     }

@@ -279,6 +279,16 @@ Result<std::optional<PageRanges>> WriteTracker::take_written(uint64_t start, uin
   return std::optional<PageRanges>(std::move(*r));
 }
 
+Result<uint64_t> WriteTracker::written_bytes(uint64_t start, uint64_t end) {
+  // Only memory registered for tracking is "write-protect allowed"; everything else would count
+  // as written.
+  auto r = scan(start, end, 0, 0, uapi::kPageIsWpAllowed | uapi::kPageIsWritten, 0);
+  if (!r) {
+    return std::move(r).error();
+  }
+  return range_bytes(*r);
+}
+
 Result<PageRanges> WriteTracker::private_pages(uint64_t start, uint64_t end) {
   constexpr uint64_t kNot = uapi::kPageIsFile | uapi::kPageIsPfnZero;
   return scan(start, end, 0, kNot, kNot, uapi::kPageIsPresent | uapi::kPageIsSwapped);

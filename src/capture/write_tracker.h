@@ -42,6 +42,9 @@ class WriteTracker {
   // The pages of [start, end) written since they were last protected, protecting them again.
   // nullopt if the range is not (entirely) tracked, e.g. a mapping created since.
   Result<std::optional<PageRanges>> take_written(uint64_t start, uint64_t end);
+  // Bytes of tracked memory in [start, end) written since they were last protected, leaving them
+  // as they are: what take_written() would find now.
+  Result<uint64_t> written_bytes(uint64_t start, uint64_t end);
   // Pages of [start, end) that hold the program's own data (present or swapped, not a file's
   // page cache page nor the shared zero page).
   Result<PageRanges> private_pages(uint64_t start, uint64_t end);
