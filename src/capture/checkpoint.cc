@@ -278,6 +278,14 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return std::move(writer).error();
   }
   writer->set_page_codec(opts.codec);
+  if (opts.progress != nullptr) {
+    writer->count_page_bytes_in(&opts.progress->page_bytes);
+    if (!delta && !compare) {
+      if (auto expected = private_resident_bytes(pid); expected) {
+        opts.progress->expected_bytes = *expected;
+      }
+    }
+  }
   CaptureContext ctx;
   ctx.pid = pid;
   ctx.img.pid = pid;

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,14 @@
 #include "capture/incremental.h"
 
 namespace vos::capture {
+
+// Read by another thread while a checkpoint runs: what `vos checkpoint` shows as progress.
+struct CheckpointProgress {
+  std::atomic<uint64_t> page_bytes{0};  // page data written to the image so far (as in memory)
+  // About how much page data a full image of the program holds (its private resident memory),
+  // set once the checkpoint knows it writes one; 0 for an incremental image (unknown).
+  std::atomic<uint64_t> expected_bytes{0};
+};
 
 struct CheckpointOptions {
   std::string image_path;
@@ -26,6 +35,7 @@ struct CheckpointOptions {
   // (falls back to a copy-on-write snapshot where writes cannot be tracked).
   bool precopy = true;
   abi::PageCodec codec = abi::PageCodec::kNone;  // how page data is stored
+  CheckpointProgress* progress = nullptr;        // updated as the checkpoint goes, if set
 };
 
 struct CheckpointStats {

@@ -7,6 +7,8 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "base/unique_fd.h"
@@ -46,6 +48,26 @@ Result<uint64_t> resident_bytes(pid_t pid) {
     return user_error("unexpected /proc/{}/statm: {}", pid, *text);
   }
   return static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+Result<uint64_t> private_resident_bytes(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/status", pid));
+  if (!text) {
+    return std::move(text).error();
+  }
+  uint64_t kib = 0;
+  int found = 0;
+  for (const char* key : {"\nRssAnon:", "\nRssShmem:"}) {
+    auto at = text->find(key);
+    if (at != std::string::npos) {
+      kib += std::strtoull(text->c_str() + at + std::strlen(key), nullptr, 10);
+      ++found;
+    }
+  }
+  if (found != 2) {
+    return user_error("no RssAnon/RssShmem in /proc/{}/status", pid);
+  }
+  return kib << 10;
 }
 
 Result<std::string> read_link(const std::string& path) {

@@ -17,6 +17,9 @@ Result<std::string> read_text_file(const std::string& path);
 Result<std::string> read_link(const std::string& path);
 // The process's resident memory (/proc/PID/statm), file-backed pages included.
 Result<uint64_t> resident_bytes(pid_t pid);
+// The part of it that is the program's own (anonymous and shared memory: RssAnon + RssShmem),
+// which is what an image stores.
+Result<uint64_t> private_resident_bytes(pid_t pid);
 
 struct MapsEntry {
   uint64_t start = 0;

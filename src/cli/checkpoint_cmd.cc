@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/progress_display.h"
 #include "image/page_codec.h"
 #include "keeper/control.h"
 #include "keeper/registry.h"
@@ -59,7 +60,15 @@ int cmd_checkpoint(const CheckpointArgs& a) {
   if (!a.parent.empty()) {
     req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();
   }
-  auto reply = keeper::send_request(keeper::socket_path(entry->name), req);
+  auto mode = ProgressDisplay::parse_mode(a.progress).value_or(ProgressDisplay::Mode::kAuto);
+  ProgressDisplay progress(mode, "vos checkpoint: " + entry->name);
+  req["progress"] = mode != ProgressDisplay::Mode::kNever;
+  auto reply = keeper::send_request(
+      keeper::socket_path(entry->name), req, [&progress](const nlohmann::json& p) {
+        progress.update(p.value("page_bytes", uint64_t{0}), p.value("expected_bytes", uint64_t{0}));
+      });
+  bool ok = reply && reply->value("ok", false);
+  progress.finish(ok, ok ? reply->value("pages_logical_bytes", uint64_t{0}) : 0);
   if (!reply) {
     std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(),
                  reply.error().describe().c_str());

@@ -21,6 +21,7 @@ struct CheckpointArgs {
   bool no_precopy = false;
   std::string parent;
   std::string compress = "none";  // page codec: none, lz4, zstd
+  std::string progress = "auto";  // auto, always, never (ProgressDisplay)
 };
 struct RestoreArgs {
   std::string image;

@@ -71,6 +71,13 @@ int main(int argc, char** argv) {
                      "1 MiB frames are compressed on one thread per CPU; frames that do not "
                      "shrink are stored as they are. vos restore decompresses into memory first")
         ->default_str("none");
+    ck_cmd
+        ->add_option("--progress", ck.progress,
+                     "Show on stderr how much memory is written: auto (on a terminal, for a "
+                     "checkpoint that takes over half a second), always (also into a file or "
+                     "pipe: a line every 0.2 s, then a last one) or never")
+        ->check(CLI::IsMember({"auto", "always", "never"}))
+        ->default_str("auto");
   }
 
   vos::cli::RestoreArgs rs;

@@ -68,6 +68,7 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       has_frames_(o.has_frames_),
       pages_logical_(o.pages_logical_),
       pages_stored_(o.pages_stored_),
+      page_counter_(o.page_counter_),
       chunk_hash_(std::move(o.chunk_hash_)),
       chunk_fill_(o.chunk_fill_),
       page_sums_(std::move(o.page_sums_)) {
@@ -162,6 +163,9 @@ uint64_t ImageWriter::section_position() const {
 Status ImageWriter::write(const void* data, size_t size) {
   if (!in_section_) {
     return user_error("image writer: write outside a section");
+  }
+  if (page_counter_ != nullptr && current_type_ == abi::SectionType::kPages) {
+    page_counter_->fetch_add(size, std::memory_order_relaxed);
   }
   if (compressor_) {
     return compressor_->write(data, size);

@@ -2,6 +2,7 @@
 // final name after commit(), so a crash or kill -9 mid-checkpoint never leaves a half image.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@ class ImageWriter {
   void set_writeback_behind(bool on) { writeback_behind_ = on; }
 
   uint64_t bytes_written() const { return pos_; }
+  // Adds the bytes of every page data write (as in memory, before any compression) to
+  // `*counter`, which another thread may read to show progress. Null: none.
+  void count_page_bytes_in(std::atomic<uint64_t>* counter) { page_counter_ = counter; }
   // Page data before and after compression (equal without a codec).
   uint64_t pages_logical_bytes() const { return pages_logical_; }
   uint64_t pages_stored_bytes() const { return pages_stored_; }
@@ -78,6 +82,7 @@ class ImageWriter {
   bool has_frames_ = false;  // the image needs version 2
   uint64_t pages_logical_ = 0;
   uint64_t pages_stored_ = 0;
+  std::atomic<uint64_t>* page_counter_ = nullptr;
   std::unique_ptr<Xxh3Stream> chunk_hash_ = std::make_unique<Xxh3Stream>();
   uint64_t chunk_fill_ = 0;  // bytes of the current chunk hashed so far
   std::vector<uint64_t> page_sums_;

@@ -11,7 +11,8 @@
 
 namespace vos::keeper {
 
-Result<nlohmann::json> send_request(const std::string& socket_path, const nlohmann::json& request) {
+Result<nlohmann::json> send_request(const std::string& socket_path, const nlohmann::json& request,
+                                    const std::function<void(const nlohmann::json&)>& on_progress) {
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s.valid()) {
     return sys_error("socket");
@@ -30,6 +31,8 @@ Result<nlohmann::json> send_request(const std::string& socket_path, const nlohma
     return sys_error("sending request");
   }
   ::shutdown(s.get(), SHUT_WR);
+  // Every line but the reply, which is the last, is a progress line.
+  std::string pending;
   std::string reply;
   char buf[4096];
   while (true) {
@@ -40,7 +43,20 @@ Result<nlohmann::json> send_request(const std::string& socket_path, const nlohma
     if (n <= 0) {
       break;
     }
-    reply.append(buf, static_cast<size_t>(n));
+    pending.append(buf, static_cast<size_t>(n));
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      reply = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      if (on_progress && reply.rfind("{\"progress\":", 0) == 0) {
+        auto line = nlohmann::json::parse(reply, nullptr, false);
+        if (!line.is_discarded()) {
+          on_progress(line["progress"]);
+        }
+      }
+    }
+  }
+  if (!pending.empty()) {
+    reply = pending;  // a reply without its newline
   }
   try {
     return nlohmann::json::parse(reply);

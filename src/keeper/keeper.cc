@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "abi/kernel_uapi.h"
@@ -26,6 +27,7 @@
 #include "capture/checkpoint.h"
 #include "image/page_codec.h"
 #include "keeper/namespaces.h"
+#include "keeper/progress_reporter.h"
 #include "keeper/registry.h"
 #include "keeper/spawn_program.h"
 #include "restore/lazy_server.h"
@@ -136,7 +138,8 @@ struct Keeper {
     return images;
   }
 
-  nlohmann::json handle(const nlohmann::json& req) {
+  // `conn`: the request's connection, for progress lines before the reply.
+  nlohmann::json handle(const nlohmann::json& req, int conn) {
     std::string cmd = req.value("cmd", "");
     if (cmd == "info") {
       return {{"ok", true}, {"name", name}, {"pid", program}};
@@ -154,7 +157,14 @@ struct Keeper {
       opts.incremental = req.value("incremental", false);
       opts.precopy = req.value("precopy", true);
       opts.parent = req.value("parent", "");
+      capture::CheckpointProgress progress;
+      std::optional<ProgressReporter> reporter;
+      if (req.value("progress", false)) {
+        opts.progress = &progress;
+        reporter.emplace(conn, progress);
+      }
       auto stats = capture::checkpoint(program, opts, base);
+      reporter.reset();
       if (!stats) {
         return {{"ok", false}, {"error", stats.error().describe()}};
       }
@@ -219,7 +229,7 @@ struct Keeper {
     }
     nlohmann::json reply;
     try {
-      reply = handle(nlohmann::json::parse(req));
+      reply = handle(nlohmann::json::parse(req), c.get());
     } catch (const nlohmann::json::exception& e) {
       reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
     }
