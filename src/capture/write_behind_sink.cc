@@ -43,7 +43,11 @@ void WriteBehindSink::run() {
     lock.unlock();
     Status st;
     for (const auto& [data, size] : batch.pieces) {
-      if (failed || !(st = writer_.write(data, size))) {
+      if (failed) {
+        break;
+      }
+      st = batch.hashed ? writer_.write_hashed(data, size) : writer_.write(data, size);
+      if (!st) {
         break;
       }
     }
@@ -68,7 +72,7 @@ void WriteBehindSink::submit_filling() {
     if (filling_pieces_.empty()) {
       busy_[filling_] = false;
     } else {
-      queue_.push_back({filling_, std::move(filling_pieces_)});
+      queue_.push_back({filling_, std::move(filling_pieces_), filling_hashed_});
     }
   }
   filling_pieces_.clear();
@@ -103,6 +107,12 @@ Status WriteBehindSink::write(const void* data, size_t size) {
   if (filling_ >= 0) {
     const char* b = buffers()[filling_].data();
     if (p >= b && p + size <= b + kBufferBytes) {
+      if (filling_pieces_.empty()) {
+        filling_hashed_ = writer_.can_split_writes();
+      }
+      if (filling_hashed_) {
+        writer_.hash_for_write(p, size);
+      }
       filling_pieces_.emplace_back(p, size);
       given_ += size;
       std::lock_guard lock(mu_);

@@ -1,6 +1,7 @@
 // Host side (keeper). A PageSink that writes an image's pages on a second thread: while one
-// buffer is hashed and written to the page cache, the next batch of the program's memory is read
-// into the other. Reading and writing each take about half the copy time of a pre-copy.
+// buffer is written to the page cache, the next batch of the program's memory is read into the
+// other and checksummed there, while it is in cache. Writing to the page cache costs more than
+// reading the program's memory, so the checksums go with the reading.
 #pragma once
 
 #include <condition_variable>
@@ -38,6 +39,7 @@ class WriteBehindSink final : public PageSink {
   struct Batch {
     int buffer;  // index into buffers(), or -1: pieces not in either buffer
     std::vector<Piece> pieces;
+    bool hashed;  // checksummed already (ImageWriter::hash_for_write): only to be written
   };
 
   void submit_filling();
@@ -49,6 +51,7 @@ class WriteBehindSink final : public PageSink {
   uint64_t given_ = 0;
   int filling_ = -1;  // the buffer direct() handed out, while its pieces are being given
   std::vector<Piece> filling_pieces_;
+  bool filling_hashed_ = false;  // filling_pieces_ went through hash_for_write
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -164,15 +164,29 @@ Status ImageWriter::write(const void* data, size_t size) {
   if (!in_section_) {
     return user_error("image writer: write outside a section");
   }
-  if (page_counter_ != nullptr && current_type_ == abi::SectionType::kPages) {
-    page_counter_->fetch_add(size, std::memory_order_relaxed);
-  }
   if (compressor_) {
+    if (page_counter_ != nullptr && current_type_ == abi::SectionType::kPages) {
+      page_counter_->fetch_add(size, std::memory_order_relaxed);
+    }
     return compressor_->write(data, size);
   }
+  hash_for_write(data, size);
+  return write_hashed(data, size);
+}
+
+void ImageWriter::hash_for_write(const void* data, size_t size) {
   hash_->update(data, size);
   if (current_type_ == abi::SectionType::kPages) {
     hash_chunks(static_cast<const char*>(data), size);
+  }
+}
+
+Status ImageWriter::write_hashed(const void* data, size_t size) {
+  if (!in_section_ || compressor_) {
+    return user_error("image writer: write_hashed outside a plain section");
+  }
+  if (page_counter_ != nullptr && current_type_ == abi::SectionType::kPages) {
+    page_counter_->fetch_add(size, std::memory_order_relaxed);
   }
   return write_raw(data, size);
 }

@@ -31,6 +31,13 @@ class ImageWriter {
 
   Status begin_section(abi::SectionType type);
   Status write(const void* data, size_t size);
+  // write() in two steps, for a caller that checksums on one thread and writes on another (the
+  // checksums are half the CPU work of a write): hash_for_write() takes data into the open
+  // section's checksums, in the order it will be written; write_hashed() then writes it. Only
+  // while can_split_writes(): a compressed section checksums what the compressor stores.
+  bool can_split_writes() const { return in_section_ && !compressor_; }
+  void hash_for_write(const void* data, size_t size);
+  Status write_hashed(const void* data, size_t size);
   // Bytes written so far in the open section: the offset the next write() lands at. For a
   // compressed pages section, the logical (uncompressed) offset, which page runs refer to.
   uint64_t section_position() const;
