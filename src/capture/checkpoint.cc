@@ -189,6 +189,36 @@ constexpr uint64_t kUserSpaceEnd = 0x7ffffffff000ull;  // x86-64, 4-level page t
 constexpr uint64_t kRoundConverged = 256;
 constexpr int kMaxRounds = 3;
 
+// Whether the page data bypasses the page cache (see CheckpointOptions::page_cache). Compressed
+// frames are written as they come (unaligned), so they always go through it.
+Status choose_page_cache(const CheckpointOptions& opts, uint64_t expected_bytes,
+                         image::ImageWriter& writer, CheckpointStats& stats) {
+  bool bypass = opts.page_cache == CheckpointOptions::PageCache::kBypass;
+  if (opts.page_cache == CheckpointOptions::PageCache::kAuto && expected_bytes > 0) {
+    auto available = available_memory_bytes();
+    bypass = available && expected_bytes > *available / 2;
+  }
+  if (bypass && opts.codec != abi::PageCodec::kNone) {
+    if (opts.page_cache == CheckpointOptions::PageCache::kBypass) {
+      return user_error(
+          "page data cannot bypass the page cache when compressed (its frames "
+          "are not page-aligned)");
+    }
+    return {};
+  }
+  if (!bypass) {
+    return {};
+  }
+  if (auto st = writer.bypass_page_cache(); !st) {
+    if (opts.page_cache == CheckpointOptions::PageCache::kBypass) {
+      return st;  // asked for: say why it cannot be done
+    }
+    return {};
+  }
+  stats.page_cache_bypassed = true;
+  return {};
+}
+
 // Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
 // program itself); the stop is recorded in `stats`.
 Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats) {
@@ -278,14 +308,18 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return std::move(writer).error();
   }
   writer->set_page_codec(opts.codec);
-  if (opts.progress != nullptr) {
-    writer->count_page_bytes_in(&opts.progress->page_bytes);
-    if (!delta && !compare) {
-      if (auto expected = private_resident_bytes(pid); expected) {
-        opts.progress->expected_bytes = *expected;
-      }
+  // About how much page data a full image holds (0: an incremental one, or unknown).
+  uint64_t expected_bytes = 0;
+  if (!delta && !compare) {
+    if (auto expected = private_resident_bytes(pid); expected) {
+      expected_bytes = *expected;
     }
   }
+  if (opts.progress != nullptr) {
+    writer->count_page_bytes_in(&opts.progress->page_bytes);
+    opts.progress->expected_bytes = expected_bytes;
+  }
+  VOS_TRY(choose_page_cache(opts, expected_bytes, *writer, stats), "image {}", opts.image_path);
   CaptureContext ctx;
   ctx.pid = pid;
   ctx.img.pid = pid;

@@ -36,6 +36,9 @@ struct CheckpointOptions {
   bool precopy = true;
   abi::PageCodec codec = abi::PageCodec::kNone;  // how page data is stored
   CheckpointProgress* progress = nullptr;        // updated as the checkpoint goes, if set
+  // Page data around the page cache (O_DIRECT): kAuto does so for a full image larger than half
+  // the memory available, where filling the cache with it would push out what others use.
+  enum class PageCache { kAuto, kUse, kBypass } page_cache = PageCache::kAuto;
 };
 
 struct CheckpointStats {
@@ -44,6 +47,7 @@ struct CheckpointStats {
   // Each stop on its own, in order: arming write tracking (a live checkpoint that starts it), then
   // the freeze. The longest is what the program felt as one stall.
   std::vector<double> stops_ms;
+  bool page_cache_bypassed = false;  // page data went straight to the disk (O_DIRECT)
   void add_stop(double ms) {
     pause_ms += ms;
     stops_ms.push_back(ms);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <sstream>
 
 #include "base/unique_fd.h"
@@ -50,24 +51,33 @@ Result<uint64_t> resident_bytes(pid_t pid) {
   return static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
-Result<uint64_t> private_resident_bytes(pid_t pid) {
-  auto text = read_text_file(fmt::format("/proc/{}/status", pid));
+namespace {
+
+// The sum of the "KEY: N kB" lines `keys` (each with its leading newline) of a /proc file.
+Result<uint64_t> sum_kib_fields(const std::string& path, std::initializer_list<const char*> keys) {
+  auto text = read_text_file(path);
   if (!text) {
     return std::move(text).error();
   }
   uint64_t kib = 0;
-  int found = 0;
-  for (const char* key : {"\nRssAnon:", "\nRssShmem:"}) {
+  for (const char* key : keys) {
     auto at = text->find(key);
-    if (at != std::string::npos) {
-      kib += std::strtoull(text->c_str() + at + std::strlen(key), nullptr, 10);
-      ++found;
+    if (at == std::string::npos) {
+      return user_error("no {} in {}", key + 1, path);
     }
-  }
-  if (found != 2) {
-    return user_error("no RssAnon/RssShmem in /proc/{}/status", pid);
+    kib += std::strtoull(text->c_str() + at + std::strlen(key), nullptr, 10);
   }
   return kib << 10;
+}
+
+}  // namespace
+
+Result<uint64_t> private_resident_bytes(pid_t pid) {
+  return sum_kib_fields(fmt::format("/proc/{}/status", pid), {"\nRssAnon:", "\nRssShmem:"});
+}
+
+Result<uint64_t> available_memory_bytes() {
+  return sum_kib_fields("/proc/meminfo", {"\nMemAvailable:"});
 }
 
 Result<std::string> read_link(const std::string& path) {

@@ -20,6 +20,8 @@ Result<uint64_t> resident_bytes(pid_t pid);
 // The part of it that is the program's own (anonymous and shared memory: RssAnon + RssShmem),
 // which is what an image stores.
 Result<uint64_t> private_resident_bytes(pid_t pid);
+// MemAvailable of /proc/meminfo: memory the machine can give without swapping.
+Result<uint64_t> available_memory_bytes();
 
 struct MapsEntry {
   uint64_t start = 0;

@@ -56,7 +56,8 @@ int cmd_checkpoint(const CheckpointArgs& a) {
                         {"kill", a.kill},
                         {"compress", a.compress},
                         {"incremental", a.incremental || !a.parent.empty()},
-                        {"precopy", !a.no_precopy}};
+                        {"precopy", !a.no_precopy},
+                        {"page_cache", a.page_cache}};
   if (!a.parent.empty()) {
     req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();
   }

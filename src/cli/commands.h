@@ -20,8 +20,9 @@ struct CheckpointArgs {
   bool incremental = false;
   bool no_precopy = false;
   std::string parent;
-  std::string compress = "none";  // page codec: none, lz4, zstd
-  std::string progress = "auto";  // auto, always, never (ProgressDisplay)
+  std::string compress = "none";    // page codec: none, lz4, zstd
+  std::string progress = "auto";    // auto, always, never (ProgressDisplay)
+  std::string page_cache = "auto";  // auto, yes, no
 };
 struct RestoreArgs {
   std::string image;

@@ -78,6 +78,15 @@ int main(int argc, char** argv) {
                      "pipe: a line every 0.2 s, then a last one) or never")
         ->check(CLI::IsMember({"auto", "always", "never"}))
         ->default_str("auto");
+    ck_cmd
+        ->add_option("--page-cache", ck.page_cache,
+                     "Write the memory pages through the page cache (yes) or straight to the "
+                     "disk (no: O_DIRECT; the image neither fills memory nor pushes other files "
+                     "out of the cache, but a restore right after reads it from the disk). auto "
+                     "(default): no when the program's memory is more than half of the memory "
+                     "available. Not with --compress")
+        ->check(CLI::IsMember({"auto", "yes", "no"}))
+        ->default_str("auto");
   }
 
   vos::cli::RestoreArgs rs;

@@ -46,6 +46,15 @@ Result<ImageWriter> ImageWriter::create(const std::string& final_path) {
   return w;
 }
 
+Status ImageWriter::bypass_page_cache() {
+  int fd = ::open(temp_path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("opening {} for direct I/O", temp_path_);
+  }
+  direct_fd_ = UniqueFd(fd);
+  return {};
+}
+
 ImageWriter::ImageWriter(std::string final_path, std::string temp_path, UniqueFd fd)
     : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(std::move(fd)) {}
 
@@ -53,6 +62,7 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
     : final_path_(std::move(o.final_path_)),
       temp_path_(std::move(o.temp_path_)),
       fd_(std::move(o.fd_)),
+      direct_fd_(std::move(o.direct_fd_)),
       pos_(o.pos_),
       writeback_started_(o.writeback_started_),
       writeback_behind_(o.writeback_behind_),
@@ -89,8 +99,28 @@ Status ImageWriter::write_raw(const void* data, size_t size) {
   // 256 MiB in 4 MiB writes 0.9-1.0 s, in 1 MiB writes 0.08 s.
   constexpr size_t kMaxWrite = 1 << 20;
   const char* p = static_cast<const char*>(data);
+  if (direct_fd_.valid() && reinterpret_cast<uintptr_t>(p) % kDirectAlign == 0 &&
+      size % kDirectAlign == 0 && pos_ % kDirectAlign == 0) {
+    // Straight from the caller's memory to the disk. (The 1 MiB limit below is about page-cache
+    // folios, which direct writes do not use.)
+    constexpr size_t kMaxDirectWrite = 4 << 20;
+    while (size > 0) {
+      ssize_t n =
+          ::pwrite(direct_fd_.get(), p, std::min(size, kMaxDirectWrite), static_cast<off_t>(pos_));
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return sys_error("writing {} at offset {}", temp_path_, pos_);
+      }
+      p += n;
+      size -= static_cast<size_t>(n);
+      pos_ += static_cast<uint64_t>(n);
+    }
+    return {};
+  }
   while (size > 0) {
-    ssize_t n = ::write(fd_.get(), p, std::min(size, kMaxWrite));
+    ssize_t n = ::pwrite(fd_.get(), p, std::min(size, kMaxWrite), static_cast<off_t>(pos_));
     if (n < 0) {
       if (errno == EINTR) {
         continue;

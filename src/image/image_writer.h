@@ -45,6 +45,13 @@ class ImageWriter {
   // Writes the section table and header, fsyncs, renames to the final name, fsyncs the directory.
   Status commit();
 
+  // From now on, writes of whole pages from page-aligned memory at page-aligned offsets (page
+  // data, normally) go straight to the disk (O_DIRECT), not through the page cache: a large
+  // image then neither fills memory nor pushes other files' pages out of the cache. Fails if the
+  // file system refuses O_DIRECT; the writer then goes on as before.
+  Status bypass_page_cache();
+  bool bypasses_page_cache() const { return direct_fd_.valid(); }
+
   // Starts the disk writes of what was written so far, every kWritebackStep bytes, so that the
   // fdatasync in commit() finds little left to do (it otherwise waits for the whole image).
   // On by default; turn it off while the program is stopped, since starting writes can block.
@@ -72,6 +79,8 @@ class ImageWriter {
   std::string final_path_;
   std::string temp_path_;
   UniqueFd fd_;
+  UniqueFd direct_fd_;  // the same file opened O_DIRECT, after bypass_page_cache()
+  static constexpr uint64_t kDirectAlign = 4096;
   uint64_t pos_ = 0;
   uint64_t writeback_started_ = 0;  // bytes before this offset were handed to the disk
   bool writeback_behind_ = true;

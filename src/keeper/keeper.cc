@@ -157,6 +157,10 @@ struct Keeper {
       opts.incremental = req.value("incremental", false);
       opts.precopy = req.value("precopy", true);
       opts.parent = req.value("parent", "");
+      std::string page_cache = req.value("page_cache", std::string("auto"));
+      opts.page_cache = page_cache == "yes"  ? capture::CheckpointOptions::PageCache::kUse
+                        : page_cache == "no" ? capture::CheckpointOptions::PageCache::kBypass
+                                             : capture::CheckpointOptions::PageCache::kAuto;
       capture::CheckpointProgress progress;
       std::optional<ProgressReporter> reporter;
       if (req.value("progress", false)) {
@@ -198,6 +202,7 @@ struct Keeper {
               {"image", stats->image},
               {"pause_ms", stats->pause_ms},
               {"stops_ms", stats->stops_ms},
+              {"page_cache_bypassed", stats->page_cache_bypassed},
               {"total_ms", stats->total_ms},
               {"bytes", stats->bytes},
               {"pages", stats->pages},

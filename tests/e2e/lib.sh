@@ -100,6 +100,34 @@ e2e_vos_run() {
   fi
 }
 
+# e2e_run_data_holder NAME MIB: starts (e2e_vos_run) a python3 program holding MIB MiB of
+# random-looking data that must survive checkpoints and restores; e2e_data_check WHAT then asks
+# it (through $W/check) whether its data still has the digest it had at the start.
+e2e_run_data_holder() {
+  e2e_vos_run "$1" "$W/run.log" python3 -c 'import hashlib, os, sys, time
+d, mib = sys.argv[1], int(sys.argv[2])
+data = bytearray(os.urandom(1 << 20)) * mib
+for i in range(0, len(data), 1 << 20):
+    data[i:i + 8] = i.to_bytes(8, "little")  # no two MiB alike
+digest = hashlib.sha256(data).hexdigest()
+open(os.path.join(d, "ready"), "w").close()
+while True:
+    if os.path.exists(os.path.join(d, "check")):
+        os.remove(os.path.join(d, "check"))
+        ok = hashlib.sha256(data).hexdigest() == digest
+        with open(os.path.join(d, "ok.tmp"), "w") as f:
+            f.write("OK" if ok else "BAD")
+        os.rename(os.path.join(d, "ok.tmp"), os.path.join(d, "ok"))
+    time.sleep(0.02)' "$W" "$2"
+  e2e_wait_file "$W/ready" 30 "program start" "$1"
+}
+e2e_data_check() {
+  rm -f "$W/ok"
+  touch "$W/check"
+  e2e_wait_file "$W/ok" 30 "$1: program check" "${E2E_NAMES[-1]}"
+  [[ $(cat "$W/ok") == OK ]] || e2e_die "$1: the program's data changed"
+}
+
 # e2e_wait_file PATH SECONDS WHAT [NAME]: waits for PATH; with NAME, fails early when the
 # program leaves vos ps before writing it.
 e2e_wait_file() {

@@ -1,6 +1,7 @@
 // Unit tests of the image format: round trip, and every kind of damage gives a clear error,
 // never a crash or a hang.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -108,6 +109,52 @@ TEST_F(ImageTest, RoundTrip) {
   std::string buf(4096, '\0');
   ASSERT_TRUE(r->read_at(*pages, 4096, buf.data(), buf.size()));
   EXPECT_EQ(static_cast<unsigned char>(buf[1]), static_cast<unsigned char>((4096 + 1) * 7));
+}
+
+// Page data written around the page cache (O_DIRECT, for whole pages from page-aligned memory)
+// and the rest through it must make the very same file as writing everything through it.
+TEST_F(ImageTest, PageDataAroundThePageCacheMakesTheSameFile) {
+  constexpr size_t kPage = 4096;
+  void* mem =
+      ::mmap(nullptr, 5 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* aligned = static_cast<char*>(mem);
+  for (size_t i = 0; i < 5 * kPage; ++i) {
+    aligned[i] = static_cast<char>(i * 13 + i / kPage);
+  }
+  std::string unaligned(kPage + 1, 'u');  // written from an odd address: through the cache
+  auto write = [&](const std::string& path, bool direct) {
+    auto w = ImageWriter::create(path);
+    EXPECT_TRUE(w) << w.error().describe();
+    if (direct) {
+      auto st = w->bypass_page_cache();
+      if (!st) {
+        return st;
+      }
+      EXPECT_TRUE(w->bypasses_page_cache());
+    }
+    EXPECT_TRUE(w->begin_section(abi::SectionType::kMeta));
+    EXPECT_TRUE(w->write("{\"name\":\"x\"}", 12));  // odd length, before the pages
+    EXPECT_TRUE(w->end_section());
+    EXPECT_TRUE(w->begin_section(abi::SectionType::kPages));
+    EXPECT_TRUE(w->write(aligned, 3 * kPage));
+    EXPECT_TRUE(w->write(unaligned.data() + 1, kPage));
+    EXPECT_TRUE(w->write(aligned + 3 * kPage, 2 * kPage));
+    EXPECT_TRUE(w->end_section());
+    return w->commit();
+  };
+  std::string plain = dir_ + "/imgs/plain.vos", direct = dir_ + "/imgs/direct.vos";
+  ASSERT_TRUE(write(plain, false));
+  auto st = write(direct, true);
+  ::munmap(mem, 5 * kPage);
+  if (!st && st.error().err() == EINVAL) {
+    GTEST_SKIP() << "this file system refuses O_DIRECT: " << st.error().describe();
+  }
+  ASSERT_TRUE(st) << st.error().describe();
+  EXPECT_EQ(read_file(direct), read_file(plain));
+  auto r = ImageReader::open(direct);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_TRUE(r->verify());
 }
 
 TEST_F(ImageTest, FilesArePrivateAndNoTempLeftBehind) {

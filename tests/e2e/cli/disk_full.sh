@@ -20,29 +20,7 @@ unmount_full() { umount "$FULL" 2>/dev/null || true; }
 trap 'unmount_full; e2e_cleanup' EXIT
 
 NAME=e2e-diskfull-$$-$RANDOM
-# 40 MiB of data that does not compress, and a check of it on demand (<dir>/check -> <dir>/ok).
-e2e_vos_run "$NAME" "$W/run.log" python3 -c 'import hashlib, os, sys, time
-d = sys.argv[1]
-data = os.urandom(40 << 20)
-digest = hashlib.sha256(data).hexdigest()
-open(os.path.join(d, "ready"), "w").close()
-while True:
-    if os.path.exists(os.path.join(d, "check")):
-        os.remove(os.path.join(d, "check"))
-        ok = hashlib.sha256(data).hexdigest() == digest
-        with open(os.path.join(d, "ok.tmp"), "w") as f:
-            f.write("OK" if ok else "BAD")
-        os.rename(os.path.join(d, "ok.tmp"), os.path.join(d, "ok"))
-    time.sleep(0.02)' "$W"
-e2e_wait_file "$W/ready" 20 "program start" "$NAME"
-
-# still_fine WHAT: the program runs and its data is intact.
-still_fine() {
-  rm -f "$W/ok"
-  touch "$W/check"
-  e2e_wait_file "$W/ok" 20 "$1: program check" "$NAME"
-  [[ $(cat "$W/ok") == OK ]] || e2e_die "$1: the program's data changed"
-}
+e2e_run_data_holder "$NAME" 40  # data that does not compress
 
 for flags in "" "--incremental" "--kill"; do
   rc=0
@@ -54,7 +32,7 @@ for flags in "" "--incremental" "--kill"; do
   left=$(find "$FULL" -mindepth 1 | head -3)
   [[ -z $left ]] || e2e_die "checkpoint $flags left files behind: $left"
   e2e_log "ok: checkpoint $flags -> $(head -c 200 "$W/err.log")"
-  still_fine "after the failed checkpoint $flags"
+  e2e_data_check "after the failed checkpoint $flags"
 done
 
 IMG=$("$VOS" checkpoint "$NAME" --dir "$W/img" --kill 2>"$W/ck.log") ||
@@ -62,5 +40,5 @@ IMG=$("$VOS" checkpoint "$NAME" --dir "$W/img" --kill 2>"$W/ck.log") ||
 e2e_wait_gone "$NAME" 5 "checkpoint --kill"
 "$VOS" restore "$IMG" --detach </dev/null >"$W/restore.log" 2>&1 ||
   e2e_die "restore failed: $(cat "$W/restore.log")"
-still_fine "after the restore"
+e2e_data_check "after the restore"
 e2e_log "PASS"

@@ -10,21 +10,7 @@ source "$(dirname "$0")/../lib.sh"
 e2e_setup
 
 NAME=e2e-progress-$$-$RANDOM
-# 512 MiB that must come back intact, and a check of it on demand (<dir>/check -> <dir>/ok).
-e2e_vos_run "$NAME" "$W/run.log" python3 -c 'import hashlib, os, sys, time
-d = sys.argv[1]
-data = bytearray(os.urandom(1 << 20)) * 512
-digest = hashlib.sha256(data).hexdigest()
-open(os.path.join(d, "ready"), "w").close()
-while True:
-    if os.path.exists(os.path.join(d, "check")):
-        os.remove(os.path.join(d, "check"))
-        ok = hashlib.sha256(data).hexdigest() == digest
-        with open(os.path.join(d, "ok.tmp"), "w") as f:
-            f.write("OK" if ok else "BAD")
-        os.rename(os.path.join(d, "ok.tmp"), os.path.join(d, "ok"))
-    time.sleep(0.02)' "$W"
-e2e_wait_file "$W/ready" 30 "program start" "$NAME"
+e2e_run_data_holder "$NAME" 512
 
 # --progress=always with --json: progress lines on stderr, the JSON reply whole on stdout.
 "$VOS" checkpoint "$NAME" --dir "$W/img1" --progress=always --json >"$W/ck1.json" 2>"$W/ck1.err" ||
@@ -87,8 +73,5 @@ IMG=$(tr -d '\r' <"$W/tty.log" | grep '\.vos$' | tail -1 | sed 's/.*\x1b\[K//')
 e2e_wait_gone "$NAME" 5 "checkpoint --kill"
 "$VOS" restore "$IMG" --detach </dev/null >"$W/restore.log" 2>&1 ||
   e2e_die "restore failed: $(cat "$W/restore.log")"
-rm -f "$W/ok"
-touch "$W/check"
-e2e_wait_file "$W/ok" 30 "restored program check" "$NAME"
-[[ $(cat "$W/ok") == OK ]] || e2e_die "the restored program's data changed"
+e2e_data_check "after the restore"
 e2e_log "PASS"
