@@ -137,6 +137,28 @@ __attribute__((noreturn)) static inline void e2e_pass(void) {
     }                        \
   } while (0)
 
+// AnonHugePages of this process's mapping that starts at `addr`, in kB (-1 if there is none).
+static inline long e2e_huge_kb(const void* addr) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) {
+    e2e_fail("open /proc/self/smaps: %s", strerror(errno));
+  }
+  char line[512];
+  int in = 0;
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long start = 0;
+    char dash = 0;
+    if (sscanf(line, "%lx%c", &start, &dash) == 2 && dash == '-') {
+      in = start == (unsigned long)addr;
+    } else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
 // splitmix64 finaliser: the deterministic "work" and memory patterns of every case.
 static inline uint64_t e2e_mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;

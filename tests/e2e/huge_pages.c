@@ -10,26 +10,6 @@
 
 static const size_t kLen = 8u << 20;
 
-// AnonHugePages of the mapping starting at `addr`, in kB (-1 if not found).
-static long huge_kb(const void* addr) {
-  FILE* f = fopen("/proc/self/smaps", "r");
-  E2E_CHECK(f != NULL, "open smaps");
-  char line[512];
-  int in = 0;
-  long kb = -1;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long start = 0;
-    char dash = 0;
-    if (sscanf(line, "%lx%c", &start, &dash) == 2 && dash == '-') {
-      in = start == (unsigned long)addr;
-    } else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
-      break;
-    }
-  }
-  fclose(f);
-  return kb;
-}
-
 // Root of the machine, not of a user namespace: process_madvise(MADV_COLLAPSE), which a lazy
 // restore uses, needs CAP_SYS_NICE there.
 static int machine_root(void) {
@@ -61,7 +41,7 @@ int main(int argc, char** argv) {
   char* mem = (char*)(((uintptr_t)raw + (2 << 20) - 1) & ~(uintptr_t)((2 << 20) - 1));
   E2E_CHECK(madvise(mem, kLen, MADV_HUGEPAGE) == 0, "madvise: %s", strerror(errno));
   fill(mem, 0, kLen);
-  long before = huge_kb(mem);
+  long before = e2e_huge_kb(mem);
   if (before <= 0) {
     e2e_skip("the kernel gave this program no huge pages (transparent huge pages 'never'?)");
   }
@@ -75,10 +55,10 @@ int main(int argc, char** argv) {
   }
   e2e_sleep_until(e2e_ready_time + 1.0);
   double deadline = e2e_now() + wait_s;
-  long after = huge_kb(mem);
+  long after = e2e_huge_kb(mem);
   while (after < before && e2e_now() < deadline) {
     e2e_sleep_until(e2e_now() + 0.05);
-    after = huge_kb(mem);
+    after = e2e_huge_kb(mem);
   }
   E2E_CHECK(after >= before, "%ld kB in huge pages after the restore, %ld kB before", after,
             before);

@@ -121,6 +121,13 @@ while True:
     time.sleep(0.02)' "$W" "$2"
   e2e_wait_file "$W/ready" 30 "program start" "$1"
 }
+# e2e_restore_and_check IMAGE WHAT: restores IMAGE (--detach) of the data holder, which must
+# find its data intact.
+e2e_restore_and_check() {
+  "$VOS" restore "$1" --detach </dev/null >"$W/restore.log" 2>&1 ||
+    e2e_die "$2: restore failed: $(cat "$W/restore.log")"
+  e2e_data_check "$2"
+}
 e2e_data_check() {
   rm -f "$W/ok"
   touch "$W/check"

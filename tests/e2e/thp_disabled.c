@@ -9,26 +9,6 @@
 
 static const size_t kLen = 8u << 20;
 
-// AnonHugePages of the mapping starting at `addr`, in kB (-1 if not found).
-static long huge_kb(const void* addr) {
-  FILE* f = fopen("/proc/self/smaps", "r");
-  E2E_CHECK(f != NULL, "open smaps");
-  char line[512];
-  int in = 0;
-  long kb = -1;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long start = 0;
-    char dash = 0;
-    if (sscanf(line, "%lx%c", &start, &dash) == 2 && dash == '-') {
-      in = start == (unsigned long)addr;
-    } else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
-      break;
-    }
-  }
-  fclose(f);
-  return kb;
-}
-
 int main(int argc, char** argv) {
   e2e_init(argc, argv);
   E2E_CHECK(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "PR_SET_THP_DISABLE: %s", strerror(errno));
@@ -40,14 +20,14 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < kLen; k += 64) {
     mem[k] = (char)(k / 64);
   }
-  E2E_CHECK(huge_kb(mem) == 0, "huge pages before the restore: %ld kB", huge_kb(mem));
+  E2E_CHECK(e2e_huge_kb(mem) == 0, "huge pages before the restore: %ld kB", e2e_huge_kb(mem));
   e2e_ready();
   if (e2e_sabotage()) {
     E2E_CHECK(prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0) == 0, "sabotage");
   }
   e2e_sleep_until(e2e_ready_time + 1.0);
   E2E_CHECK(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "huge pages are on again after restore");
-  E2E_CHECK(huge_kb(mem) == 0, "restored into %ld kB of huge pages", huge_kb(mem));
+  E2E_CHECK(e2e_huge_kb(mem) == 0, "restored into %ld kB of huge pages", e2e_huge_kb(mem));
   for (size_t k = 0; k < kLen; k += 64) {
     E2E_CHECK(mem[k] == (char)(k / 64), "byte %zu changed", k);
   }

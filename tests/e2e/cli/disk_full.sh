@@ -38,7 +38,5 @@ done
 IMG=$("$VOS" checkpoint "$NAME" --dir "$W/img" --kill 2>"$W/ck.log") ||
   e2e_die "checkpoint to a disk with room failed: $(cat "$W/ck.log")"
 e2e_wait_gone "$NAME" 5 "checkpoint --kill"
-"$VOS" restore "$IMG" --detach </dev/null >"$W/restore.log" 2>&1 ||
-  e2e_die "restore failed: $(cat "$W/restore.log")"
-e2e_data_check "after the restore"
+e2e_restore_and_check "$IMG" "after the restore"
 e2e_log "PASS"

@@ -37,7 +37,5 @@ grep -q "compressed" "$W/z.err" || e2e_die "refused without saying why: $(cat "$
 IMG=$("$VOS" checkpoint "$NAME" --dir "$W/img-kill" --page-cache=no --kill 2>"$W/kill.err") ||
   e2e_die "checkpoint --page-cache=no --kill failed: $(cat "$W/kill.err")"
 e2e_wait_gone "$NAME" 5 "checkpoint --kill"
-"$VOS" restore "$IMG" --detach </dev/null >"$W/restore.log" 2>&1 ||
-  e2e_die "restore failed: $(cat "$W/restore.log")"
-e2e_data_check "after the restore"
+e2e_restore_and_check "$IMG" "after the restore"
 e2e_log "PASS"

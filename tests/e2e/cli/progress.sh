@@ -71,7 +71,5 @@ fi
 IMG=$(tr -d '\r' <"$W/tty.log" | grep '\.vos$' | tail -1 | sed 's/.*\x1b\[K//')
 [[ -f $IMG ]] || e2e_die "no image from the terminal checkpoint: $(cat -v "$W/tty.log")"
 e2e_wait_gone "$NAME" 5 "checkpoint --kill"
-"$VOS" restore "$IMG" --detach </dev/null >"$W/restore.log" 2>&1 ||
-  e2e_die "restore failed: $(cat "$W/restore.log")"
-e2e_data_check "after the restore"
+e2e_restore_and_check "$IMG" "after the restore"
 e2e_log "PASS"
