@@ -317,6 +317,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   if (opts.progress != nullptr) {
     writer->count_page_bytes_in(&opts.progress->page_bytes);
+    writer->cancel_when(&opts.progress->cancelled);
     opts.progress->expected_bytes = expected_bytes;
   }
   VOS_TRY(choose_page_cache(opts, expected_bytes, *writer, stats), "image {}", opts.image_path);

@@ -15,12 +15,16 @@
 
 namespace vos::capture {
 
-// Read by another thread while a checkpoint runs: what `vos checkpoint` shows as progress.
+// Shared with another thread while a checkpoint runs: what `vos checkpoint` shows as progress,
+// and its way to call the checkpoint off.
 struct CheckpointProgress {
   std::atomic<uint64_t> page_bytes{0};  // page data written to the image so far (as in memory)
   // About how much page data a full image of the program holds (its private resident memory),
   // set once the checkpoint knows it writes one; 0 for an incremental image (unknown).
   std::atomic<uint64_t> expected_bytes{0};
+  // Set by the reader when whoever asked for the checkpoint is gone (Ctrl-C): the checkpoint
+  // then fails as soon as it writes again, leaving no image and the program as it was.
+  std::atomic<bool> cancelled{false};
 };
 
 struct CheckpointOptions {

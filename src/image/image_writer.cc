@@ -79,6 +79,7 @@ ImageWriter::ImageWriter(ImageWriter&& o) noexcept
       pages_logical_(o.pages_logical_),
       pages_stored_(o.pages_stored_),
       page_counter_(o.page_counter_),
+      cancel_flag_(o.cancel_flag_),
       chunk_hash_(std::move(o.chunk_hash_)),
       chunk_fill_(o.chunk_fill_),
       page_sums_(std::move(o.page_sums_)) {
@@ -92,7 +93,15 @@ ImageWriter::~ImageWriter() {
   }
 }
 
+Status ImageWriter::check_cancelled() const {
+  if (cancel_flag_ != nullptr && cancel_flag_->load(std::memory_order_relaxed)) {
+    return Error(ECANCELED, "the checkpoint was called off (vos checkpoint is gone)");
+  }
+  return {};
+}
+
 Status ImageWriter::write_raw(const void* data, size_t size) {
+  VOS_TRY(check_cancelled(), "writing {}", temp_path_);
   const char* p = static_cast<const char*>(data);
   // Straight from the caller's memory to the disk when it can be (bypass_page_cache()).
   const bool direct = direct_fd_.valid() && reinterpret_cast<uintptr_t>(p) % kDirectAlign == 0 &&
@@ -299,6 +308,7 @@ Status ImageWriter::commit() {
   if (in_section_) {
     return user_error("image writer: commit with section open");
   }
+  VOS_TRY(check_cancelled(), "committing {}", final_path_);
   VOS_TRY(pad_to_alignment(), "aligning section table");
   abi::ImageHeader h{};
   std::memcpy(h.magic, abi::kImageMagic, sizeof h.magic);

@@ -61,6 +61,9 @@ class ImageWriter {
   // Adds the bytes of every page data write (as in memory, before any compression) to
   // `*counter`, which another thread may read to show progress. Null: none.
   void count_page_bytes_in(std::atomic<uint64_t>* counter) { page_counter_ = counter; }
+  // Once `*flag` is set (by another thread), every write and commit() fails with ECANCELED, so
+  // the image is never committed. Null: never.
+  void cancel_when(const std::atomic<bool>* flag) { cancel_flag_ = flag; }
   // Page data before and after compression (equal without a codec).
   uint64_t pages_logical_bytes() const { return pages_logical_; }
   uint64_t pages_stored_bytes() const { return pages_stored_; }
@@ -70,6 +73,7 @@ class ImageWriter {
   ImageWriter(std::string final_path, std::string temp_path, UniqueFd fd);
   Status pad_to_alignment();
   Status write_raw(const void* data, size_t size);
+  Status check_cancelled() const;
   Status end_compressed_pages();
   void start_writeback();
   // Plain pages section: per-chunk checksums, written as a kPageChecksums section after it.
@@ -99,6 +103,7 @@ class ImageWriter {
   uint64_t pages_logical_ = 0;
   uint64_t pages_stored_ = 0;
   std::atomic<uint64_t>* page_counter_ = nullptr;
+  const std::atomic<bool>* cancel_flag_ = nullptr;
   std::unique_ptr<Xxh3Stream> chunk_hash_ = std::make_unique<Xxh3Stream>();
   uint64_t chunk_fill_ = 0;  // bytes of the current chunk hashed so far
   std::vector<uint64_t> page_sums_;

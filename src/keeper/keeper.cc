@@ -162,11 +162,9 @@ struct Keeper {
                         : page_cache == "no" ? capture::CheckpointOptions::PageCache::kBypass
                                              : capture::CheckpointOptions::PageCache::kAuto;
       capture::CheckpointProgress progress;
+      opts.progress = &progress;
       std::optional<ProgressReporter> reporter;
-      if (req.value("progress", false)) {
-        opts.progress = &progress;
-        reporter.emplace(conn, progress);
-      }
+      reporter.emplace(conn, req.value("progress", false), progress);
       auto stats = capture::checkpoint(program, opts, base);
       reporter.reset();
       if (!stats) {

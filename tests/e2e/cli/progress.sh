@@ -2,8 +2,9 @@
 # e2e (test harness): vos checkpoint shows how far it got. --progress=always reports on stderr
 # (a line every 0.2 s, then "done" with what the image holds) while --json's reply still reaches
 # stdout whole; "never", and "auto" when stderr is not a terminal, print nothing; on a terminal
-# (through script(1)) the line is rewritten in place and cleared at the end. The image of the
-# 512 MiB program restores, and the program finds its data intact.
+# (through script(1)) the line is rewritten in place and cleared at the end. Ctrl-C calls a
+# checkpoint off. The image of the 512 MiB program restores, and the program finds its data
+# intact.
 set -euo pipefail
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -43,6 +44,30 @@ print(f"{len(steps)} progress lines in {total_ms:.0f} ms, then: {done[0]}")
 PY
 e2e_log "always: $(tail -1 "$W/ck1.err")"
 [[ $(e2e_field image) == "$W"/img1/*.vos ]] || e2e_die "--json reply damaged: $J"
+
+# Ctrl-C calls the checkpoint off once it is under way: no image and no temporary file are left,
+# the program runs on with its data, and the next checkpoint works.
+# (A script's background jobs ignore SIGINT; on a terminal Ctrl-C's SIGINT has its default.)
+env --default-signal=INT "$VOS" checkpoint "$NAME" --dir "$W/img-cancel" --progress=always \
+  >"$W/cancel.out" 2>"$W/cancel.err" &
+cli=$!
+E2E_BG_PIDS+=("$cli")
+for ((i = 0; i < 100; i++)); do
+  grep -q "written of" "$W/cancel.err" 2>/dev/null && break
+  kill -0 "$cli" 2>/dev/null || break
+  sleep 0.01
+done
+grep -q "written of" "$W/cancel.err" || e2e_die "no progress line to interrupt: $(cat "$W/cancel.err")"
+grep -q "done, " "$W/cancel.err" && e2e_die "the checkpoint ended before it could be interrupted"
+kill -INT "$cli"
+e2e_wait_pid "$cli" 10 "interrupted vos checkpoint"
+# The keeper notices within 0.2 s; the next checkpoint waits for it to be done with this one.
+"$VOS" checkpoint "$NAME" --dir "$W/img-after" >"$W/after.out" 2>"$W/after.err" ||
+  e2e_die "checkpoint after the interrupted one failed: $(cat "$W/after.err")"
+left=$(find "$W/img-cancel" -mindepth 1 2>/dev/null | head -3)
+[[ -z $left ]] || e2e_die "the interrupted checkpoint left files: $left"
+e2e_data_check "after the interrupted checkpoint"
+e2e_log "interrupted after: $(grep -o '[^:]*written of[^,]*' "$W/cancel.err" | tail -1); nothing left"
 
 # never, and auto into a file: nothing on stderr but what the checkpoint has to say.
 for mode in never auto; do
