@@ -46,7 +46,10 @@ int main(int argc, char** argv) {
   vos::cli::CheckpointArgs ck;
   CLI::App* ck_cmd = nullptr;
   if (builds(argc, argv, "checkpoint")) {
-    ck_cmd = app.add_subcommand("checkpoint", "Write an image of a running program");
+    ck_cmd = app.add_subcommand(
+        "checkpoint",
+        "Write an image of a running program (Ctrl-C calls it off: no image is left and the "
+        "program runs on as it was)");
     ck_cmd->add_option("target", ck.target, "Name or host pid of the program (see vos ps)")
         ->required();
     ck_cmd->add_option("--dir", ck.dir, "Directory for the image (default: current directory)");
