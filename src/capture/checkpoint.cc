@@ -192,31 +192,25 @@ constexpr int kMaxRounds = 3;
 // Whether the page data bypasses the page cache (see CheckpointOptions::page_cache). Compressed
 // frames are written as they come (unaligned), so they always go through it.
 Status choose_page_cache(const CheckpointOptions& opts, uint64_t expected_bytes,
-                         image::ImageWriter& writer, CheckpointStats& stats) {
-  bool bypass = opts.page_cache == CheckpointOptions::PageCache::kBypass;
-  if (opts.page_cache == CheckpointOptions::PageCache::kAuto && expected_bytes > 0) {
+                         image::ImageWriter& writer) {
+  using PageCache = CheckpointOptions::PageCache;
+  bool asked = opts.page_cache == PageCache::kBypass;
+  bool bypass = asked;
+  if (opts.page_cache == PageCache::kAuto && expected_bytes > 0) {
     auto available = available_memory_bytes();
     bypass = available && expected_bytes > *available / 2;
-  }
-  if (bypass && opts.codec != abi::PageCodec::kNone) {
-    if (opts.page_cache == CheckpointOptions::PageCache::kBypass) {
-      return user_error(
-          "page data cannot bypass the page cache when compressed (its frames "
-          "are not page-aligned)");
-    }
-    return {};
   }
   if (!bypass) {
     return {};
   }
-  if (auto st = writer.bypass_page_cache(); !st) {
-    if (opts.page_cache == CheckpointOptions::PageCache::kBypass) {
-      return st;  // asked for: say why it cannot be done
-    }
-    return {};
+  if (opts.codec != abi::PageCodec::kNone) {
+    return asked ? user_error(
+                       "page data cannot bypass the page cache when compressed (its "
+                       "frames are not page-aligned)")
+                 : Status{};
   }
-  stats.page_cache_bypassed = true;
-  return {};
+  auto st = writer.bypass_page_cache();
+  return asked ? st : Status{};  // if asked for, say why it cannot be done
 }
 
 // Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
@@ -320,7 +314,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     writer->cancel_when(&opts.progress->cancelled);
     opts.progress->expected_bytes = expected_bytes;
   }
-  VOS_TRY(choose_page_cache(opts, expected_bytes, *writer, stats), "image {}", opts.image_path);
+  VOS_TRY(choose_page_cache(opts, expected_bytes, *writer), "image {}", opts.image_path);
   CaptureContext ctx;
   ctx.pid = pid;
   ctx.img.pid = pid;
@@ -567,6 +561,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   }
   stats.image = opts.image_path;
   stats.bytes = writer->bytes_written();
+  stats.page_cache_bypassed = writer->bypasses_page_cache();  // false if it had to fall back
   stats.codec = opts.codec;
   stats.pages_logical_bytes = writer->pages_logical_bytes();
   stats.pages_stored_bytes = writer->pages_stored_bytes();

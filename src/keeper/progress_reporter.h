@@ -5,10 +5,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
+#include "base/unique_fd.h"
 #include "capture/checkpoint.h"
 
 namespace vos::keeper {
@@ -31,9 +30,7 @@ class ProgressReporter {
   int fd_;
   bool send_lines_;
   capture::CheckpointProgress& progress_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  UniqueFd stop_;  // eventfd: the checkpoint is over
   std::thread thread_;
 };
 
