@@ -63,7 +63,7 @@ int cmd_checkpoint(const CheckpointArgs& a) {
   }
   auto mode = ProgressDisplay::parse_mode(a.progress).value_or(ProgressDisplay::Mode::kAuto);
   ProgressDisplay progress(mode, "vos checkpoint: " + entry->name);
-  req["progress"] = mode != ProgressDisplay::Mode::kNever;
+  req["progress"] = progress.may_show();
   auto reply = keeper::send_request(
       keeper::socket_path(entry->name), req, [&progress](const nlohmann::json& p) {
         progress.update(p.value("page_bytes", uint64_t{0}), p.value("expected_bytes", uint64_t{0}));

@@ -17,6 +17,9 @@ class ProgressDisplay {
 
   // `label` starts every line, e.g. "vos checkpoint: NAME".
   ProgressDisplay(Mode mode, std::string label);
+  // False if no update() can ever print (never, or auto with stderr not a terminal): then there
+  // is no point in asking for progress reports.
+  bool may_show() const { return mode_ == Mode::kAlways || (mode_ == Mode::kAuto && terminal_); }
   // `expected` 0: the total is not known.
   void update(uint64_t done, uint64_t expected);
   // The command ended: the terminal line goes away; elsewhere, if it succeeded, a last line says
