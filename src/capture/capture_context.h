@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/obstacles.h"
 #include "capture/page_ranges.h"
 #include "capture/page_reference.h"
 #include "capture/ptrace_session.h"
@@ -51,10 +52,10 @@ struct CaptureContext {
 };
 
 // Each part of the process is captured by one step; precheck steps run before anything is
-// frozen and name the first object vos cannot handle.
-Status precheck_memory(pid_t pid);
-Status precheck_fds(pid_t pid);
-Status precheck_process(pid_t pid);
+// frozen and add every object vos cannot handle to `obstacles`.
+void precheck_memory(pid_t pid, Obstacles& obstacles);
+void precheck_fds(pid_t pid, Obstacles& obstacles);
+void precheck_process(pid_t pid, Obstacles& obstacles);
 
 Status capture_threads(CaptureContext& ctx);
 Status capture_process_state(CaptureContext& ctx);

@@ -101,7 +101,7 @@ class Snapshot {
   static Result<Snapshot> take(PtraceSession& session, uint64_t syscall_insn) {
     pid_t pid = session.pid();
     constexpr long kCloneParent = 0x00008000;
-    auto saved = get_regs(pid);
+    auto saved = remote::get_regs(pid);
     if (!saved) {
       return std::move(saved).error();
     }
@@ -116,7 +116,7 @@ class Snapshot {
     r.rdi = kCloneParent;  // exit signal 0
     r.rsi = r.rdx = r.r10 = r.r8 = 0;
     Snapshot snap;
-    Status st = set_regs(pid, r);
+    Status st = remote::set_regs(pid, r);
     for (int stop = 0; st && stop < 3; ++stop) {  // enter, clone event, exit
       int status = 0;
       if (::ptrace(PTRACE_SYSCALL, pid, 0, 0) != 0 || ::waitpid(pid, &status, __WALL) != pid) {
@@ -132,7 +132,7 @@ class Snapshot {
       }
     }
     ::ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD);
-    (void)set_regs(pid, *saved);
+    (void)remote::set_regs(pid, *saved);
     ::ptrace(PTRACE_SETSIGMASK, pid, sizeof old_mask, &old_mask);
     if (snap.child_ > 0) {
       int status = 0;
@@ -165,10 +165,11 @@ class Snapshot {
 }  // namespace
 
 Status precheck(pid_t pid) {
-  VOS_TRY(precheck_process(pid), "precheck");
-  VOS_TRY(precheck_memory(pid), "precheck");
-  VOS_TRY(precheck_fds(pid), "precheck");
-  return {};
+  Obstacles obstacles;
+  precheck_process(pid, obstacles);
+  precheck_memory(pid, obstacles);
+  precheck_fds(pid, obstacles);
+  return obstacles.result(fmt::format("process {}", pid));
 }
 
 namespace {
@@ -295,7 +296,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  VOS_TRY(precheck(pid), "checkpoint of process {}", pid);
+  VOS_TRY(precheck(pid), "checkpoint");
   phase.mark("precheck");
   auto writer = image::ImageWriter::create(opts.image_path);
   if (!writer) {

@@ -86,15 +86,17 @@ Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t s
   return {};
 }
 
-Status precheck_memory(pid_t pid) {
+void precheck_memory(pid_t pid, Obstacles& obstacles) {
   auto maps = read_maps(pid);
   if (!maps) {
-    return std::move(maps).error();
+    obstacles.add(maps.error());
+    return;
   }
   for (const auto& m : *maps) {
-    VOS_TRY(check_area(m), "process {}", pid);
+    if (auto st = check_area(m); !st) {
+      obstacles.add(st.error());
+    }
   }
-  return {};
 }
 
 // VmFlags of each mapping, keyed by start address (only the flags that decide how it is read).

@@ -150,17 +150,4 @@ KeyValues parse_key_values(const std::string& text) {
   return kv;
 }
 
-Result<UniqueFd> grab_fd(pid_t pid, int fd) {
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) {
-    return sys_error("pidfd_open({})", pid);
-  }
-  UniqueFd pfd(pidfd);
-  int dup = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-  if (dup < 0) {
-    return sys_error("pidfd_getfd of fd {}", fd);
-  }
-  return UniqueFd(dup);
-}
-
 }  // namespace vos::capture

@@ -49,8 +49,4 @@ struct KeyValues {
 };
 KeyValues parse_key_values(const std::string& text);
 
-// A copy of process `pid`'s descriptor `fd` (pidfd_getfd): the same open file, for vos to use
-// without disturbing the program's own descriptor.
-Result<UniqueFd> grab_fd(pid_t pid, int fd);
-
 }  // namespace vos::capture

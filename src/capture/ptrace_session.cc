@@ -14,8 +14,13 @@
 #include <set>
 
 #include "abi/kernel_uapi.h"
+#include "remote/remote_calls.h"
 
 namespace vos::capture {
+
+using remote::get_regs;
+using remote::set_regs;
+using remote::wait_stop;
 
 namespace {
 
@@ -38,43 +43,7 @@ Result<std::set<pid_t>> list_tasks(pid_t pid) {
   return out;
 }
 
-// Waits for `tid` to report a ptrace stop; returns the raw status.
-Result<int> wait_stop(pid_t tid) {
-  int status = 0;
-  while (true) {
-    pid_t r = ::waitpid(tid, &status, __WALL);
-    if (r < 0 && errno == EINTR) {
-      continue;
-    }
-    if (r < 0) {
-      return sys_error("waiting for thread {}", tid);
-    }
-    break;
-  }
-  if (WIFEXITED(status) || WIFSIGNALED(status)) {
-    return Error(ESRCH, fmt::format("thread {} exited while being frozen", tid));
-  }
-  return status;
-}
-
 }  // namespace
-
-Result<user_regs_struct> get_regs(pid_t tid) {
-  user_regs_struct regs{};
-  iovec iov{&regs, sizeof regs};
-  if (::ptrace(PTRACE_GETREGSET, tid, NT_PRSTATUS, &iov) != 0) {
-    return sys_error("reading registers of thread {}", tid);
-  }
-  return regs;
-}
-
-Status set_regs(pid_t tid, const user_regs_struct& regs) {
-  iovec iov{const_cast<user_regs_struct*>(&regs), sizeof regs};
-  if (::ptrace(PTRACE_SETREGSET, tid, NT_PRSTATUS, &iov) != 0) {
-    return sys_error("setting registers of thread {}", tid);
-  }
-  return {};
-}
 
 user_regs_struct resumable_regs(const user_regs_struct& in, bool deliverable_signal_pending) {
   user_regs_struct r = in;
@@ -208,82 +177,6 @@ Status PtraceSession::resume() {
   return result;
 }
 
-namespace {
-
-// `regs` made to enter system call `nr` with `args` at the `syscall` instruction `syscall_insn`.
-user_regs_struct call_regs(const user_regs_struct& regs, uint64_t syscall_insn, long nr,
-                           const SyscallArgs& args) {
-  user_regs_struct r = regs;
-  r.rip = syscall_insn;
-  r.rax = static_cast<unsigned long long>(nr);
-  r.orig_rax = static_cast<unsigned long long>(-1);  // no restart logic on the way back in
-  r.rdi = static_cast<unsigned long long>(args[0]);
-  r.rsi = static_cast<unsigned long long>(args[1]);
-  r.rdx = static_cast<unsigned long long>(args[2]);
-  r.r10 = static_cast<unsigned long long>(args[3]);
-  r.r8 = static_cast<unsigned long long>(args[4]);
-  r.r9 = static_cast<unsigned long long>(args[5]);
-  return r;
-}
-
-}  // namespace
-
-Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const SyscallArgs& args) {
-  auto regs = get_regs(tid);
-  if (!regs) {
-    return std::move(regs).error();
-  }
-  VOS_TRY(set_regs(tid, call_regs(*regs, syscall_insn, nr, args)), "injecting syscall {}", nr);
-  for (int stop = 0; stop < 2; ++stop) {  // syscall-enter-stop, then syscall-exit-stop
-    if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
-      return sys_error("resuming thread {} for an injected syscall", tid);
-    }
-    auto st = wait_stop(tid);
-    if (!st) {
-      return std::move(st).error();
-    }
-    if (!WIFSTOPPED(*st) || WSTOPSIG(*st) != (SIGTRAP | 0x80)) {
-      return user_error("thread {}: unexpected stop {:#x} during injected syscall {}", tid, *st,
-                        nr);
-    }
-  }
-  auto after = get_regs(tid);
-  if (!after) {
-    return std::move(after).error();
-  }
-  return static_cast<long>(after->rax);
-}
-
-namespace {
-
-// Like run_syscall_at, with one stop instead of two: the thread single-steps over the `syscall`
-// instruction and the kernel reports the step at syscall exit. Each stop is a round trip to the
-// frozen thread (15 us against 21-29 us for the two stops here, much more when the machine is
-// busy and the thread waits for a CPU), and a checkpoint's freeze injects about ten calls.
-// `regs`: the thread's registers now.
-Result<long> step_syscall_at(pid_t tid, const user_regs_struct& regs, uint64_t syscall_insn,
-                             long nr, const SyscallArgs& args) {
-  VOS_TRY(set_regs(tid, call_regs(regs, syscall_insn, nr, args)), "injecting syscall {}", nr);
-  if (::ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) {
-    return sys_error("stepping thread {} over an injected syscall", tid);
-  }
-  auto st = wait_stop(tid);
-  if (!st) {
-    return std::move(st).error();
-  }
-  auto after = get_regs(tid);
-  if (!after) {
-    return std::move(after).error();
-  }
-  if (!WIFSTOPPED(*st) || WSTOPSIG(*st) != SIGTRAP || after->rip != syscall_insn + 2) {
-    return user_error("thread {}: unexpected stop {:#x} at {:#x} during injected syscall {}", tid,
-                      *st, after->rip, nr);
-  }
-  return static_cast<long>(after->rax);
-}
-
-}  // namespace
-
 Result<long> PtraceSession::remote_syscall(pid_t tid, long nr, long a0, long a1, long a2, long a3,
                                            long a4, long a5) {
   if (syscall_insn_ == 0) {
@@ -296,7 +189,7 @@ Result<long> PtraceSession::remote_syscall(pid_t tid, long nr, long a0, long a1,
   uint64_t old_mask = 0, all = ~0ull;
   ::ptrace(PTRACE_GETSIGMASK, tid, sizeof old_mask, &old_mask);
   ::ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all);  // no handler may run mid-injection
-  auto result = step_syscall_at(tid, *saved, syscall_insn_, nr, {a0, a1, a2, a3, a4, a5});
+  auto result = remote::step_syscall_at(tid, *saved, syscall_insn_, nr, {a0, a1, a2, a3, a4, a5});
   VOS_TRY(set_regs(tid, *saved), "restoring registers of thread {}", tid);
   ::ptrace(PTRACE_SETSIGMASK, tid, sizeof old_mask, &old_mask);
   return result;

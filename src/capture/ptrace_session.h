@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "remote/remote_calls.h"
 
 namespace vos::capture {
 
@@ -48,16 +49,6 @@ class PtraceSession {
   bool released_ = false;
   bool abandoned_ = false;
 };
-
-using SyscallArgs = std::array<long, 6>;
-
-// Runs system call `nr` in stopped thread `tid` through the `syscall` instruction at
-// `syscall_insn`, stopping again at syscall exit (so nothing after that instruction runs).
-// Returns the kernel's result; the thread's registers are left as at that exit.
-Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const SyscallArgs& args);
-
-Result<user_regs_struct> get_regs(pid_t tid);
-Status set_regs(pid_t tid, const user_regs_struct& regs);
 
 // Registers that resume an interrupted system call in a fresh process, or after our own
 // injected calls, without relying on the kernel's restart bookkeeping: the syscall is re-issued

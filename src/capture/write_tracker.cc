@@ -53,7 +53,7 @@ Result<UniqueFd> take_program_uffd(pid_t pid, Result<long> made, CloseFn close_i
     return Error(static_cast<int>(-*made),
                  fmt::format("userfaultfd inside process {} failed", pid));
   }
-  auto mine = grab_fd(pid, static_cast<int>(*made));
+  auto mine = remote::grab_fd(pid, static_cast<int>(*made));
   Result<long> closed = close_in_program(*made);
   if (!mine) {
     return std::move(mine).error();
@@ -83,7 +83,7 @@ Result<WriteTracker> WriteTracker::create(PtraceSession& session, uint64_t sysca
 
 Result<WriteTracker> WriteTracker::create_in(pid_t pid, pid_t tid, uint64_t syscall_insn) {
   auto call = [&](long nr, long arg) {
-    return run_syscall_at(tid, syscall_insn, nr, {arg, 0, 0, 0, 0, 0});
+    return remote::run_syscall_at(tid, syscall_insn, nr, {arg, 0, 0, 0, 0, 0});
   };
   auto uffd = take_program_uffd(pid, call(SYS_userfaultfd, kProgramUffdFlags),
                                 [&](long fd) { return call(SYS_close, fd); });

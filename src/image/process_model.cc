@@ -30,7 +30,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kSignalfd, "signalfd"},
                                       {FdKind::kMemfd, "memfd"},
                                       {FdKind::kTcpListen, "tcp-listen"},
-                                      {FdKind::kUnixListen, "unix-listen"}})
+                                      {FdKind::kUnixListen, "unix-listen"},
+                                      {FdKind::kCharDevice, "char-device"}})
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, image)
@@ -67,9 +68,9 @@ namespace {
 Status check_kinds(const nlohmann::json& j) {
   static const std::vector<std::string> areas = {"anon", "file", "shared-anon", "memfd",
                                                  "vdso", "vvar", "vvar_vclock", "vsyscall"};
-  static const std::vector<std::string> fds = {"file",     "dir",     "stdio",      "devnull",
-                                               "pipe",     "eventfd", "epoll",      "timerfd",
-                                               "signalfd", "memfd",   "tcp-listen", "unix-listen"};
+  static const std::vector<std::string> fds = {
+      "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",    "epoll",
+      "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device"};
   auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
                   const char* what) -> Status {
     if (!list.is_array()) {

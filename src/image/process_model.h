@@ -115,7 +115,8 @@ enum class FdKind {
   kSignalfd,
   kMemfd,
   kTcpListen,
-  kUnixListen
+  kUnixListen,
+  kCharDevice,  // by path: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty
 };
 
 struct FdState {

@@ -13,7 +13,7 @@
 #include <set>
 
 #include "capture/proc_files.h"
-#include "capture/ptrace_session.h"
+#include "remote/remote_calls.h"
 #include "restore/restore.h"
 #include "restore/track_restored.h"
 
@@ -77,7 +77,7 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
     // A fault inside the blob: let it kill the process so the error surfaces, saying where.
     siginfo_t si{};
     ::ptrace(PTRACE_GETSIGINFO, who, 0, &si);
-    auto regs = capture::get_regs(who);
+    auto regs = remote::get_regs(who);
     uint64_t rip = regs ? regs->rip : 0;
     fault = fmt::format("; thread {} got signal {} (code {}, address {}) at {}", who, sig,
                         si.si_code, si.si_addr,
@@ -89,12 +89,12 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
   VOS_TRY(gate(), "restore of process {}", pid);
   uint64_t blob_syscall = region.start + kBlobSyscallInsnOffset;
   if (region.lazy_fd >= 0) {
-    auto uffd = capture::grab_fd(pid, static_cast<int>(region.lazy_fd));
+    auto uffd = remote::grab_fd(pid, static_cast<int>(region.lazy_fd));
     if (!uffd) {
       return std::move(uffd).error().context("taking the lazy-restore userfaultfd");
     }
     auto closed =
-        capture::run_syscall_at(pid, blob_syscall, SYS_close, {region.lazy_fd, 0, 0, 0, 0, 0});
+        remote::run_syscall_at(pid, blob_syscall, SYS_close, {region.lazy_fd, 0, 0, 0, 0, 0});
     if (!closed || *closed < 0) {
       return user_error("closing the lazy-restore userfaultfd in process {}", pid);
     }
@@ -111,7 +111,7 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
   }
   // Executed on the blob's own `syscall` instruction: the thread stops at syscall exit and gets
   // its saved registers before it could fetch anything from the unmapped page.
-  auto unmapped = capture::run_syscall_at(
+  auto unmapped = remote::run_syscall_at(
       pid, blob_syscall, SYS_munmap,
       {static_cast<long>(region.start), static_cast<long>(region.end - region.start), 0, 0, 0, 0});
   if (!unmapped || *unmapped < 0) {
@@ -122,7 +122,7 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
     user_regs_struct regs{};
     std::memcpy(&regs, img.blobs.data() + t.regs.offset,
                 std::min<size_t>(sizeof regs, t.regs.size));
-    VOS_TRY(capture::set_regs(t.tid, regs), "thread {}", t.tid);
+    VOS_TRY(remote::set_regs(t.tid, regs), "thread {}", t.tid);
     std::string xstate = img.blobs.substr(t.xstate.offset, t.xstate.size);
     iovec iov{xstate.data(), xstate.size()};
     if (::ptrace(PTRACE_SETREGSET, t.tid, NT_X86_XSTATE, &iov) != 0) {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "fds/fd_kind.h"
 #include "image/page_reader.h"
 #include "restore/restore.h"
 
@@ -170,16 +171,15 @@ Status check_restorable(const LoadedImage& img) {
   }
   for (const auto& f : p.fds) {
     VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
-    if (f.kind == image::FdKind::kFile && f.dup_of < 0) {
-      struct stat st {};
-      if (::stat(f.path.c_str(), &st) != 0) {
-        return sys_error("fd {}: file {} that the program had open is gone", f.fd, f.path);
-      }
-      if (static_cast<uint64_t>(st.st_size) != f.size) {
-        return user_error("fd {}: file {} changed size since the checkpoint (was {} bytes, now {})",
-                          f.fd, f.path, f.size, st.st_size);
-      }
+    if (f.dup_of >= 0) {
+      continue;
     }
+    const auto* kind = fds::handler_for(f.kind);
+    if (kind == nullptr) {
+      return user_error("fd {}: this vos cannot recreate kind {}", f.fd,
+                        image::fd_kind_name(f.kind));
+    }
+    VOS_TRY(kind->check_restorable(f, fds::RestorePolicy{}), "image {}", img.reader.path());
   }
   return {};
 }

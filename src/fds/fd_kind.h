@@ -1,0 +1,118 @@
+// Host side (keeper's capture; the new process's restore). One home per kind of kernel object a
+// file descriptor can refer to: how vos recognises it in a live program, what it must refuse,
+// what it captures and how it recreates it. The table in kinds.cc lists them in the order they
+// are asked; adding a kind is one file, one line there and one test.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "capture/proc_files.h"
+#include "image/process_model.h"
+
+namespace vos::fds {
+
+// A socket's identity, read from a copy of the descriptor while probing.
+struct SocketInfo {
+  int domain = 0;
+  int type = 0;
+  bool listening = false;
+  std::string address;  // getsockname, formatted as FdState::sockaddr
+};
+
+// What /proc says about one descriptor of the program (read before anything is frozen, and
+// again at the freeze).
+struct FdProbe {
+  int fd = -1;
+  std::string link;         // /proc/PID/fd/N
+  capture::KeyValues info;  // /proc/PID/fdinfo/N
+  struct stat st {};        // the object itself (stat through /proc/PID/fd/N)
+  int flags = 0;            // open flags, O_CLOEXEC removed
+  bool cloexec = false;
+  std::optional<SocketInfo> socket;  // for sockets
+
+  mode_t type() const { return st.st_mode & S_IFMT; }
+  bool link_starts_with(std::string_view prefix) const {
+    return std::string_view(link).substr(0, prefix.size()) == prefix;
+  }
+  bool deleted() const;  // a file whose name is gone ("... (deleted)")
+};
+
+// Every descriptor of one process, in fd order.
+struct ProbeSet {
+  pid_t pid = 0;
+  std::vector<FdProbe> fds;
+
+  // Which of fds 0-2 refers to the same object as `f` (a terminal or a pipe the program shares
+  // with whoever started it), or -1.
+  int stdio_index(const FdProbe& f) const;
+};
+
+Result<ProbeSet> probe_fds(pid_t pid);
+
+// Where a kind's capture puts bulk data (pipe contents, memfd contents): the image's blobs.
+using AddBlob = std::function<image::BlobRef(const void* data, size_t size)>;
+
+// How `vos restore` treats files that changed since the checkpoint (--files).
+struct RestorePolicy {};
+
+// State of one restore's recreation of descriptors, shared by the kinds.
+struct FdRecreate {
+  const image::ProcessImage& proc;
+  const std::string& blobs;
+  int stdio_copy[3] = {-1, -1, -1};  // vos restore's own stdin, stdout, stderr
+  int above = 3;                     // fds from here up are free of program numbers
+  // Objects several descriptors share (both ends of a pipe), created by the first of them and
+  // kept above every program fd until all are placed; the driver closes them at the end.
+  std::map<std::pair<image::FdKind, uint64_t>, std::vector<int>> shared;
+
+  std::string_view blob(const image::BlobRef& ref) const {
+    return std::string_view(blobs).substr(ref.offset, ref.size);
+  }
+  // `fd` moved above every program fd number (closing the original).
+  Result<int> lift(int fd) const;
+};
+
+class FdKindHandler {
+ public:
+  virtual ~FdKindHandler() = default;
+  virtual image::FdKind kind() const = 0;
+  // Older kinds this one restores too (kinds merged into it).
+  virtual bool also_restores(image::FdKind) const { return false; }
+  // Whether `f` is of this kind. The table is asked in order and the first match wins.
+  virtual bool matches(const FdProbe& f, const ProbeSet& all) const = 0;
+  // Before anything is frozen: why `f` cannot be checkpointed, or nothing.
+  virtual Status check(const FdProbe&, const ProbeSet&) const { return {}; }
+  // While the program is frozen: fills in what this kind needs (`out` already holds the fd,
+  // flags, close-on-exec, offset, link and inode).
+  virtual Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob& add_blob,
+                         image::FdState& out) const = 0;
+  // Kinds of stage 1 refer to other descriptors (epoll): recreated once those are placed.
+  virtual int stage() const { return 0; }
+  // In `vos restore`, before anything is created: why `f` cannot be recreated on this machine
+  // now (a file that is gone), or nothing.
+  virtual Status check_restorable(const image::FdState&, const RestorePolicy&) const { return {}; }
+  // In the new process: a descriptor for the object, which the caller moves to `f.fd`.
+  virtual Result<int> recreate(FdRecreate& r, const image::FdState& f) const = 0;
+};
+
+// The kinds in the order they are asked.
+const std::vector<const FdKindHandler*>& fd_kinds();
+// The handler that recreates `kind`, or null for a kind this vos does not know.
+const FdKindHandler* handler_for(image::FdKind kind);
+// Why no kind takes `f`: the refusal vos gives for it.
+Error unsupported_fd(const FdProbe& f);
+
+// Writes all of `data` to `fd` (restoring pipe and file contents).
+Status write_all(int fd, std::string_view data);
+
+}  // namespace vos::fds
