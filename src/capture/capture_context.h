@@ -32,6 +32,7 @@ enum class PagePass { kAll, kFrozenOnly, kSnapshotOnly, kExplicitOnly, kImplicit
 
 struct CaptureContext {
   pid_t pid = 0;
+  std::string who;  // the process in messages, as its user knows it ("process 1234": host pid)
   PtraceSession* session = nullptr;  // null during precheck: nothing is frozen yet
   image::ProcessImage img;
   std::string blobs;  // the image's blobs section, built in memory (registers, pipe data...)

@@ -65,7 +65,7 @@ Result<uint64_t> find_syscall_insn(const CaptureContext& ctx) {
       return m.start + at;
     }
   }
-  return user_error("process {}: no syscall instruction found in its vDSO", ctx.pid);
+  return user_error("{}: no syscall instruction found in its vDSO", ctx.who);
 }
 
 // Whether `at` still holds a `syscall` instruction (found before the program was stopped).
@@ -164,12 +164,15 @@ class Snapshot {
 
 }  // namespace
 
-Status precheck(pid_t pid) {
+Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known) {
   Obstacles obstacles;
+  for (const auto& k : known) {
+    obstacles.add(user_error("{}", k));
+  }
   precheck_process(pid, obstacles);
   precheck_memory(pid, obstacles);
   precheck_fds(pid, obstacles);
-  return obstacles.result(fmt::format("process {}", pid));
+  return obstacles.result(who);
 }
 
 namespace {
@@ -220,7 +223,7 @@ Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats)
   auto stop_at = Clock::now();
   auto stop = PtraceSession::freeze(ctx.pid);
   if (!stop) {
-    return std::move(stop).error().context(fmt::format("freezing process {}", ctx.pid));
+    return std::move(stop).error().context(fmt::format("freezing {}", ctx.who));
   }
   ctx.session = &*stop;
   auto at = find_syscall_insn(ctx);
@@ -252,6 +255,7 @@ std::string incremental_refusal(const CheckpointOptions& opts, const CheckpointB
 
 Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base) {
   auto start = Clock::now();
+  const std::string who = opts.who.empty() ? fmt::format("process {}", pid) : opts.who;
   CheckpointStats stats;
   PhaseLog phase(stats.phases);
   if (!opts.parent.empty() && (!base.has_image() || base.images[0].path != opts.parent)) {
@@ -296,7 +300,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  VOS_TRY(precheck(pid), "checkpoint");
+  if (auto st = precheck(pid, who, opts.obstacles); !st) {
+    return std::move(st).error();
+  }
   phase.mark("precheck");
   auto writer = image::ImageWriter::create(opts.image_path);
   if (!writer) {
@@ -318,7 +324,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   VOS_TRY(choose_page_cache(opts, expected_bytes, *writer), "image {}", opts.image_path);
   CaptureContext ctx;
   ctx.pid = pid;
+  ctx.who = who;
   ctx.img.pid = pid;
+  ctx.img.ns_last_pid = opts.ns_last_pid;
   ctx.img.name = opts.name;
   ctx.img.image_id = image::new_image_id();
   ctx.img.writes_tracked = opts.incremental || base.keep_tracking;
@@ -347,7 +355,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     std::string compared;
     VOS_TRY(precopy_pages(pid, base, *writer, ctx.img.image_id, opts.image_path, compare,
                           &ctx.img.pages_stored, &compared),
-            "pre-copy of process {}", pid);
+            "pre-copy of {}", who);
     if (!compared.empty()) {
       stats.note += " (" + compared + ")";
     }
@@ -362,7 +370,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     for (int i = 0; i < kMaxRounds; ++i) {
       auto round = precopy_written_pages(pid, base, *writer, ctx.img.image_id, opts.image_path);
       if (!round) {
-        return std::move(round).error().context(fmt::format("checkpoint of process {}", pid));
+        return std::move(round).error().context(fmt::format("checkpoint of {}", who));
       }
       ctx.img.pages_stored += round->pages_stored;
       ctx.untracked_bytes += round->untracked_bytes;
@@ -421,7 +429,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   auto frozen_at = Clock::now();
   auto session = PtraceSession::freeze(pid);
   if (!session) {
-    return std::move(session).error().context(fmt::format("freezing process {}", pid));
+    return std::move(session).error().context(fmt::format("freezing {}", who));
   }
   ctx.session = &*session;
   phase.mark("freeze");
@@ -443,7 +451,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   bool overlap = delta && base.tracker.has_value() && !opts.kill;
   if (overlap) {
     // Fds first, on this thread: the plan needs them (memfds), and both threads add blobs.
-    VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
+    VOS_TRY(capture_fds(ctx), "checkpoint of {}", who);
     phase.mark("fds");
     guard.armed = true;
     if (!precopy && !rounds) {
@@ -468,19 +476,19 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       state = capture_threads(ctx);
     }
     worker.join();
-    VOS_TRY(std::move(state), "checkpoint of process {}", pid);
-    VOS_TRY(std::move(pages), "checkpoint of process {}", pid);
+    VOS_TRY(std::move(state), "checkpoint of {}", who);
+    VOS_TRY(std::move(pages), "checkpoint of {}", who);
     phase.mark("state_and_pages");
   } else {
     // Kernel state first (it needs injected calls), then fds, then the memory layout, which
     // must be read last so that nothing vos did inside the process is missing from it.
-    VOS_TRY(capture_process_state(ctx), "checkpoint of process {}", pid);
+    VOS_TRY(capture_process_state(ctx), "checkpoint of {}", who);
     phase.mark("process_state");
-    VOS_TRY(capture_threads(ctx), "checkpoint of process {}", pid);
+    VOS_TRY(capture_threads(ctx), "checkpoint of {}", who);
     phase.mark("threads");
-    VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
+    VOS_TRY(capture_fds(ctx), "checkpoint of {}", who);
     phase.mark("fds");
-    VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);
+    VOS_TRY(plan_memory(ctx), "checkpoint of {}", who);
     phase.mark("plan_memory");
     if (tracking && !base.tracker) {
       auto tracker = WriteTracker::create(*session, *insn);
@@ -495,7 +503,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       // Writes are counted from this freeze on; nothing vos does to the program follows.
       guard.armed = true;
       base.follow_moves(true);
-      VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of process {}", pid);
+      VOS_TRY(sync_tracking(ctx, base, delta), "checkpoint of {}", who);
       phase.mark("track_writes");
     }
     if (!precopy && !rounds) {
@@ -515,10 +523,13 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (opts.kill) {
     // Never resumed: everything is read from the frozen program, and nothing it could do
     // afterwards can postdate the image.
-    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kAll), "memory of process {}", pid);
+    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kAll), "memory of {}", who);
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
     session->abandon();
+    if (opts.before_kill) {
+      opts.before_kill(opts.image_path);
+    }
     ::kill(pid, SIGKILL);
     stats.add_stop(ms_since(frozen_at));
   } else if (delta && (to_memory || (!overlap && planned_bytes(ctx) <= frozen_limit))) {
@@ -526,14 +537,12 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     // Memory without explicit ranges (shared, read in full) goes to the image first.
     base.last_stored_bytes = planned_bytes(ctx);
     if (!to_memory) {
-      VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kImplicitOnly), "memory of process {}",
-              pid);
+      VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kImplicitOnly), "memory of {}", who);
       to_memory.emplace(base.frozen, writer->section_position());
-      VOS_TRY(write_pages(ctx, *to_memory, pid, PagePass::kExplicitOnly), "memory of process {}",
-              pid);
+      VOS_TRY(write_pages(ctx, *to_memory, pid, PagePass::kExplicitOnly), "memory of {}", who);
       phase.mark("frozen_pages");
     }
-    VOS_TRY(resume_program(), "checkpoint of process {}", pid);
+    VOS_TRY(resume_program(), "checkpoint of {}", who);
     VOS_TRY(to_memory->flush_to(*writer), "writing pages");
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
@@ -546,16 +555,16 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     }
     auto snap = Snapshot::take(*session, *insn);
     if (!snap) {
-      return std::move(snap).error().context(fmt::format("checkpoint of process {}", pid));
+      return std::move(snap).error().context(fmt::format("checkpoint of {}", who));
     }
     phase.mark("snapshot");
-    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of process {}", pid);
+    VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of {}", who);
     phase.mark("frozen_pages");
-    VOS_TRY(resume_program(), "checkpoint of process {}", pid);
+    VOS_TRY(resume_program(), "checkpoint of {}", who);
     VOS_TRY(write_pages(ctx, to_image, snap->pid(), PagePass::kSnapshotOnly),
-            "memory of process {} (snapshot)", pid);
+            "memory of {} (snapshot)", who);
     phase.mark("snapshot_pages");
-    VOS_TRY(check_snapshot(ctx, snap->pid()), "checkpoint of process {}", pid);
+    VOS_TRY(check_snapshot(ctx, snap->pid()), "checkpoint of {}", who);
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
     phase.mark("commit");

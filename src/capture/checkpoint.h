@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,7 +31,13 @@ struct CheckpointProgress {
 struct CheckpointOptions {
   std::string image_path;
   std::string name;   // recorded so the restored program keeps its vos name
+  std::string who;    // the program in messages, as its user knows it ("process 1234": host pid)
   bool kill = false;  // end the program once the image is on disk, never resuming it
+  // With kill: runs once the image is committed, just before the program is killed.
+  std::function<void(const std::string& image)> before_kill;
+  pid_t ns_last_pid = 0;  // recorded: the last pid the program's namespace handed out
+  // Obstacles the caller found (other processes in the namespace), named with the precheck's.
+  std::vector<std::string> obstacles;
   // Store only pages written since the last checkpoint (`base`); the first one is full and
   // starts tracking writes.
   bool incremental = false;
@@ -71,8 +78,9 @@ struct CheckpointStats {
   std::vector<std::pair<std::string, double>> phases;
 };
 
-// Refuses, naming the object, if anything in the process is beyond what vos can restore.
-Status precheck(pid_t pid);
+// Refuses, naming every object, if anything in the process is beyond what vos can restore.
+// `who`: the process as the user knows it, for the message.
+Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known = {});
 // `base` carries write tracking from one checkpoint of this program to the next (the keeper
 // keeps it); it is updated after every checkpoint once tracking was asked for.
 Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base);

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "capture/proc_files.h"
+#include "keeper/init_process.h"
 
 namespace vos::cli {
 
@@ -25,26 +25,26 @@ void forward_signal(int sig) {
   }
 }
 
-// The keeper writes one line with one write and nothing after it, so this may read in blocks.
-std::string read_line(int fd) {
-  std::string s;
-  char buf[256];
-  while (s.find('\n') == std::string::npos) {
+// Reads one line (without its newline); "" at end of file. The keeper writes each line with one
+// write, so this may read in blocks; what follows the line stays in `pending`.
+std::string read_line(int fd, std::string& pending) {
+  char buf[512];
+  while (pending.find('\n') == std::string::npos) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n <= 0) {
-      return s;
+      std::string rest = std::move(pending);
+      pending.clear();
+      return rest;
     }
-    s.append(buf, static_cast<size_t>(n));
+    pending.append(buf, static_cast<size_t>(n));
   }
-  return s.substr(0, s.find('\n'));
-}
-
-pid_t outer_pid_of_child(pid_t keeper) {
-  auto children = capture::read_text_file(fmt::format("/proc/{}/task/{}/children", keeper, keeper));
-  return children ? static_cast<pid_t>(std::atoi(children->c_str())) : 0;
+  auto nl = pending.find('\n');
+  std::string line = pending.substr(0, nl);
+  pending.erase(0, nl + 1);
+  return line;
 }
 
 int exit_code_for(int wait_status) {
@@ -65,21 +65,105 @@ int exit_code_for(int wait_status) {
   return 1;
 }
 
-// The program has ended (or was checkpointed with --kill): the CLI's exit code.
-int finish_foreground(const LaunchOptions& opts, const keeper::KeeperStatus& st) {
-  if (st.kind == 1) {
-    if (::isatty(2)) {  // never into a file the program writes: the image records its size
-      std::fprintf(stderr, "vos: %s was checkpointed and stopped\n", opts.name.c_str());
+// Not into a regular file: it may be one the program writes, whose size the image records.
+bool may_write_to_stderr() {
+  struct stat st {};
+  return ::fstat(2, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+bool starts_with(const std::string& s, const char* p) {
+  return s.rfind(p, 0) == 0;
+}
+
+// What the keeper said about the program's end, read once its first process has ended.
+struct EndNotes {
+  std::string checkpointed;  // the image, if vos checkpoint --kill ended it
+  std::string ended_why;     // why vos ended it, if it did
+  std::string left;          // host pids of processes that run on under vos
+};
+
+EndNotes read_end_notes(int note_fd) {
+  EndNotes n;
+  std::string pending;
+  while (true) {
+    std::string line = read_line(note_fd, pending);
+    if (line.empty() || line == keeper::note::kDone) {
+      return n;  // end of file: the keeper is gone (the program may run on, unmanaged)
     }
-    return 0;
+    auto rest = [&](const char* tag) { return line.substr(std::strlen(tag) + 1); };
+    if (starts_with(line, keeper::note::kCheckpointed)) {
+      n.checkpointed = rest(keeper::note::kCheckpointed);
+    } else if (starts_with(line, keeper::note::kEnded)) {
+      n.ended_why = rest(keeper::note::kEnded);
+    } else if (starts_with(line, keeper::note::kLeft)) {
+      n.left = rest(keeper::note::kLeft);
+      return n;
+    }
   }
-  struct stat err_st {};
-  if (st.kind == 2 && (::fstat(2, &err_st) != 0 || !S_ISREG(err_st.st_mode))) {
-    // Not into a regular file: it may be one the program writes, whose size the image records.
-    std::fprintf(stderr, "vos: %s was ended by vos: %.*s\n", opts.name.c_str(),
-                 static_cast<int>(sizeof st.why), st.why);
+}
+
+// Waits for init to report the program's first process; its wait status.
+Result<int> wait_first_process(int init_status_fd, pid_t inner_pid) {
+  keeper::ReapedChild rec{};
+  while (true) {
+    ssize_t n = ::read(init_status_fd, &rec, sizeof rec);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n != sizeof rec) {
+      return user_error("the program's namespace ended without reporting its end");
+    }
+    if (rec.pid == inner_pid) {
+      return rec.wait_status;
+    }
   }
-  return exit_code_for(st.wait_status);
+}
+
+// The program's end: the CLI's exit code, as documented in `vos run --help`.
+int finish_foreground(const LaunchOptions& opts, int wait_status, const EndNotes& notes) {
+  if (!notes.checkpointed.empty()) {
+    if (may_write_to_stderr()) {
+      std::fprintf(stderr,
+                   "vos: %s was checkpointed to %s and stopped; continue it with: vos restore "
+                   "%s\n",
+                   opts.name.c_str(), notes.checkpointed.c_str(), notes.checkpointed.c_str());
+    }
+    return kExitCheckpointed;
+  }
+  if (!notes.ended_why.empty() && may_write_to_stderr()) {
+    std::fprintf(stderr, "vos: %s was ended by vos: %s\n", opts.name.c_str(),
+                 notes.ended_why.c_str());
+  }
+  if (!notes.left.empty() && ::isatty(2)) {
+    std::fprintf(stderr,
+                 "vos: %s: its first process ended; processes it started run on under "
+                 "vos (host pids %s; see vos ps)\n",
+                 opts.name.c_str(), notes.left.c_str());
+  }
+  return exit_code_for(wait_status);
+}
+
+// Where a detached program's stdio goes: a terminal or a pipe of the caller's would tie the
+// program to a screen or a reader that will not stay; those become the program's log (vos logs
+// NAME), /dev/null for a terminal's input. Files and pipes given on stdin stay the program's.
+Status detach_stdio(const std::string& name, int stdio[3]) {
+  struct stat st {};
+  stdio[0] = ::isatty(0) ? ::open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+  int log = -1;
+  for (int fd = 1; fd <= 2; ++fd) {
+    stdio[fd] = -1;
+    if (::fstat(fd, &st) != 0 || ::isatty(fd) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+      if (log < 0) {
+        std::string path = keeper::log_path(name);
+        log = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (log < 0) {
+          return sys_error("creating the program's log {}", path);
+        }
+      }
+      stdio[fd] = log;
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -105,9 +189,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     std::fprintf(stderr, "vos: %s\n", rd.error().describe().c_str());
     return 1;
   }
-  int ready[2], status[2], ack[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0 ||
-      ::pipe2(ack, O_CLOEXEC) != 0) {
+  int ready[2], note[2], ack[2], reaped[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(note, O_CLOEXEC) != 0 ||
+      ::pipe2(ack, O_CLOEXEC) != 0 || ::pipe2(reaped, O_CLOEXEC) != 0) {
     std::perror("vos: pipe");
     return 1;
   }
@@ -132,10 +216,12 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     ::close(verdict[1]);
     verdict[1] = -1;
   }
+  int stdio[3] = {-1, -1, -1};
   if (opts.detach) {
-    int null = ::open("/dev/null", O_RDONLY);
-    ::dup2(null, 0);
-    ::close(null);
+    if (auto st = detach_stdio(opts.name, stdio); !st) {
+      std::fprintf(stderr, "vos: %s\n", st.error().describe().c_str());
+      return 1;
+    }
   }
   auto ns = keeper::enter_namespaces(opts.clocks);
   if (!ns) {
@@ -143,28 +229,45 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     return 1;
   }
   std::fflush(nullptr);
-  pid_t keeper_pid = ::fork();
-  if (keeper_pid < 0) {
+  pid_t init_pid = ::fork();
+  if (init_pid < 0) {
     std::perror("vos: fork");
     return 1;
   }
-  if (keeper_pid == 0) {
+  if (init_pid == 0) {
     ::close(ready[0]);
-    ::close(status[0]);
+    ::close(note[0]);
     ::close(ack[1]);
-    keeper_body({ready[1], status[1], ack[0], opts.detach || opts.own_session, verdict[0]});
-    ::_exit(1);
+    ::close(reaped[0]);
+    for (int fd = 0; fd <= 2; ++fd) {
+      if (stdio[fd] >= 0) {
+        ::dup3(stdio[fd], fd, 0);
+      }
+    }
+    bool own_session = opts.detach || opts.own_session;
+    keeper::InitPlan plan{own_session, reaped[1], ready[1]};
+    keeper::run_init(plan, [&](int host_proc_fd) {
+      ::close(reaped[1]);
+      keeper_body({ready[1], note[1], ack[0], own_session, verdict[0], host_proc_fd});
+    });
   }
   ::close(ready[1]);
-  ::close(status[1]);
+  ::close(note[1]);
   ::close(ack[0]);
+  ::close(reaped[1]);
+  for (int fd : stdio) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
   if (opts.after_fork) {
     opts.after_fork();
   }
   if (verdict[0] >= 0) {
     ::close(verdict[0]);  // the keeper has it
   }
-  std::string line = read_line(ready[0]);
+  std::string pending;
+  std::string line = read_line(ready[0], pending);
   if (checker > 0) {
     ::waitpid(checker, nullptr, 0);
   }
@@ -172,14 +275,13 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     std::string msg =
         line.rfind("ERR ", 0) == 0 ? line.substr(4) : "the keeper died while starting";
     std::fprintf(stderr, "vos: %s of %s failed: %s\n", opts.verb, opts.name.c_str(), msg.c_str());
-    ::waitpid(keeper_pid, nullptr, 0);
+    ::waitpid(init_pid, nullptr, 0);
     return msg.find("cannot run") != std::string::npos ? 127 : 1;
   }
   keeper::Entry entry = opts.entry;
   entry.name = opts.name;
-  entry.keeper_pid = keeper_pid;
-  entry.inner_pid = std::atoi(line.c_str() + 3);
-  entry.pid = outer_pid_of_child(keeper_pid);
+  entry.init_pid = init_pid;
+  std::sscanf(line.c_str(), "OK %d %d %d", &entry.inner_pid, &entry.pid, &entry.keeper_pid);
   entry.started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
@@ -198,6 +300,7 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
         j.erase("restore_ms");
         j["start_ms"] = ms;
       }
+      j["log"] = stdio[1] >= 0 || stdio[2] >= 0 ? keeper::log_path(opts.name) : "";
       std::printf("%s\n", j.dump().c_str());
     } else if (::isatty(2)) {
       // Only to a terminal: stdout and stderr are often the program's own output files
@@ -228,29 +331,19 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
       ::signal(sig, SIG_IGN);
     }
   }
-  keeper::KeeperStatus st{};
-  ssize_t n;
-  do {
-    n = ::read(status[0], &st, sizeof st);
-  } while (n < 0 && errno == EINTR);
-  if (n == sizeof st) {
-    // The keeper has unregistered the program and has nothing left to do but exit. Its exit
-    // tears down the mount and pid namespaces, which waits for RCU grace periods: 0.2 ms on an
-    // idle machine, over 5 ms on a busy one. Nothing we report depends on it, so we do not wait;
-    // the keeper is reparented to init (or the caller's subreaper) and reaped there. Its copies
-    // of our stdout/stderr are closed before that teardown, so a caller reading our output
-    // still sees EOF as soon as the program's output ends.
-    int code = finish_foreground(opts, st);
-    // Nor do we unwind: the caller is waiting for our exit, and the destructors of everything
-    // main() built (the command line parser's option tree, the C++ runtime's objects) only free
-    // memory that the exit frees anyway.
-    std::fflush(nullptr);
-    ::_exit(code);
+  // init reports the first process's end even when the keeper is gone; the keeper then says
+  // what vos did to it, and whether processes it left run on.
+  auto status = wait_first_process(reaped[0], entry.inner_pid);
+  if (!status) {
+    std::fprintf(stderr, "vos: %s: %s\n", opts.name.c_str(), status.error().describe().c_str());
+    return 1;
   }
-  while (::waitpid(keeper_pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-  std::fprintf(stderr, "vos: the keeper of %s ended unexpectedly\n", opts.name.c_str());
-  return 1;
+  EndNotes notes = read_end_notes(note[0]);
+  int code = finish_foreground(opts, *status, notes);
+  // Nor do we unwind or wait for the namespace's teardown: the caller is waiting for our exit,
+  // and the destructors of everything main() built only free memory that the exit frees anyway.
+  std::fflush(nullptr);
+  ::_exit(code);
 }
 
 }  // namespace vos::cli

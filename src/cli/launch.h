@@ -28,8 +28,12 @@ struct LaunchOptions {
   std::function<void()> after_fork;
 };
 
-// Runs `keeper_body` as pid 1 of new namespaces; returns the CLI's exit code. In the foreground
-// the CLI exits from here with that code once the program has ended.
+// `vos run`/`vos restore` in the foreground exit with this when the program was checkpointed
+// with --kill (EX_TEMPFAIL: try again, with vos restore), so a script can tell it from an end.
+inline constexpr int kExitCheckpointed = 75;
+
+// Starts init in new namespaces and `keeper_body` as its first child; returns the CLI's exit
+// code. In the foreground the CLI exits from here with that code once the program has ended.
 int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPipes)>& keeper_body);
 
 std::string default_name(const std::string& program);

@@ -51,7 +51,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 clockid, interval_ns, value_ns, sigmask, epoll,
                                                 sockaddr, backlog, sock_type, semaphore, dup_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
-    ProcessImage, name, argv, exe, cwd, pid, pgid, sid, umask, personality, thp_disabled, rlimits,
+    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
     env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,
     shared_pending, itimers, fds, pages_stored, image_id, parents, pages_inherited, writes_tracked)

@@ -151,6 +151,7 @@ struct ProcessImage {
   std::string exe;
   std::string cwd;
   int32_t pid = 0;  // as the program sees it (inside its pid namespace)
+  int32_t ns_last_pid = 0;  // the last pid its namespace handed out (0: not recorded)
   int32_t pgid = 0;
   int32_t sid = 0;
   uint32_t umask = 022;

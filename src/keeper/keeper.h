@@ -1,7 +1,8 @@
-// Host side. The keeper is pid 1 of the program's pid namespace: it starts or restores the
-// program, reaps it and its orphans, answers `vos checkpoint` on a control socket (it is the
-// program's parent, so it may ptrace it under any Yama setting), and reports the program's end to
-// the `vos run`/`vos restore` that started it.
+// Host side. The keeper serves one program from inside its pid namespace: it starts or restores
+// it, answers `vos checkpoint` on a control socket, serves a lazy restore's memory, and tells the
+// `vos run`/`vos restore` that started it what became of the program. It is not the namespace's
+// init (init_process.h) nor the program's parent: its death fails what it was doing, never the
+// program (but during a lazy restore, whose memory it serves: see lazy_watchdog.h).
 #pragma once
 
 #include <string>
@@ -11,23 +12,26 @@
 
 namespace vos::keeper {
 
-// Pipes from the keeper to the CLI that forked it (all write ends, owned by the keeper).
+// Descriptors from the CLI that forked init (write ends owned by the keeper unless said).
 struct KeeperPipes {
-  int ready_fd = -1;   // "OK <pid>\n" or "ERR <message>\n" once the program runs
-  int status_fd = -1;  // a KeeperStatus when the program has ended
-  int ack_fd = -1;     // read end: the CLI closes it once the program is registered
+  int ready_fd = -1;  // "OK <pid inside> <host pid>\n" or "ERR <message>\n" once the program runs
+  int note_fd = -1;   // lines about the program's end for the CLI: see KeeperNote
+  int ack_fd = -1;    // read end: the CLI closes it once the program is registered
   // The program gets a session of its own (detached, or restored from one that had it);
   // otherwise it stays in the caller's session and process group, on the caller's terminal.
   bool own_session = false;
-  int verdict_fd = -1;  // read end: "OK" or "ERR <message>" from a check the CLI runs meanwhile
+  int verdict_fd = -1;    // read end: "OK" or "ERR <message>" from a check the CLI runs meanwhile
+  int host_proc_fd = -1;  // the host's /proc (HostView), opened by init
 };
 
-struct KeeperStatus {
-  // 0: the program ended; 1: it was checkpointed with --kill; 2: vos ended it (`why`).
-  int32_t kind = 0;
-  int32_t wait_status = 0;
-  char why[512] = {};
-};
+// The lines the keeper writes on KeeperPipes::note_fd. The CLI learns the first process's wait
+// status from init; these say what vos did and whether anything of the program is left.
+namespace note {
+inline constexpr const char* kCheckpointed = "CHECKPOINTED";  // + image path: ended by --kill
+inline constexpr const char* kEnded = "ENDED";                // + why: vos had to end it
+inline constexpr const char* kLeft = "LEFT";  // + host pids: processes that outlive the first
+inline constexpr const char* kDone = "DONE";  // nothing of the program is left; unregistered
+}  // namespace note
 
 // env: the program's whole environment (see program_environment()).
 [[noreturn]] void keeper_for_new_program(const std::string& name,

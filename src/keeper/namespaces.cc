@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 namespace vos::keeper {
@@ -61,7 +62,7 @@ Status enter_namespaces(const ClockOffsets& clocks) {
   return {};
 }
 
-Status setup_keeper_mounts() {
+Status setup_namespace_mounts() {
   if (::unshare(CLONE_NEWNS) != 0) {
     return sys_error("creating a mount namespace");
   }
@@ -72,6 +73,24 @@ Status setup_keeper_mounts() {
     return sys_error("mounting /proc for the program's pid namespace");
   }
   return {};
+}
+
+Status set_next_pid(pid_t pid) {
+  return write_file("/proc/sys/kernel/ns_last_pid", std::to_string(pid - 1));
+}
+
+Result<pid_t> last_pid() {
+  int fd = ::open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("opening /proc/sys/kernel/ns_last_pid");
+  }
+  char buf[32] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) {
+    return sys_error("reading /proc/sys/kernel/ns_last_pid");
+  }
+  return static_cast<pid_t>(std::atoi(buf));
 }
 
 }  // namespace vos::keeper

@@ -4,6 +4,8 @@
 // CLOCK_MONOTONIC continues from where it was instead of jumping).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 
 #include "base/result.h"
@@ -20,7 +22,15 @@ struct ClockOffsets {
 // a user namespace mapping the caller's own uid/gid comes first.
 Status enter_namespaces(const ClockOffsets& clocks);
 
-// In the keeper (pid 1): a private mount namespace with a /proc for the new pid namespace.
-Status setup_keeper_mounts();
+// In init (pid 1): a private mount namespace with a /proc for the new pid namespace.
+Status setup_namespace_mounts();
+
+// Inside the namespace: the next process created in it gets pid `pid` (if it is free), through
+// ns_last_pid (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN over the namespace, which the keeper
+// has as root or as the owner of the namespace's user namespace).
+Status set_next_pid(pid_t pid);
+// The last pid the namespace handed out (ns_last_pid), kept in the image so that a restored
+// program's next child gets the pid it would have had.
+Result<pid_t> last_pid();
 
 }  // namespace vos::keeper

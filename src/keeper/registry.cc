@@ -16,8 +16,8 @@
 
 namespace vos::keeper {
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Entry, name, pid, keeper_pid, inner_pid, argv,
-                                                started_ms, restored_from)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Entry, name, pid, keeper_pid, init_pid, inner_pid,
+                                                argv, started_ms, restored_from)
 
 std::string run_dir() {
   if (const char* d = std::getenv("VOS_RUN_DIR"); d != nullptr && *d != '\0') {
@@ -45,6 +45,10 @@ std::string socket_path(const std::string& name) {
 }
 std::string entry_path(const std::string& name) {
   return run_dir() + "/" + name + ".json";
+}
+
+std::string log_path(const std::string& name) {
+  return run_dir() + "/" + name + ".log";
 }
 
 std::string lazy_stats_path(const std::string& name) {
@@ -87,7 +91,10 @@ void remove_entry(const std::string& name, bool keep_lazy_stats) {
 namespace {
 
 bool alive(pid_t pid) {
-  if (pid <= 0 || ::kill(pid, 0) != 0) {
+  if (pid <= 0) {
+    return false;
+  }
+  if (::kill(pid, 0) != 0) {
     return errno == EPERM;
   }
   auto stat = capture::read_text_file(fmt::format("/proc/{}/stat", pid));
@@ -127,7 +134,7 @@ std::vector<Entry> list_entries() {
     if (!entry) {
       continue;
     }
-    if (!alive(entry->keeper_pid)) {
+    if (!alive(entry->keeper_pid) && !alive(entry->init_pid)) {
       remove_entry(entry->name);
       continue;
     }
@@ -151,7 +158,11 @@ std::optional<Entry> find_entry(const std::string& name_or_pid) {
 
 bool name_in_use(const std::string& name) {
   auto entry = read_entry(entry_path(name));
-  return entry && alive(entry->keeper_pid);
+  return entry && (alive(entry->keeper_pid) || alive(entry->init_pid));
+}
+
+bool keeper_alive(const Entry& e) {
+  return alive(e.keeper_pid);
 }
 
 }  // namespace vos::keeper

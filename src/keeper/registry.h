@@ -17,6 +17,7 @@ struct Entry {
   std::string name;
   pid_t pid = 0;         // the program, as the host sees it
   pid_t keeper_pid = 0;  // as the host sees it
+  pid_t init_pid = 0;    // the pid namespace's init, as the host sees it
   pid_t inner_pid = 0;   // as the program sees itself
   std::vector<std::string> argv;
   int64_t started_ms = 0;
@@ -30,13 +31,18 @@ std::string entry_path(const std::string& name);
 // Written by the keeper of a program restored with --lazy once all its memory is in (or once
 // serving it failed; then it stays after the program ended, saying why).
 std::string lazy_stats_path(const std::string& name);
+// A detached program's output, when its stdout/stderr would have been a terminal or a pipe
+// (`vos logs NAME`); kept after it ends, until a program of that name is started again.
+std::string log_path(const std::string& name);
 // Writes `j` to `path` through a temporary file and rename.
 Status write_json_file(const std::string& path, const nlohmann::json& j);
 
 Status write_entry(const Entry& e);
 void remove_entry(const std::string& name, bool keep_lazy_stats = false);
-// Live entries only; entries whose keeper is gone are removed on the way.
+// Live entries only: those whose keeper or namespace still lives (a program whose keeper died
+// runs on, unmanaged: keeper_alive() says so); the others are removed on the way.
 std::vector<Entry> list_entries();
+bool keeper_alive(const Entry& e);
 std::optional<Entry> find_entry(const std::string& name_or_pid);
 bool name_in_use(const std::string& name);
 

@@ -159,8 +159,10 @@ Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<st
   sigfillset(&all);
   ::sigprocmask(SIG_BLOCK, &all, &before);
   // Returns once the child has called execve successfully or exited.
+  // CLONE_PARENT: the program is init's child, not the keeper's, so that the keeper's death (a
+  // kill, a crash, the OOM killer) never touches it (init_process.h).
   pid_t pid = ::clone(run_child, static_cast<char*>(stack) + stack_size,
-                      CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+                      CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD, &plan);
   int clone_errno = errno;
   ::sigprocmask(SIG_SETMASK, &before, nullptr);
   ::munmap(stack, stack_size);
@@ -169,8 +171,7 @@ Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<st
     return sys_error("starting {}", argv[0]);
   }
   if (plan.error != 0) {
-    ::waitpid(pid, nullptr, 0);
-    errno = plan.error;
+    errno = plan.error;  // (init reaps the child)
     if (plan.failed_step != nullptr) {
       return sys_error("preparing to start {}: {}", argv[0], plan.failed_step);
     }

@@ -1,4 +1,4 @@
-// Host side (keeper, pid 1 of the program's pid namespace). Starting a new program: exec with
+// Host side (keeper). Starting a new program: exec with
 // libvos.so preloaded, only stdin/stdout/stderr passed on, default signal state.
 #pragma once
 
@@ -11,9 +11,9 @@
 
 namespace vos::keeper {
 
-// Starts argv (searched on PATH) as a child of the caller and returns its pid once the exec has
-// succeeded; an exec failure comes back as an error with its errno. With own_process_group the
-// program leads a process group of its own, as a shell would start a job.
+// Starts argv (searched on PATH) as a child of the caller's parent (init) and returns its pid
+// once the exec has succeeded; an exec failure comes back as an error with its errno. With
+// own_process_group the program leads a process group of its own, as a shell would start a job.
 Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<std::string> env,
                             bool own_process_group);
 

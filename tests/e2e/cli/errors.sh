@@ -134,7 +134,7 @@ grep -q '^TracerPid:[[:space:]]*0$' "/proc/$pid/status" || e2e_die "refused prog
 
 run_detached "tree-$uniq" sh -c 'sleep 100 & wait'
 sleep 0.3
-expect_fail "child process" "$VOS" checkpoint "tree-$uniq" --dir "$W/img"
+expect_fail "process trees are not supported" "$VOS" checkpoint "tree-$uniq" --dir "$W/img"
 
 # Every obstacle is named at once, not only the first: a user fixes them all in one go.
 run_detached "many-$uniq" python3 -c '
@@ -145,7 +145,7 @@ if os.fork() == 0:
 time.sleep(100)'
 sleep 0.5
 expect_fail "3 reasons" "$VOS" checkpoint "many-$uniq" --dir "$W/img"
-for needle in "child processes" "fd 3: connected socket" "fd 4: connected socket"; do
+for needle in "other processes run with it" "fd 3: connected socket" "fd 4: connected socket"; do
   grep -q "$needle" "$W/err.log" || e2e_die "the refusal does not name '$needle': $(cat "$W/err.log")"
 done
 

@@ -1,0 +1,80 @@
+// Host side (keeper). The keeper of one program: what keeper_for_new_program and
+// keeper_for_restore build, and the loop both end in.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "base/unique_fd.h"
+#include "capture/checkpoint.h"
+#include "keeper/host_view.h"
+#include "keeper/keeper.h"
+#include "keeper/program_watch.h"
+#include "restore/lazy_server.h"
+
+namespace vos::keeper {
+
+struct Keeper {
+  std::string name;
+  pid_t program = 0;       // the first process, as the namespace numbers it
+  pid_t program_host = 0;  // the same on the host: what `ps` and error messages show
+  KeeperPipes pipes;
+  std::optional<HostView> host;
+  UniqueFd control;
+  std::optional<ProgramWatch> watch;
+  capture::CheckpointBase base;  // what an incremental checkpoint builds on
+  // Serving a lazy restore's memory; ended (its threads joined, its statistics written) before
+  // the keeper exits, or the statistics file could be left half-written.
+  std::unique_ptr<restore::LazyServer> lazy;
+  pid_t lazy_watchdog = 0;  // see lazy_watchdog.h
+  bool first_end_told = false;
+
+  // "process 1234" (host pid), as the user knows it from `ps` and `vos ps`.
+  std::string who() const;
+  void note(const std::string& line) const;
+  [[noreturn]] void fail_start(const Error& e) const;
+  Status open_control();
+  // Once the program exists: its host pid, the watch on its processes, the keeper's own process
+  // group (so that the terminal's signals reach the program, not the keeper).
+  void adopt_program(pid_t pid);
+
+  // The next incremental checkpoint of a restored program builds on the image (and parents) it
+  // was restored from, with writes tracked since the restore.
+  void base_on_restored_image(const restore::LoadedImage& img, capture::WriteTracker tracker);
+  // The same for a restore whose writes are not tracked (lazy): the next incremental checkpoint
+  // compares pages with the image's instead. Without a mapping of every image, a full one.
+  void compare_with_restored_image(const restore::LoadedImage& img);
+
+  nlohmann::json handle(const nlohmann::json& req, int conn);
+  nlohmann::json checkpoint(const nlohmann::json& req, int conn);
+  void serve_one();
+  // The program's processes changed: tells the CLI when the first one has ended, and finishes
+  // once none is left.
+  void on_processes_changed();
+  [[noreturn]] void finish();
+  [[noreturn]] void loop();
+};
+
+// Removes the program's registry entry, once the CLI has written it (so that it cannot outlive
+// the keeper). A failed lazy restore's statistics stay: they say why vos ended the program.
+void unregister(const Keeper& k, bool keep_lazy_stats);
+
+// keeper_signals.cc. The keeper takes every signal through a signalfd (blocked from its start,
+// so none is lost or acts on it) and passes on to the program those sent to it by a process.
+void block_keeper_signals();
+UniqueFd keeper_signalfd();
+void forward_signals(const Keeper& k, int sigfd);
+
+// lazy_watchdog.cc. While a lazy restore's memory is served, the program cannot run without the
+// keeper: a page it has not got would read as zeros once the keeper's userfaultfd is gone. A
+// small child of the keeper, told by the kernel when the keeper dies (PR_SET_PDEATHSIG), then
+// kills the program: a loud end, never a silently wrong program.
+Status start_lazy_watchdog(Keeper& k);
+void stop_lazy_watchdog(Keeper& k);
+void reap_helpers(Keeper& k);
+
+}  // namespace vos::keeper
