@@ -162,6 +162,12 @@ class Snapshot {
   pid_t child_ = 0;
 };
 
+void pause_for_test(const CheckpointOptions& opts, const char* point) {
+  if (opts.pause_at == point) {
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+  }
+}
+
 }  // namespace
 
 Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known) {
@@ -304,7 +310,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return std::move(st).error();
   }
   phase.mark("precheck");
-  auto writer = image::ImageWriter::create(opts.image_path);
+  auto writer = image::ImageWriter::create(opts.image_path, opts.writer_pid);
   if (!writer) {
     return std::move(writer).error();
   }
@@ -352,6 +358,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   if (precopy) {
     guard.armed = true;
     VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    pause_for_test(opts, "precopy");
     std::string compared;
     VOS_TRY(precopy_pages(pid, base, *writer, ctx.img.image_id, opts.image_path, compare,
                           &ctx.img.pages_stored, &compared),
@@ -511,6 +518,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     }
   }
   auto resume_program = [&]() -> Status {
+    pause_for_test(opts, "frozen");
     auto r = session->resume();
     stats.add_stop(ms_since(frozen_at));
     writer->set_writeback_behind(true);
@@ -521,6 +529,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     return {};
   };
   if (opts.kill) {
+    pause_for_test(opts, "frozen");
     // Never resumed: everything is read from the frozen program, and nothing it could do
     // afterwards can postdate the image.
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kAll), "memory of {}", who);
@@ -543,6 +552,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       phase.mark("frozen_pages");
     }
     VOS_TRY(resume_program(), "checkpoint of {}", who);
+    pause_for_test(opts, "writing");
     VOS_TRY(to_memory->flush_to(*writer), "writing pages");
     VOS_TRY(writer->end_section(), "pages");
     VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
@@ -561,6 +571,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of {}", who);
     phase.mark("frozen_pages");
     VOS_TRY(resume_program(), "checkpoint of {}", who);
+    pause_for_test(opts, "writing");
     VOS_TRY(write_pages(ctx, to_image, snap->pid(), PagePass::kSnapshotOnly),
             "memory of {} (snapshot)", who);
     phase.mark("snapshot_pages");

@@ -36,6 +36,10 @@ struct CheckpointOptions {
   // With kill: runs once the image is committed, just before the program is killed.
   std::function<void(const std::string& image)> before_kill;
   pid_t ns_last_pid = 0;  // recorded: the last pid the program's namespace handed out
+  pid_t writer_pid = 0;   // the writing process's host pid: names the temporary image file
+  // Test hook (`vos checkpoint` passes $VOS_TEST_PAUSE_AT): stop 3 s at this point ("precopy",
+  // "frozen", "writing") so that a test can kill a vos process exactly there.
+  std::string pause_at;
   // Obstacles the caller found (other processes in the namespace), named with the precheck's.
   std::vector<std::string> obstacles;
   // Store only pages written since the last checkpoint (`base`); the first one is full and

@@ -189,7 +189,7 @@ Result<long> PtraceSession::remote_syscall(pid_t tid, long nr, long a0, long a1,
   uint64_t old_mask = 0, all = ~0ull;
   ::ptrace(PTRACE_GETSIGMASK, tid, sizeof old_mask, &old_mask);
   ::ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all);  // no handler may run mid-injection
-  auto result = remote::step_syscall_at(tid, *saved, syscall_insn_, nr, {a0, a1, a2, a3, a4, a5});
+  auto result = remote::run_syscall_from(tid, *saved, syscall_insn_, nr, {a0, a1, a2, a3, a4, a5});
   VOS_TRY(set_regs(tid, *saved), "restoring registers of thread {}", tid);
   ::ptrace(PTRACE_SETSIGMASK, tid, sizeof old_mask, &old_mask);
   return result;

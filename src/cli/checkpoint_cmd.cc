@@ -3,13 +3,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/progress_display.h"
+#include "image/image_writer.h"
 #include "image/page_codec.h"
+#include "keeper/adopt.h"
 #include "keeper/control.h"
 #include "keeper/registry.h"
 
@@ -50,6 +53,20 @@ int cmd_checkpoint(const CheckpointArgs& a) {
                  a.target.c_str());
     return 1;
   }
+  if (!keeper::keeper_alive(*entry)) {
+    auto adopted = keeper::adopt_program(*entry);
+    if (!adopted) {
+      std::fprintf(stderr, "vos checkpoint: %s\n", adopted.error().describe().c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "vos checkpoint: %s: its keeper had died; a new one took over\n",
+                 entry->name.c_str());
+    entry = *adopted;
+  }
+  for (const auto& left : image::remove_dead_temporaries(a.dir.empty() ? "." : a.dir)) {
+    std::fprintf(stderr, "vos checkpoint: removed %s, left by a checkpoint that died\n",
+                 left.c_str());
+  }
   std::string image = image_path_for(a.dir, entry->name);
   nlohmann::json req = {{"cmd", "checkpoint"},
                         {"image", image},
@@ -58,6 +75,9 @@ int cmd_checkpoint(const CheckpointArgs& a) {
                         {"incremental", a.incremental || !a.parent.empty()},
                         {"precopy", !a.no_precopy},
                         {"page_cache", a.page_cache}};
+  if (const char* at = std::getenv("VOS_TEST_PAUSE_AT"); at != nullptr) {
+    req["pause_at"] = at;  // tests only: see CheckpointOptions::pause_at
+  }
   if (!a.parent.empty()) {
     req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();
   }
@@ -102,6 +122,8 @@ int cmd_ps(bool json) {
       arr.push_back({{"name", e.name},
                      {"pid", e.pid},
                      {"keeper_pid", e.keeper_pid},
+                     {"keeper_alive", keeper::keeper_alive(e)},
+                     {"init_pid", e.init_pid},
                      {"inner_pid", e.inner_pid},
                      {"argv", e.argv},
                      {"started_ms", e.started_ms},
@@ -118,6 +140,9 @@ int cmd_ps(bool json) {
     }
     if (!e.restored_from.empty()) {
       cmd += "  (restored from " + e.restored_from + ")";
+    }
+    if (!keeper::keeper_alive(e)) {
+      cmd += "  [keeper died: runs unmanaged until vos checkpoint starts a new one]";
     }
     std::printf("%-20s %8d  %s\n", e.name.c_str(), e.pid, cmd.c_str());
   }

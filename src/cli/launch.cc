@@ -189,9 +189,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     std::fprintf(stderr, "vos: %s\n", rd.error().describe().c_str());
     return 1;
   }
-  int ready[2], note[2], ack[2], reaped[2];
+  int ready[2], note[2], reaped[2];
   if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(note, O_CLOEXEC) != 0 ||
-      ::pipe2(ack, O_CLOEXEC) != 0 || ::pipe2(reaped, O_CLOEXEC) != 0) {
+      ::pipe2(reaped, O_CLOEXEC) != 0) {
     std::perror("vos: pipe");
     return 1;
   }
@@ -237,7 +237,6 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
   if (init_pid == 0) {
     ::close(ready[0]);
     ::close(note[0]);
-    ::close(ack[1]);
     ::close(reaped[0]);
     for (int fd = 0; fd <= 2; ++fd) {
       if (stdio[fd] >= 0) {
@@ -248,12 +247,11 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     keeper::InitPlan plan{own_session, reaped[1], ready[1]};
     keeper::run_init(plan, [&](int host_proc_fd) {
       ::close(reaped[1]);
-      keeper_body({ready[1], note[1], ack[0], own_session, verdict[0], host_proc_fd});
+      keeper_body({ready[1], note[1], own_session, verdict[0], host_proc_fd, opts.entry});
     });
   }
   ::close(ready[1]);
   ::close(note[1]);
-  ::close(ack[0]);
   ::close(reaped[1]);
   for (int fd : stdio) {
     if (fd >= 0) {
@@ -278,18 +276,9 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
     ::waitpid(init_pid, nullptr, 0);
     return msg.find("cannot run") != std::string::npos ? 127 : 1;
   }
+  // The keeper has registered the program.
   keeper::Entry entry = opts.entry;
-  entry.name = opts.name;
-  entry.init_pid = init_pid;
   std::sscanf(line.c_str(), "OK %d %d %d", &entry.inner_pid, &entry.pid, &entry.keeper_pid);
-  entry.started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-  auto w = keeper::write_entry(entry);
-  ::close(ack[1]);  // the keeper may now finish whenever the program does
-  if (!w) {
-    std::fprintf(stderr, "vos: warning: %s\n", w.error().describe().c_str());
-  }
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - opts.started)
           .count();

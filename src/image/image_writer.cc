@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -30,11 +31,40 @@ Status make_private_dir(const std::filesystem::path& dir) {
 
 }  // namespace
 
-Result<ImageWriter> ImageWriter::create(const std::string& final_path) {
+std::vector<std::string> remove_dead_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    std::string name = e.path().filename().string();
+    auto at = name.rfind(".vos.tmp.");
+    if (at == std::string::npos || !e.is_regular_file(ec)) {
+      continue;
+    }
+    std::string digits = name.substr(at + 9);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    pid_t writer = static_cast<pid_t>(std::atol(digits.c_str()));
+    char comm[32] = {};
+    bool alive = false;
+    if (int fd = ::open(fmt::format("/proc/{}/comm", writer).c_str(), O_RDONLY | O_CLOEXEC);
+        fd >= 0) {
+      ssize_t n = ::read(fd, comm, sizeof comm - 1);
+      ::close(fd);
+      alive = n > 0 && std::string(comm).rfind("vos", 0) == 0;
+    }
+    if (!alive && std::filesystem::remove(e.path(), ec)) {
+      removed.push_back(e.path().string());
+    }
+  }
+  return removed;
+}
+
+Result<ImageWriter> ImageWriter::create(const std::string& final_path, pid_t writer) {
   std::filesystem::path p(final_path);
   auto dir = p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path();
   VOS_TRY(make_private_dir(dir), "image {}", final_path);
-  std::string temp = final_path + fmt::format(".tmp.{}", ::getpid());
+  std::string temp = final_path + fmt::format(".tmp.{}", writer > 0 ? writer : ::getpid());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return sys_error("creating {}", temp);

@@ -2,6 +2,8 @@
 // final name after commit(), so a crash or kill -9 mid-checkpoint never leaves a half image.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -15,10 +17,16 @@
 
 namespace vos::image {
 
+// Removes the temporary images in `dir` that were left by a writer that died (its pid is gone,
+// or is no longer a vos process); returns their names.
+std::vector<std::string> remove_dead_temporaries(const std::string& dir);
+
 class ImageWriter {
  public:
-  // Creates `final_path`'s directory (mode 0700) if missing and a temporary file beside it (0600).
-  static Result<ImageWriter> create(const std::string& final_path);
+  // Creates `final_path`'s directory (mode 0700) if missing and a temporary file beside it (0600),
+  // named `final_path`.tmp.`writer` (the writing process's host pid, so that whoever finds the
+  // file can tell whether its writer still lives: see remove_dead_temporaries).
+  static Result<ImageWriter> create(const std::string& final_path, pid_t writer = 0);
 
   ImageWriter(ImageWriter&&) noexcept;
   ImageWriter& operator=(ImageWriter&&) = delete;

@@ -23,9 +23,6 @@
 namespace vos::keeper {
 
 void unregister(const Keeper& k, bool keep_lazy_stats) {
-  char b;
-  while (::read(k.pipes.ack_fd, &b, 1) > 0) {
-  }
   remove_entry(k.name, keep_lazy_stats);
 }
 
@@ -151,6 +148,10 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.codec = *codec;
   opts.name = name;
   opts.who = who();
+  if (auto own = host->own_pid(); own) {
+    opts.writer_pid = *own;
+  }
+  opts.pause_at = req.value("pause_at", "");
   if (auto last = last_pid(); last) {
     opts.ns_last_pid = *last;
   }
@@ -174,21 +175,7 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   if (!stats) {
     return refuse(stats.error().describe());
   }
-  if (opts.kill) {
-    // The killed threads are still ours as tracer: wait for each, or init can never reap them.
-    for (;;) {
-      int st = 0;
-      pid_t r = ::waitpid(-1, &st, __WALL);
-      if (r > 0 && r == lazy_watchdog) {
-        watch->remove_helper(r);
-        lazy_watchdog = 0;
-      }
-      if (r == program || (r < 0 && errno != EINTR)) {
-        break;
-      }
-    }
-    watch->rescan();
-  }
+  killed = opts.kill;
   nlohmann::json phases = nlohmann::json::array();
   for (const auto& [step, ms] : stats->phases) {
     phases.push_back({{"step", step}, {"ms", ms}});
@@ -232,13 +219,27 @@ void Keeper::serve_one() {
   } catch (const nlohmann::json::exception& e) {
     reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
   }
-  if (watch->empty()) {
-    // Killed by this checkpoint: the name is free again before vos checkpoint returns, so that a
-    // restore may follow at once.
+  if (killed) {
+    // The name is free again before vos checkpoint returns, so that a restore may follow at once.
     unregister(*this, false);
   }
   std::string out = reply.dump() + "\n";
   (void)!::write(c.get(), out.data(), out.size());
+  if (killed) {
+    // The killed threads are still ours as tracer: wait for each, or init can never reap them.
+    for (;;) {
+      int st = 0;
+      pid_t r = ::waitpid(-1, &st, __WALL);
+      if (r > 0 && r == lazy_watchdog) {
+        watch->remove_helper(r);
+        lazy_watchdog = 0;
+      }
+      if (r == program || (r < 0 && errno != EINTR)) {
+        break;
+      }
+    }
+    killed = false;
+  }
 }
 
 void Keeper::on_processes_changed() {

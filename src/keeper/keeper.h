@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "keeper/registry.h"
 #include "restore/restore.h"
 
 namespace vos::keeper {
@@ -15,13 +16,15 @@ namespace vos::keeper {
 // Descriptors from the CLI that forked init (write ends owned by the keeper unless said).
 struct KeeperPipes {
   int ready_fd = -1;  // "OK <pid inside> <host pid>\n" or "ERR <message>\n" once the program runs
-  int note_fd = -1;   // lines about the program's end for the CLI: see KeeperNote
-  int ack_fd = -1;    // read end: the CLI closes it once the program is registered
+  int note_fd = -1;   // lines about the program's end for the CLI: see `note`
   // The program gets a session of its own (detached, or restored from one that had it);
   // otherwise it stays in the caller's session and process group, on the caller's terminal.
   bool own_session = false;
   int verdict_fd = -1;    // read end: "OK" or "ERR <message>" from a check the CLI runs meanwhile
   int host_proc_fd = -1;  // the host's /proc (HostView), opened by init
+  // The registry entry the keeper writes once the program runs (argv, restored_from filled in;
+  // the keeper adds the pids): by the keeper, so that a CLI killed meanwhile loses nothing.
+  Entry entry;
 };
 
 // The lines the keeper writes on KeeperPipes::note_fd. The CLI learns the first process's wait

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "abi/kernel_uapi.h"
@@ -48,17 +49,30 @@ void reset_signals_for_program() {
   ::signal(SIGPIPE, SIG_DFL);
 }
 
-[[noreturn]] void report_running(Keeper& k) {
+}  // namespace
+
+void report_running(Keeper& k) {
   release_caller_stdio();
   auto keeper_host = k.host->own_pid();
-  std::string line =
-      fmt::format("OK {} {} {}\n", k.program, k.program_host, keeper_host ? *keeper_host : 0);
+  auto init_host = k.host->host_pid_of(1);
+  Entry& e = k.pipes.entry;
+  e.name = k.name;
+  e.pid = k.program_host;
+  e.inner_pid = k.program;
+  e.keeper_pid = keeper_host ? *keeper_host : 0;
+  e.init_pid = init_host ? *init_host : 0;
+  e.started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  if (auto w = write_entry(e); !w) {
+    ::kill(k.program, SIGKILL);
+    k.fail_start(w.error());
+  }
+  std::string line = fmt::format("OK {} {} {}\n", k.program, k.program_host, e.keeper_pid);
   (void)!::write(k.pipes.ready_fd, line.data(), line.size());
   ::close(k.pipes.ready_fd);
   k.loop();
 }
-
-}  // namespace
 
 void keeper_for_new_program(const std::string& name, const std::vector<std::string>& argv,
                             std::vector<std::string> env, KeeperPipes pipes) {

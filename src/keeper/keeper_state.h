@@ -32,6 +32,7 @@ struct Keeper {
   std::unique_ptr<restore::LazyServer> lazy;
   pid_t lazy_watchdog = 0;  // see lazy_watchdog.h
   bool first_end_told = false;
+  bool killed = false;  // the request being served ended the program (checkpoint --kill)
 
   // "process 1234" (host pid), as the user knows it from `ps` and `vos ps`.
   std::string who() const;
@@ -59,8 +60,11 @@ struct Keeper {
   [[noreturn]] void loop();
 };
 
-// Removes the program's registry entry, once the CLI has written it (so that it cannot outlive
-// the keeper). A failed lazy restore's statistics stay: they say why vos ended the program.
+// Registers the program (pids filled in from `k`), tells the CLI that it runs, and serves it.
+[[noreturn]] void report_running(Keeper& k);
+
+// Removes the program's registry entry. A failed lazy restore's statistics stay: they say why
+// vos ended the program.
 void unregister(const Keeper& k, bool keep_lazy_stats);
 
 // keeper_signals.cc. The keeper takes every signal through a signalfd (blocked from its start,

@@ -28,10 +28,9 @@ Result<int> wait_stop(pid_t tid);
 // Returns the kernel's result; the thread's registers are left as at that exit.
 Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const SyscallArgs& args);
 
-// The same with one stop instead of two: the thread single-steps over the instruction and the
-// kernel reports the step at syscall exit. `regs`: the thread's registers now.
-Result<long> step_syscall_at(pid_t tid, const user_regs_struct& regs, uint64_t syscall_insn,
-                             long nr, const SyscallArgs& args);
+// The same from registers the caller already read (`regs`: the thread's registers now).
+Result<long> run_syscall_from(pid_t tid, const user_regs_struct& regs, uint64_t syscall_insn,
+                              long nr, const SyscallArgs& args);
 
 // A copy of process `pid`'s descriptor `fd` (pidfd_getfd): the same open file, for vos to use
 // without disturbing the program's own descriptor.
