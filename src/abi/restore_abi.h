@@ -41,8 +41,8 @@ struct BlobPageRun {
   int32_t fd;             // the image, or a parent image of an incremental one
   uint32_t flags;         // kRunEager
 };
-// In a lazy area, read this run now anyway: the kernel itself touches it (an rseq area) in ways
-// that may not wait for a page to arrive.
+// In a lazy area, read this run now anyway: the kernel writes it (an rseq area) before the keeper
+// serves any fault. Only those pages: restore/eager_pages.h splits the runs around them.
 inline constexpr uint32_t kRunEager = 1u << 0;
 static_assert(sizeof(BlobPageRun) == 32);
 
