@@ -88,6 +88,13 @@ restore_detached_in_time() {
     e2e_log "lazy server: $(cat "$stats")"
     python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["error"] != "")' \
       "$stats" || e2e_die "the lazy server failed: $(cat "$stats")"
+    # E2E_MAX_ALREADY_IN_PAGES: at most that many stored pages were read before the program ran.
+    if [[ -n ${E2E_MAX_ALREADY_IN_PAGES:-} ]]; then
+      python3 -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1]))["already_in_pages"] > int(sys.argv[2]))' \
+        "$stats" "$E2E_MAX_ALREADY_IN_PAGES" ||
+        e2e_die "more than $E2E_MAX_ALREADY_IN_PAGES pages were read before the program ran"
+    fi
   fi
   e2e_wait_file "$RESULT" 30 "restored program" "$NAME"
   e2e_wait_gone "$NAME" 10 "restored program after its result"
