@@ -41,8 +41,9 @@ struct BlobPageRun {
   int32_t fd;             // the image, or a parent image of an incremental one
   uint32_t flags;         // kRunEager
 };
-// In a lazy area, read this run now anyway: the kernel writes it (an rseq area) before the keeper
-// serves any fault. Only those pages: restore/eager_pages.h splits the runs around them.
+// In a lazy area, copy this run in before the program runs anyway: the kernel writes it (an rseq
+// area) before the keeper serves any fault. Only those pages: restore/eager_pages.h splits the
+// runs around them.
 inline constexpr uint32_t kRunEager = 1u << 0;
 static_assert(sizeof(BlobPageRun) == 32);
 

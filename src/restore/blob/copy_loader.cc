@@ -245,6 +245,17 @@ void read_pages(long fd, uint64_t vaddr, uint64_t len, uint64_t offset) {
   }
 }
 
+void copy_eager_runs(long uffd, const BlobPageRun* runs, uint64_t nruns) {
+  SourceMaps sources;
+  for (uint64_t k = 0; k < nruns; ++k) {
+    const BlobPageRun& run = runs[k];
+    if (run.flags & vos::abi::kRunEager) {
+      copy_pages(uffd, run.vaddr, sources.address_of(run.fd, run.image_offset, run.len), run.len);
+    }
+  }
+  sources.release();
+}
+
 CopyLoader open_copy_loader(const RestoreArgs* a) {
   CopyLoader loader;
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
