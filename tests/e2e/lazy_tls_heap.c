@@ -83,7 +83,7 @@ static void check_rseq_registered(const char* who) {
 static const size_t kHugeRegion = 64u << 20;
 static const size_t kStackAt = 30u << 20, kStackLen = 1u << 20;
 static uint8_t* huge_region;
-static pthread_barrier_t set_up;
+static pthread_barrier_t set_up, ready;
 
 static void* stack_thread(void* arg) {
   (void)arg;
@@ -92,6 +92,7 @@ static void* stack_thread(void* arg) {
             "thread: rseq at %#lx is not in the stack it was given (%#lx-%#lx)",
             (unsigned long)rseq, (unsigned long)stack, (unsigned long)(stack + kStackLen));
   pthread_barrier_wait(&set_up);
+  pthread_barrier_wait(&ready);  // e2e_ready_time is set
   e2e_sleep_until(e2e_ready_time + 2.0);
   check_rseq_registered("thread");
   return NULL;
@@ -144,9 +145,11 @@ int main(int argc, char** argv) {
                 pthread_attr_setstack(&attr, huge_region + kStackAt, kStackLen) == 0,
             "pthread_attr_setstack");
   pthread_barrier_init(&set_up, NULL, 2);
+  pthread_barrier_init(&ready, NULL, 2);
   E2E_CHECK(pthread_create(&thread, &attr, stack_thread, NULL) == 0, "pthread_create");
   pthread_barrier_wait(&set_up);
   e2e_ready();
+  pthread_barrier_wait(&ready);
 
   if (e2e_sabotage()) {
     heap[len / 2 + 12345] ^= 1;
