@@ -216,6 +216,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
         runs.push_back(run);
       }
     }
+    if (lazy) {
+      add_unstored_eager_pages(a.start, a.end, eager, runs, b.first_run);
+    }
     b.nruns = runs.size() - b.first_run;
     areas.push_back(b);
   }

@@ -2,6 +2,7 @@
 #include "restore/eager_pages.h"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace vos::restore {
 
@@ -59,6 +60,33 @@ void split_at_eager_pages(const abi::BlobPageRun& run, const std::vector<PageSpa
   if (at < run_end) {
     piece(at, run_end, run.flags);
   }
+}
+
+void add_unstored_eager_pages(uint64_t start, uint64_t end, const std::vector<PageSpan>& eager,
+                              std::vector<abi::BlobPageRun>& runs, size_t first) {
+  const size_t area_end = runs.size();
+  for (const auto& span : eager) {
+    uint64_t at = std::max(span.start, start);
+    uint64_t hi = std::min(span.end, end);
+    for (size_t k = first; k < area_end && at < hi; ++k) {
+      const abi::BlobPageRun r = runs[k];  // a copy: push_back below may move the runs
+      if (r.vaddr + r.len <= at) {
+        continue;
+      }
+      if (r.vaddr >= hi) {
+        break;
+      }
+      if (r.vaddr > at) {
+        runs.push_back({at, r.vaddr - at, 0, -1, abi::kRunEager});
+      }
+      at = r.vaddr + r.len;
+    }
+    if (at < hi) {
+      runs.push_back({at, hi - at, 0, -1, abi::kRunEager});
+    }
+  }
+  std::sort(runs.begin() + static_cast<ptrdiff_t>(first), runs.end(),
+            [](const abi::BlobPageRun& a, const abi::BlobPageRun& b) { return a.vaddr < b.vaddr; });
 }
 
 }  // namespace vos::restore

@@ -29,4 +29,11 @@ std::vector<PageSpan> eager_pages(const image::ProcessImage& p);
 void split_at_eager_pages(const abi::BlobPageRun& run, const std::vector<PageSpan>& eager,
                           std::vector<abi::BlobPageRun>& out);
 
+// Adds to runs[first, end) (one area's runs, sorted by address) a run without data (fd -1,
+// kRunEager: a zero page for the restorer) for each part of `eager` inside [start, end) that no
+// run covers, and keeps them sorted: vos stores no all-zero page, and an rseq area on one (a
+// program's own, on CPU 0) must be present all the same.
+void add_unstored_eager_pages(uint64_t start, uint64_t end, const std::vector<PageSpan>& eager,
+                              std::vector<abi::BlobPageRun>& runs, size_t first);
+
 }  // namespace vos::restore

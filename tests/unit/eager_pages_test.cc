@@ -11,6 +11,7 @@ namespace {
 
 using abi::BlobPageRun;
 using abi::kRunEager;
+using restore::add_unstored_eager_pages;
 using restore::eager_pages;
 using restore::PageSpan;
 using restore::split_at_eager_pages;
@@ -97,6 +98,36 @@ TEST(EagerPages, TwoEagerSpansInOneRun) {
        {base + 4 * kPage, kPage, 4 * kPage, 4, 0},
        {base + 5 * kPage, kPage, 5 * kPage, 4, kRunEager},
        {base + 6 * kPage, 4 * kPage, 6 * kPage, 4, 0}});
+}
+
+TEST(EagerPages, EagerPagesNoRunCoversGetRunsWithoutData) {
+  const uint64_t base = 0x7f0000300000;
+  // Other runs before the area's own (first = 1); the area is [base, base + 16 pages).
+  std::vector<BlobPageRun> runs = {{0x1000, kPage, 0, 3, 0},
+                                   {base, 2 * kPage, 0x10000, 3, 0},
+                                   {base + 5 * kPage, kPage, 0x12000, 3, kRunEager},
+                                   {base + 8 * kPage, 2 * kPage, 0x13000, 3, 0}};
+  add_unstored_eager_pages(base, base + 16 * kPage,
+                           {{base - kPage, base + 3 * kPage},         // partly before the area
+                            {base + 5 * kPage, base + 6 * kPage},     // stored: nothing to add
+                            {base + 7 * kPage, base + 9 * kPage},     // half stored
+                            {base + 15 * kPage, base + 17 * kPage}},  // partly after the area
+                           runs, 1);
+  expect_runs(runs, {{0x1000, kPage, 0, 3, 0},
+                     {base, 2 * kPage, 0x10000, 3, 0},
+                     {base + 2 * kPage, kPage, 0, -1, kRunEager},
+                     {base + 5 * kPage, kPage, 0x12000, 3, kRunEager},
+                     {base + 7 * kPage, kPage, 0, -1, kRunEager},
+                     {base + 8 * kPage, 2 * kPage, 0x13000, 3, 0},
+                     {base + 15 * kPage, kPage, 0, -1, kRunEager}});
+}
+
+TEST(EagerPages, NoEagerPagesNoNewRuns) {
+  std::vector<BlobPageRun> runs = {{0x7f0000000000, kPage, 0, 3, 0}};
+  add_unstored_eager_pages(0x7f0000000000, 0x7f0000010000, {}, runs, 0);
+  add_unstored_eager_pages(0x7f0000000000, 0x7f0000010000, {{0x7f0000020000, 0x7f0000021000}}, runs,
+                           0);
+  expect_runs(runs, {{0x7f0000000000, kPage, 0, 3, 0}});
 }
 
 }  // namespace
