@@ -69,18 +69,31 @@ start_program() {
 }
 
 # With E2E_MAX_RESTORE_MS: `vos restore --detach --json [ARGS]`, which must say the program runs
-# again within that many milliseconds (restore_ms: what the user waits for), then waits for the
-# keeper to report that all its memory came in (after --lazy) and for the program's result.
+# again within that many milliseconds (restore_ms: what the user waits for); each time the
+# keeper must report that all its memory came in (after --lazy) and the program must PASS. The
+# machine may be shared: one slower start is tried once more, the second must be in time.
 restore_detached_in_time() {
-  local out rc=0 ms stats
+  local try
+  for try in 1 2; do
+    restore_detached_once "$@"
+    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
+      "$RESTORE_MS" "$E2E_MAX_RESTORE_MS"; then
+      return 0
+    fi
+    e2e_log "restore took $RESTORE_MS ms to running, over $E2E_MAX_RESTORE_MS ms (try $try of 2)"
+    mv "$RESULT" "$WORK/result.try$try"
+  done
+  e2e_die "restore took $RESTORE_MS ms to running twice in a row, want under $E2E_MAX_RESTORE_MS ms"
+}
+
+# One such restore; sets RESTORE_MS.
+restore_detached_once() {
+  local out rc=0 stats
   out=$("$VOS" restore "$IMG" --detach --json "$@" </dev/null 2>"$W/restore.log") || rc=$?
   ((rc == 0)) || e2e_die "vos restore --detach --json $* exited with status $rc"
-  ms=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["restore_ms"])' "$out") ||
+  RESTORE_MS=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["restore_ms"])' "$out") ||
     e2e_die "vos restore --json printed '$out'; want an object with restore_ms"
-  e2e_log "vos restore --detach --json $*: running again after $ms ms (at most $E2E_MAX_RESTORE_MS)"
-  python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
-    "$ms" "$E2E_MAX_RESTORE_MS" ||
-    e2e_die "restore took $ms ms to running, want under $E2E_MAX_RESTORE_MS ms"
+  e2e_log "vos restore --detach --json $*: running again after $RESTORE_MS ms"
   if [[ " $* " == *" --lazy "* ]]; then
     # Read while the program runs: the keeper removes it when the program ends well.
     stats=$(e2e_run_dir)/$NAME.lazy.json
@@ -97,6 +110,7 @@ sys.exit(json.load(open(sys.argv[1]))["already_in_pages"] > int(sys.argv[2]))' \
     fi
   fi
   e2e_wait_file "$RESULT" 30 "restored program" "$NAME"
+  e2e_expect_pass "$RESULT" "restored program"
   e2e_wait_gone "$NAME" 10 "restored program after its result"
 }
 
