@@ -38,11 +38,12 @@ struct BlobPageRun {
   uint64_t vaddr;
   uint64_t len;           // bytes
   uint64_t image_offset;  // absolute offset in the image file `fd`
-  int32_t fd;             // the image, or a parent image of an incremental one
+  int32_t fd;             // the image, a parent image of an incremental one, or -1: zeros
   uint32_t flags;         // kRunEager
 };
-// In a lazy area, read this run now anyway: the kernel itself touches it (an rseq area) in ways
-// that may not wait for a page to arrive.
+// In a lazy area, copy this run in before the program runs anyway: the kernel writes it (an rseq
+// area) before the keeper serves any fault. Only those pages: restore/eager_pages.h splits the
+// runs around them, and adds runs without data (fd -1) where the image stores none.
 inline constexpr uint32_t kRunEager = 1u << 0;
 static_assert(sizeof(BlobPageRun) == 32);
 

@@ -215,6 +215,7 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
                               {"fault_pages", st.fault_pages},
                               {"zero_pages", st.zero_pages},
                               {"prefetched_pages", st.prefetched_pages},
+                              {"already_in_pages", st.already_in_pages},
                               {"done_ms", st.done_ms},
                               {"error", st.error},
                               {"huge_collapsed_bytes", st.huge_collapsed_bytes},

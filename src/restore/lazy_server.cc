@@ -145,9 +145,11 @@ Result<LazyServer::Copied> LazyServer::copy_in(uint64_t addr, uint64_t len, cons
       done += static_cast<uint64_t>(c.copy);  // all, or part: go on from there
       out.pages += static_cast<uint64_t>(c.copy) / kPage;
     } else if (err == EEXIST) {
-      wake(uffd_.get(), addr + done, kPage);  // already in (the other thread was first)
+      // Already in: the restorer read it before the program ran (eager_pages.h). Counted
+      // apart, so that the stats say what the server copied.
+      wake(uffd_.get(), addr + done, kPage);
       done += kPage;
-      out.pages++;
+      out.already_in++;
     } else if (err == ENOENT && !page_by_page) {
       page_by_page = true;  // find which pages lie outside the served mappings
     } else if (err == ENOENT) {
@@ -229,6 +231,7 @@ bool LazyServer::serve_fault(uint64_t addr) {
   auto n = copy_in(addr, end - addr, s->second.data + (addr - s->first));
   if (n) {
     fault_pages_ += n->pages;
+    already_in_pages_ += n->already_in;
   } else if (n.error().err() == EAGAIN) {
     return false;
   }
@@ -301,6 +304,7 @@ Status LazyServer::copy_all_remaining() {
         return std::move(n).error();
       }
       stats_.prefetched_pages += n->pages;
+      already_in_pages_ += n->already_in;
       wait = wait || n->absent > 0;
       at += len;
     }
@@ -346,6 +350,7 @@ void LazyServer::prefetch() {
       break;
     }
     stats_.prefetched_pages += n->pages;
+    already_in_pages_ += n->already_in;
     cursor = at + len;
   }
   // Pages moved behind the cursor, or skipped while their unmap or move was not read yet:
@@ -407,6 +412,7 @@ void LazyServer::prefetch() {
   stats_.faults = faults_;
   stats_.fault_pages = fault_pages_;
   stats_.zero_pages = zero_pages_;
+  stats_.already_in_pages = already_in_pages_;
   if (on_done_) {
     on_done_(stats_);
   }

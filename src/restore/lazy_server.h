@@ -31,8 +31,11 @@ struct LazyStats {
   uint64_t fault_pages = 0;       // pages copied for them
   uint64_t zero_pages = 0;        // touched pages the image has no data for
   uint64_t prefetched_pages = 0;  // pages copied by the background pass
-  double done_ms = 0;             // from start() until every stored page was in
-  std::string error;              // empty if all went well
+  // Stored pages the server found in already (UFFDIO_COPY: EEXIST), not copied again: those the
+  // restorer read before the program ran (restore/eager_pages.h).
+  uint64_t already_in_pages = 0;
+  double done_ms = 0;  // from start() until every stored page was in
+  std::string error;   // empty if all went well
   // Afterwards, huge-page memory (filled in 4 KiB pages) collapsed into huge pages again.
   uint64_t huge_collapsed_bytes = 0;  // in calls the kernel completed
   double huge_collapse_ms = 0;
@@ -59,8 +62,9 @@ class LazyServer {
   };
   using Sources = std::map<uint64_t, Source>;  // by address: the stored pages not yet in
   struct Copied {
-    uint64_t pages = 0;   // copied now, or found already there
-    uint64_t absent = 0;  // in no mapping served by this userfaultfd (left in sources_)
+    uint64_t pages = 0;       // copied now
+    uint64_t already_in = 0;  // found in memory already
+    uint64_t absent = 0;      // in no mapping served by this userfaultfd (left in sources_)
   };
   LazyServer() = default;
   void serve_faults();
@@ -99,7 +103,7 @@ class LazyServer {
   const LoadedImage* img_ = nullptr;
   LazyStats stats_;
   std::string killed_why_;  // set by the prefetch thread before it kills the program
-  std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0};
+  std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0}, already_in_pages_{0};
   std::atomic<int> fault_side_waiting_{0};  // see lock_for_prefetch
   std::vector<HugeRange> collapse_;         // see collapse_huge_blocks
   std::atomic<bool> finishing_{false};      // finish() was called: stop collapsing

@@ -4,6 +4,8 @@
 # usage: run_case.sh MODE PROGRAM [ARGS...]
 #   kill-restore     checkpoint --kill ~0.3 s after ready, restore, wait: exit 0 and PASS
 #   kill-restore-lazy  the same with vos restore --lazy (memory copied in on first touch)
+#                    (both: with E2E_MAX_RESTORE_MS=N, restored with --detach --json, which must
+#                    report restore_ms under N; then the program's result is awaited)
 #   leave-running    checkpoint without --kill; the original must PASS, then the image must
 #                    restore to PASS as well (the original's result is moved away first)
 #   restore-twice    checkpoint --kill, restore to PASS, restore the same image again to PASS
@@ -66,6 +68,52 @@ start_program() {
   sleep 0.3
 }
 
+# With E2E_MAX_RESTORE_MS: `vos restore --detach --json [ARGS]`, which must say the program runs
+# again within that many milliseconds (restore_ms: what the user waits for); each time the
+# keeper must report that all its memory came in (after --lazy) and the program must PASS. The
+# machine may be shared: one slower start is tried once more, the second must be in time.
+restore_detached_in_time() {
+  local try
+  for try in 1 2; do
+    restore_detached_once "$@"
+    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
+      "$RESTORE_MS" "$E2E_MAX_RESTORE_MS"; then
+      return 0
+    fi
+    e2e_log "restore took $RESTORE_MS ms to running, over $E2E_MAX_RESTORE_MS ms (try $try of 2)"
+    mv "$RESULT" "$WORK/result.try$try"
+  done
+  e2e_die "restore took $RESTORE_MS ms to running twice in a row, want under $E2E_MAX_RESTORE_MS ms"
+}
+
+# One such restore; sets RESTORE_MS.
+restore_detached_once() {
+  local out rc=0 stats
+  out=$("$VOS" restore "$IMG" --detach --json "$@" </dev/null 2>"$W/restore.log") || rc=$?
+  ((rc == 0)) || e2e_die "vos restore --detach --json $* exited with status $rc"
+  RESTORE_MS=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["restore_ms"])' "$out") ||
+    e2e_die "vos restore --json printed '$out'; want an object with restore_ms"
+  e2e_log "vos restore --detach --json $*: running again after $RESTORE_MS ms"
+  if [[ " $* " == *" --lazy "* ]]; then
+    # Read while the program runs: the keeper removes it when the program ends well.
+    stats=$(e2e_run_dir)/$NAME.lazy.json
+    e2e_wait_file "$stats" 20 "lazy server report" "$NAME"
+    e2e_log "lazy server: $(cat "$stats")"
+    python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["error"] != "")' \
+      "$stats" || e2e_die "the lazy server failed: $(cat "$stats")"
+    # E2E_MAX_ALREADY_IN_PAGES: at most that many stored pages were read before the program ran.
+    if [[ -n ${E2E_MAX_ALREADY_IN_PAGES:-} ]]; then
+      python3 -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1]))["already_in_pages"] > int(sys.argv[2]))' \
+        "$stats" "$E2E_MAX_ALREADY_IN_PAGES" ||
+        e2e_die "more than $E2E_MAX_ALREADY_IN_PAGES pages were read before the program ran"
+    fi
+  fi
+  e2e_wait_file "$RESULT" 30 "restored program" "$NAME"
+  e2e_expect_pass "$RESULT" "restored program"
+  e2e_wait_gone "$NAME" 10 "restored program after its result"
+}
+
 case $MODE in
   direct | sabotage)
     if [[ $MODE == sabotage ]]; then
@@ -93,12 +141,16 @@ case $MODE in
     [[ ! -e $RESULT ]] || e2e_die "the program finished before the checkpoint"
     restore_args=()
     [[ $MODE == kill-restore-lazy ]] && restore_args=(--lazy)
-    e2e_restore_wait "$IMG" "$W/restore.log" "${restore_args[@]}"
-    if ((WAIT_RC != 0)) && [[ $MODE == kill-restore-lazy ]]; then
-      # The keeper ends the program when its memory cannot be brought in; it says why here.
-      e2e_log "lazy server: $(cat "$(e2e_run_dir)/$NAME.lazy.json" 2>&1)"
+    if [[ -n ${E2E_MAX_RESTORE_MS:-} ]]; then
+      restore_detached_in_time "${restore_args[@]}"
+    else
+      e2e_restore_wait "$IMG" "$W/restore.log" "${restore_args[@]}"
+      if ((WAIT_RC != 0)) && [[ $MODE == kill-restore-lazy ]]; then
+        # The keeper ends the program when its memory cannot be brought in; it says why here.
+        e2e_log "lazy server: $(cat "$(e2e_run_dir)/$NAME.lazy.json" 2>&1)"
+      fi
+      ((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
     fi
-    ((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC"
     e2e_expect_pass "$RESULT" "restored program"
     [[ ! -f $WORK/untested ]] || e2e_die "the restored program tested nothing: $(cat "$WORK/untested")"
     ;;

@@ -194,23 +194,25 @@ void map_areas(const RestoreArgs* a) {
         }
       }
     }
-    bool lazy = (ar.flags & vos::abi::kAreaLazy) != 0;
     if (register_for_copy(loader, ar, i) || loads_by_read(a, ar)) {
       continue;  // filled, and given its protection, by run_copy_loader below
     }
-    for (uint64_t k = 0; k < ar.nruns; ++k) {
-      const BlobPageRun& run = runs[ar.first_run + k];
-      if (lazy && !(run.flags & vos::abi::kRunEager)) {
-        continue;
-      }
-      // Populate the run's pages in one call instead of one fault per 4 KiB page during the
-      // copy; a kernel without MADV_POPULATE_WRITE just faults them as before.
-      sys3(kMadvise, static_cast<long>(run.vaddr), static_cast<long>(run.len), kMadvPopulateWrite);
-      read_pages(run.fd, run.vaddr, run.len, run.image_offset);
-    }
-    if (lazy) {
-      // After the eager runs: once registered, a missing page would wait for the keeper.
+    if (ar.flags & vos::abi::kAreaLazy) {
+      // Its eager pages go in through the userfaultfd, 4 KiB each, as the keeper fills the
+      // rest: populating one would let the kernel put a huge page over its whole 2 MiB block,
+      // the other pages of which would then be present as zeros (the keeper's copies fail
+      // EEXIST on them).
       register_lazy(a, ar.start, ar.end);
+      copy_eager_runs(a->lazy_fd, runs + ar.first_run, ar.nruns);
+    } else {
+      for (uint64_t k = 0; k < ar.nruns; ++k) {
+        const BlobPageRun& run = runs[ar.first_run + k];
+        // Populate the run's pages in one call instead of one fault per 4 KiB page during the
+        // copy; a kernel without MADV_POPULATE_WRITE just faults them as before.
+        sys3(kMadvise, static_cast<long>(run.vaddr), static_cast<long>(run.len),
+             kMadvPopulateWrite);
+        read_pages(run.fd, run.vaddr, run.len, run.image_offset);
+      }
     }
     if (fill && static_cast<long>(ar.prot) != prot) {
       r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));

@@ -18,7 +18,8 @@ constexpr long kPrSetMm = 35, kPrSetMmMap = 14, kPrSetName = 15;
 constexpr long kRseqFlagUnregister = 1;
 // userfaultfd (linux/userfaultfd.h): API handshake and MISSING-mode registration.
 constexpr long kUffdioApi = 0xc018aa3f, kUffdioRegister = 0xc020aa00,
-               kUffdioUnregister = 0x8010aa01, kUffdioCopy = 0xc028aa03;
+               kUffdioUnregister = 0x8010aa01, kUffdioCopy = 0xc028aa03,
+               kUffdioZeropage = 0xc020aa04;
 constexpr uint64_t kUffdApi = 0xaa, kUffdRegisterModeMissing = 1;
 constexpr long kUffdUserModeOnly = 1;
 // The keeper must hear of the program discarding (MADV_DONTNEED, munmap) or moving (mremap)

@@ -245,6 +245,29 @@ void read_pages(long fd, uint64_t vaddr, uint64_t len, uint64_t offset) {
   }
 }
 
+void copy_eager_runs(long uffd, const BlobPageRun* runs, uint64_t nruns) {
+  SourceMaps sources;
+  for (uint64_t k = 0; k < nruns; ++k) {
+    const BlobPageRun& run = runs[k];
+    if (!(run.flags & vos::abi::kRunEager)) {
+      continue;
+    }
+    if (run.fd >= 0) {
+      copy_pages(uffd, run.vaddr, sources.address_of(run.fd, run.image_offset, run.len), run.len);
+      continue;
+    }
+    struct {
+      uint64_t start, len, mode;
+      int64_t zeropage;
+    } z = {run.vaddr, run.len, 0, 0};
+    long r = sys3(kIoctl, uffd, kUffdioZeropage, reinterpret_cast<long>(&z));
+    if (r < 0) {
+      fail("UFFDIO_ZEROPAGE", r, run.vaddr);
+    }
+  }
+  sources.release();
+}
+
 CopyLoader open_copy_loader(const RestoreArgs* a) {
   CopyLoader loader;
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);

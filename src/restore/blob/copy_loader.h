@@ -31,6 +31,11 @@ bool loads_by_read(const vos::abi::RestoreArgs* a, const vos::abi::BlobArea& ar)
 // pread()s [vaddr, vaddr + len) from `offset` of `fd`, all of it.
 void read_pages(long fd, uint64_t vaddr, uint64_t len, uint64_t offset);
 
+// Copies the kRunEager runs among runs[0, nruns) in by UFFDIO_COPY through `uffd` (the lazy
+// userfaultfd, their area registered with it): 4 KiB pages, never a huge page. Runs without data
+// (fd -1) get the zero page.
+void copy_eager_runs(long uffd, const vos::abi::BlobPageRun* runs, uint64_t nruns);
+
 // Creates the userfaultfd if any area will need it.
 CopyLoader open_copy_loader(const vos::abi::RestoreArgs* a);
 
