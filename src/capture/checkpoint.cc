@@ -466,6 +466,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     if (state) {
       state = capture_threads(ctx);
     }
+    if (state) {
+      state = capture_posix_timers(ctx);
+    }
     worker.join();
     VOS_TRY(std::move(state), "checkpoint of process {}", pid);
     VOS_TRY(std::move(pages), "checkpoint of process {}", pid);
@@ -477,6 +480,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     phase.mark("process_state");
     VOS_TRY(capture_threads(ctx), "checkpoint of process {}", pid);
     phase.mark("threads");
+    VOS_TRY(capture_posix_timers(ctx), "checkpoint of process {}", pid);
+    phase.mark("posix_timers");
     VOS_TRY(capture_fds(ctx), "checkpoint of process {}", pid);
     phase.mark("fds");
     VOS_TRY(plan_memory(ctx), "checkpoint of process {}", pid);

@@ -59,11 +59,7 @@ Status precheck_process(pid_t pid) {
     return user_error("process {} has child processes ({}): process trees are not supported yet",
                       pid, list);
   }
-  auto timers = read_text_file(fmt::format("/proc/{}/timers", pid));
-  if (timers && !timers->empty()) {
-    return user_error("process {} uses POSIX timers (timer_create): not supported yet", pid);
-  }
-  return {};
+  return precheck_posix_timers(pid);
 }
 
 Status capture_process_state(CaptureContext& ctx) {

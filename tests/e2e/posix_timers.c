@@ -5,11 +5,14 @@
 // is aimed at) calling back every 15 ms; one-shot timers that must still be pending: 60 s on
 // CLOCK_REALTIME, 30 s on CLOCK_MONOTONIC, 100 s of process CPU time, 50 s of the worker's CPU
 // time (pthread_getcpuclockid); a SIGEV_NONE timer (25 s, then every 2 s) read with
-// timer_gettime; and a deleted timer that leaves a gap in the ids. After the pause the ids,
-// signals, values, targets and clocks (/proc/self/timers) are exactly as before, the gap is still
-// free, every periodic timer still fires with the right siginfo, and each one-shot timer has the
-// time left that its clock says it should have: wall time for CLOCK_REALTIME, the program's own
-// CLOCK_MONOTONIC for the others (continued through the restore), CPU time for the CPU clocks.
+// timer_gettime; two timers whose signals are blocked, so expired and queued at the checkpoint
+// (a one-shot and a periodic one); and a deleted timer that leaves a gap in the ids. After the
+// pause the ids, signals, values, targets and clocks (/proc/self/timers) are exactly as before,
+// the gap is still free, every periodic timer still fires with the right siginfo, each one-shot
+// timer has the time left that its clock says it should have (wall time for CLOCK_REALTIME, the
+// program's own CLOCK_MONOTONIC for the others, continued through the restore, CPU time for the
+// CPU clocks), and each held timer has exactly one signal queued, the periodic one with the
+// expirations since counted as overruns, and re-armed once its signal is taken.
 #define _GNU_SOURCE  // before any libc header
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -37,8 +40,9 @@ static atomic_int ticks, tick_errors, thread_ticks, thread_errors, callbacks, ca
 static atomic_int stray;  // a one-shot long timer that fired
 static atomic_int worker_tid;
 static int rt_tick, rt_thread, rt_mono_long;  // SIGRTMIN+1, +2, +3
+static int rt_held_once, rt_held_periodic;    // SIGRTMIN+4, +5: blocked until the end
 static void* const kThreadValue = (void*)0x7f00c0ffee00ULL;
-enum { kTickValue = 0x71c4, kCallbackValue = 0x5e7, kLongValue = 0x10f6 };
+enum { kTickValue = 0x71c4, kCallbackValue = 0x5e7, kLongValue = 0x10f6, kHeldValue = 0x4e1d };
 
 static void on_tick(int sig, siginfo_t* si, void* ctx) {
   (void)sig;
@@ -159,6 +163,8 @@ int main(int argc, char** argv) {
   rt_tick = SIGRTMIN + 1;
   rt_thread = SIGRTMIN + 2;
   rt_mono_long = SIGRTMIN + 3;
+  rt_held_once = SIGRTMIN + 4;
+  rt_held_periodic = SIGRTMIN + 5;
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -201,6 +207,10 @@ int main(int argc, char** argv) {
   sev.sigev_notify = SIGEV_THREAD;
   sev.sigev_value.sival_int = kCallbackValue;
   sev.sigev_notify_function = on_callback;
+  v.sival_int = kHeldValue;
+  timer_t held_once = make_timer(CLOCK_MONOTONIC, SIGEV_SIGNAL, rt_held_once, v, 0, "held once");
+  timer_t held_periodic =
+      make_timer(CLOCK_BOOTTIME, SIGEV_SIGNAL, rt_held_periodic, v, 0, "held periodic");
   timer_t callback;
   E2E_CHECK(timer_create(CLOCK_MONOTONIC, &sev, &callback) == 0, "timer_create SIGEV_THREAD: %s",
             strerror(errno));
@@ -222,6 +232,11 @@ int main(int argc, char** argv) {
   arm(tick, 0.01, 0.01, 0, "tick");
   arm(thread, 0.02, 0.02, 0, "thread");
   arm(callback, 0.015, 0.015, 0, "callback");
+  // Expired long before the checkpoint, their signals queued and blocked: the kernel keeps one
+  // signal per timer, counts further expirations as overruns, and re-arms a periodic timer only
+  // once its signal is taken.
+  arm(held_once, 0.01, 0, 0, "held once");
+  arm(held_periodic, 0.01, 0.05, 0, "held periodic");
   sigemptyset(&mine);
   sigaddset(&mine, rt_tick);
   sigaddset(&mine, rt_mono_long);
@@ -283,5 +298,40 @@ int main(int argc, char** argv) {
   E2E_CHECK(atomic_load(&callback_errors) == 0, "%d callbacks with a wrong value",
             atomic_load(&callback_errors));
   E2E_CHECK(atomic_load(&stray) == 0, "a long timer fired");
+
+  // The held signals: still queued, once each; the periodic timer goes on once its signal is
+  // taken.
+  sigset_t pending;
+  sigpending(&pending);
+  E2E_CHECK(sigismember(&pending, rt_held_once) && sigismember(&pending, rt_held_periodic),
+            "a held timer signal is no longer pending");
+  struct timespec zero = {0, 0}, wait = {1, 0};
+  sigset_t held;
+  sigemptyset(&held);
+  sigaddset(&held, rt_held_once);
+  sigaddset(&held, rt_held_periodic);
+  int once = 0, periodic = 0, overrun = 0;
+  siginfo_t si;
+  int sig;
+  while ((sig = sigtimedwait(&held, &si, &zero)) > 0) {
+    timer_t want = sig == rt_held_once ? held_once : held_periodic;
+    E2E_CHECK(si.si_code == SI_TIMER && si.si_timerid == kernel_id(want) &&
+                  si.si_value.sival_int == kHeldValue,
+              "held signal %d: si_code %d, timer %d, value %#x", sig, si.si_code, si.si_timerid,
+              si.si_value.sival_int);
+    if (sig == rt_held_once) {
+      once++;
+    } else {
+      periodic++;
+      overrun = si.si_overrun;
+    }
+  }
+  E2E_CHECK(once == 1 && periodic == 1, "held timers: %d and %d signals queued, want 1 each", once,
+            periodic);
+  E2E_CHECK(overrun >= 5, "held periodic timer: overrun %d after a second and more", overrun);
+  E2E_CHECK(ts_s(get(held_once, "held once").it_value) == 0, "the held one-shot timer is armed");
+  sigdelset(&held, rt_held_once);
+  sig = sigtimedwait(&held, &si, &wait);
+  E2E_CHECK(sig == rt_held_periodic, "held periodic timer: no expiry once its signal was taken");
   e2e_pass();
 }

@@ -1,0 +1,156 @@
+// Host side (keeper). POSIX timers: what /proc/PID/timers lists, completed by timer_gettime and
+// timer_getoverrun run inside the stopped program (the kernel answers them only for timers of
+// the caller's own process).
+#include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "base/clocks.h"
+#include "capture/capture_context.h"
+#include "capture/posix_timers.h"
+#include "capture/proc_files.h"
+
+namespace vos::capture {
+
+namespace {
+
+Result<std::set<pid_t>> thread_ids(pid_t pid) {
+  std::string path = fmt::format("/proc/{}/task", pid);
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) {
+    return sys_error("listing threads of process {}", pid);
+  }
+  std::set<pid_t> out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') {
+      out.insert(static_cast<pid_t>(std::atoi(e->d_name)));
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+Result<std::vector<image::PosixTimer>> read_timers(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/timers", pid));
+  if (!text) {
+    return std::move(text).error();
+  }
+  return parse_posix_timers(*text);
+}
+
+// `clock` as the program reads it: the wall clock is the same everywhere; CLOCK_MONOTONIC and
+// CLOCK_BOOTTIME go through host time, since both vos and the program may be in time namespaces.
+int64_t program_clock_ns(clockid_t clock, const TimeOffsets& self, const TimeOffsets& prog) {
+  if (clock == CLOCK_REALTIME_ALARM) {
+    clock = CLOCK_REALTIME;
+  } else if (clock == CLOCK_BOOTTIME_ALARM) {
+    clock = CLOCK_BOOTTIME;
+  }
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  int64_t now = ts.tv_sec * 1000000000ll + ts.tv_nsec;
+  if (clock == CLOCK_MONOTONIC) {
+    return now - self.monotonic_ns + prog.monotonic_ns;
+  }
+  if (clock == CLOCK_BOOTTIME) {
+    return now - self.boottime_ns + prog.boottime_ns;
+  }
+  return now;
+}
+
+// A queued signal of timer `t`: the kernel's own siginfo for it (SI_TIMER, its id).
+bool is_signal_of(const std::string& blobs, const image::BlobRef& ref, const image::PosixTimer& t) {
+  siginfo_t si{};
+  std::memcpy(&si, blobs.data() + ref.offset, std::min<size_t>(sizeof si, ref.size));
+  return si.si_code == SI_TIMER && si.si_signo == t.signo && si.si_timerid == t.id;
+}
+
+// Takes the timer's queued signal out of the image's pending signals; the restore makes the
+// timer expire again instead (see image::PosixTimer::signal_pending).
+bool take_pending(CaptureContext& ctx, const image::PosixTimer& t) {
+  std::vector<image::BlobRef>* queue = &ctx.img.shared_pending;
+  if (t.notify & SIGEV_THREAD_ID) {
+    for (auto& th : ctx.img.threads) {
+      if (th.tid == t.tid) {
+        queue = &th.pending;
+      }
+    }
+  }
+  for (auto it = queue->begin(); it != queue->end(); ++it) {
+    if (is_signal_of(ctx.blobs, *it, t)) {
+      queue->erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Status precheck_posix_timers(pid_t pid) {
+  auto timers = read_timers(pid);
+  if (!timers) {
+    return std::move(timers).error();
+  }
+  if (timers->empty()) {
+    return {};
+  }
+  auto tids = thread_ids(pid);
+  if (!tids) {
+    return std::move(tids).error();
+  }
+  return check_posix_timers(*timers, pid, *tids);
+}
+
+Status capture_posix_timers(CaptureContext& ctx) {
+  pid_t pid = ctx.pid;
+  auto timers = read_timers(pid);
+  if (!timers) {
+    return std::move(timers).error();
+  }
+  if (timers->empty()) {
+    return {};
+  }
+  std::set<pid_t> tids;
+  for (const auto& t : ctx.img.threads) {
+    tids.insert(t.tid);
+  }
+  VOS_TRY(check_posix_timers(*timers, pid, tids), "process {}", pid);
+  auto& session = *ctx.session;
+  const auto& main_regs = session.threads().front().regs;
+  uint64_t scratch = (main_regs.rsp - 128 - 512) & ~15ull;  // where a signal frame would go
+  TimeOffsets self = time_offsets(0), prog = time_offsets(pid);
+  for (auto& t : *timers) {
+    auto r = session.remote_syscall(pid, SYS_timer_gettime, t.id, static_cast<long>(scratch));
+    if (!r) {
+      return std::move(r).error();
+    }
+    if (*r < 0) {
+      return Error(static_cast<int>(-*r), fmt::format("timer_gettime of POSIX timer {}", t.id));
+    }
+    int64_t now = is_cpu_clock(t.clockid) ? 0 : program_clock_ns(t.clockid, self, prog);
+    itimerspec its{};
+    VOS_TRY(read_memory(ctx, scratch, &its, sizeof its), "POSIX timer {}", t.id);
+    t.value_ns = its.it_value.tv_sec * 1000000000ll + its.it_value.tv_nsec;
+    t.interval_ns = its.it_interval.tv_sec * 1000000000ll + its.it_interval.tv_nsec;
+    if (t.value_ns != 0 && !is_cpu_clock(t.clockid)) {
+      t.expires_ns = now + t.value_ns;
+    }
+    auto overrun = session.remote_syscall(pid, SYS_timer_getoverrun, t.id);
+    if (overrun && *overrun >= 0) {
+      t.overrun = static_cast<int32_t>(*overrun);
+    }
+    // A queued signal with a one-shot timer armed again is one the program re-armed since: it
+    // stays a plain pending signal.
+    t.signal_pending =
+        t.notify != SIGEV_NONE && (t.interval_ns != 0 || t.value_ns == 0) && take_pending(ctx, t);
+    ctx.img.posix_timers.push_back(t);
+  }
+  return {};
+}
+
+}  // namespace vos::capture
