@@ -57,9 +57,12 @@ struct CaptureContext {
 void precheck_memory(pid_t pid, Obstacles& obstacles);
 void precheck_fds(pid_t pid, Obstacles& obstacles);
 void precheck_process(pid_t pid, Obstacles& obstacles);
+void precheck_posix_timers(pid_t pid, Obstacles& obstacles);
 
 Status capture_threads(CaptureContext& ctx);
 Status capture_process_state(CaptureContext& ctx);
+// After capture_threads: a timer's signal found among the pending ones is taken out of them.
+Status capture_posix_timers(CaptureContext& ctx);
 Status capture_fds(CaptureContext& ctx);
 // smaps VmFlags of each mapping, keyed by its start (" rd wr ... " with spaces around each).
 Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);

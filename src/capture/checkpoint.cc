@@ -482,6 +482,9 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     if (state) {
       state = capture_threads(ctx);
     }
+    if (state) {
+      state = capture_posix_timers(ctx);
+    }
     worker.join();
     VOS_TRY(std::move(state), "checkpoint of {}", who);
     VOS_TRY(std::move(pages), "checkpoint of {}", who);
@@ -493,6 +496,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     phase.mark("process_state");
     VOS_TRY(capture_threads(ctx), "checkpoint of {}", who);
     phase.mark("threads");
+    VOS_TRY(capture_posix_timers(ctx), "checkpoint of {}", who);
+    phase.mark("posix_timers");
     VOS_TRY(capture_fds(ctx), "checkpoint of {}", who);
     phase.mark("fds");
     VOS_TRY(plan_memory(ctx), "checkpoint of {}", who);

@@ -54,10 +54,7 @@ Status capture_clocks(CaptureContext& ctx) {
 
 // (Other processes, children among them, are the keeper's to find: it sees the whole namespace.)
 void precheck_process(pid_t pid, Obstacles& obstacles) {
-  auto timers = read_text_file(fmt::format("/proc/{}/timers", pid));
-  if (timers && !timers->empty()) {
-    obstacles.add(user_error("it uses POSIX timers (timer_create): not supported yet"));
-  }
+  precheck_posix_timers(pid, obstacles);
 }
 
 Status capture_process_state(CaptureContext& ctx) {

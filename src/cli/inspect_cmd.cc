@@ -1,4 +1,5 @@
 // Host side (CLI): `vos inspect`.
+#include <signal.h>
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -21,6 +22,28 @@ std::string prot_string(uint32_t prot, bool shared) {
   s += (prot & PROT_WRITE) ? 'w' : '-';
   s += (prot & PROT_EXEC) ? 'x' : '-';
   s += shared ? 's' : 'p';
+  return s;
+}
+
+// "signal 35", "signal 36 to thread 3", "none": where a POSIX timer's expiry goes.
+std::string timer_notify_string(const image::PosixTimer& t) {
+  if ((t.notify & ~SIGEV_THREAD_ID) == SIGEV_NONE) {
+    return "none";
+  }
+  std::string s = fmt::format("signal {}", t.signo);
+  if (t.notify & SIGEV_THREAD_ID) {
+    s += fmt::format(" to thread {}", t.tid);
+  }
+  return s;
+}
+
+std::string timer_arming_string(const image::PosixTimer& t) {
+  std::string s = t.signal_pending  ? "expired, signal queued"
+                  : t.value_ns != 0 ? fmt::format("next in {:.3f} s", t.value_ns / 1e9)
+                                    : "not armed";
+  if (t.interval_ns != 0) {
+    s += fmt::format(", every {:.3f} s", t.interval_ns / 1e9);
+  }
   return s;
 }
 
@@ -141,6 +164,13 @@ int cmd_inspect(const std::string& path, bool json) {
   std::printf("threads   %zu\n", p.threads.size());
   for (const auto& t : p.threads) {
     std::printf("  tid %-6d %s\n", t.tid, t.comm.c_str());
+  }
+  if (!p.posix_timers.empty()) {
+    std::printf("timers    %zu POSIX timers\n", p.posix_timers.size());
+    for (const auto& t : p.posix_timers) {
+      std::printf("  id %-5d clock %-7d %-22s %s\n", t.id, t.clockid,
+                  timer_notify_string(t).c_str(), timer_arming_string(t).c_str());
+    }
   }
   std::printf("memory    %zu mappings, %lu pages stored (%.1f MiB)\n", p.areas.size(),
               static_cast<unsigned long>(p.pages_stored), p.pages_stored * 4096.0 / (1 << 20));

@@ -4,6 +4,9 @@
 namespace vos::image {
 
 Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc) {
+  if (!proc.posix_timers.empty()) {
+    writer.require_version(abi::kImageVersionPosixTimers);
+  }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
   VOS_TRY(writer.end_section(), "blobs");

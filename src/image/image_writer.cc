@@ -352,7 +352,8 @@ Status ImageWriter::commit() {
   abi::ImageHeader h{};
   std::memcpy(h.magic, abi::kImageMagic, sizeof h.magic);
   // Plain images keep version 1 so that older vos versions still read them.
-  h.version = has_frames_ ? abi::kImageVersion : abi::kImageVersionPlain;
+  h.version =
+      std::max(min_version_, has_frames_ ? abi::kImageVersionFrames : abi::kImageVersionPlain);
   h.header_size = sizeof h;
   h.section_table_offset = pos_;
   h.section_count = static_cast<uint32_t>(table_.size());

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -36,6 +37,10 @@ class ImageWriter {
   // workers, 0 = one per CPU) and end_section() adds a kPageFrames index after it. kNone (the
   // default) stores pages as they are, in a version-1 image. Call before begin_section(kPages).
   void set_page_codec(abi::PageCodec codec, unsigned threads = 0);
+
+  // The image holds something only readers of `version` or later understand (see
+  // abi::kImageVersion): its header says at least that.
+  void require_version(uint32_t version) { min_version_ = std::max(min_version_, version); }
 
   Status begin_section(abi::SectionType type);
   Status write(const void* data, size_t size);
@@ -108,6 +113,7 @@ class ImageWriter {
   // therefore never moved then (create() moves it before any section exists).
   std::unique_ptr<PageCompressor> compressor_;
   bool has_frames_ = false;  // the image needs version 2
+  uint32_t min_version_ = abi::kImageVersionPlain;
   uint64_t pages_logical_ = 0;
   uint64_t pages_stored_ = 0;
   std::atomic<uint64_t>* page_counter_ = nullptr;

@@ -23,7 +23,7 @@ Result<PageReader> PageReader::open(const ImageReader& r) {
 }
 
 Status PageReader::load_index(const ImageReader& r) {
-  if (r.header().version < abi::kImageVersion) {
+  if (r.header().version < abi::kImageVersionFrames) {
     return user_error("corrupt: page frame index in a version {} image", r.header().version);
   }
   auto bytes = r.read_section(abi::SectionType::kPageFrames);

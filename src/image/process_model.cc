@@ -45,6 +45,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, 
                                                 robust_list_len, clear_child_tid, pending, comm)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SignalAction, sig, handler, flags, restorer, mask)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ITimer, which, interval_us, value_us)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PosixTimer, id, clockid, notify, signo, sigval, tid,
+                                                interval_ns, value_ns, expires_ns, signal_pending,
+                                                overrun)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
                                                 mtime_ns, ino, stdio, pipe_write_end, data, count,
@@ -54,7 +57,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
     env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,
-    shared_pending, itimers, fds, pages_stored, image_id, parents, pages_inherited, writes_tracked)
+    shared_pending, itimers, posix_timers, fds, pages_stored, image_id, parents, pages_inherited,
+    writes_tracked)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;

@@ -97,6 +97,25 @@ struct ITimer {
   int64_t value_us = 0;
 };
 
+// A POSIX timer (timer_create) as the kernel holds it; restored with the same id, since the
+// program keeps the id and uses it later.
+struct PosixTimer {
+  int32_t id = 0;
+  int32_t clockid = 0;  // as /proc/PID/timers shows it: CPU clocks keep their encoded pid/tid
+  int32_t notify = 0;   // the kernel's sigev_notify: SIGEV_SIGNAL/NONE/THREAD, | SIGEV_THREAD_ID
+  int32_t signo = 0;
+  uint64_t sigval = 0;  // sigev_value, as a u64
+  int32_t tid = 0;      // SIGEV_THREAD_ID: the thread the signal goes to
+  int64_t interval_ns = 0;
+  int64_t value_ns = 0;    // time left at capture; 0: not armed (or expired, see signal_pending)
+  int64_t expires_ns = 0;  // its clock's reading at that expiry; 0 for CPU-time clocks
+  // Its signal was queued and not yet taken: the restore lets the timer expire again at once
+  // instead of queueing the old siginfo, so that the kernel's own bookkeeping (one queued signal
+  // per timer, the overrun count, re-arming a periodic timer when its signal is taken) goes on.
+  bool signal_pending = false;
+  int32_t overrun = 0;  // timer_getoverrun at capture; informational (the kernel cannot set it)
+};
+
 struct EpollTarget {
   int32_t fd = 0;
   uint32_t events = 0;
@@ -171,6 +190,7 @@ struct ProcessImage {
   std::vector<SignalAction> actions;
   std::vector<BlobRef> shared_pending;  // siginfo_t queued to the whole process
   std::vector<ITimer> itimers;
+  std::vector<PosixTimer> posix_timers;  // by ascending id
   std::vector<FdState> fds;
   uint64_t pages_stored = 0;
   std::string image_id;              // random, names this image to the images built on it

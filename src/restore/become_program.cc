@@ -19,6 +19,7 @@
 #include "restore/fd_restore.h"
 #include "restore/huge_pages.h"
 #include "restore/page_checks_plan.h"
+#include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
 
 extern "C" {
@@ -264,7 +265,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   }
 
   // Region layout: code | main stack | thread stacks | args | areas | runs | threads | siginfos |
-  // auxv
+  // auxv | checks | sums | pieces | piece starts | fds to close | the keeper's scratch page
   uint64_t code_size = round_up(code.size() + kBlobSlack, kPage);
   uint64_t stacks = kMainStack + p.threads.size() * abi::kBlobThreadStack;
   uint64_t data_off = code_size + stacks;
@@ -281,7 +282,8 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   uint64_t close_off = starts_off + round_up(checks.piece_start.size() * sizeof(uint32_t), 64);
   // helpers already holds the mapped files; exe, info, image and log fds are added below.
   uint64_t max_helpers = helpers.size() + 4 + parent_fds.size();
-  uint64_t region_size = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
+  uint64_t scratch_off = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
+  uint64_t region_size = scratch_off + kPosixTimerScratch;
 
   auto region_at = find_gap(used, region_size);
   if (!region_at) {
@@ -434,7 +436,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
                   static_cast<uint32_t>(auxv.size()),
                   static_cast<uint32_t>(exe_fd)};
 
-  RegionInfo info{region, region + region_size, args->lazy_fd};
+  RegionInfo info{region, region + region_size, args->lazy_fd, region + scratch_off};
   if (::write(info_fd, &info, sizeof info) != sizeof info) {
     return sys_error("telling the keeper where the restorer is");
   }

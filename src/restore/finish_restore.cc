@@ -14,6 +14,7 @@
 
 #include "capture/proc_files.h"
 #include "remote/remote_calls.h"
+#include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
 #include "restore/track_restored.h"
 
@@ -109,6 +110,9 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
       out.untracked_why = tracker.error().describe();
     }
   }
+  // Last, since a CPU-time timer counts from its arming and the calls above run on the program's
+  // main thread.
+  VOS_TRY(restore_posix_timers(pid, blob_syscall, region.scratch, p), "restore of process {}", pid);
   // Executed on the blob's own `syscall` instruction: the thread stops at syscall exit and gets
   // its saved registers before it could fetch anything from the unmapped page.
   auto unmapped = remote::run_syscall_at(

@@ -1,6 +1,8 @@
 // Host side (vos restore).
+#include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "fds/fd_kind.h"
@@ -143,6 +145,21 @@ Status check_restorable(const LoadedImage& img) {
     VOS_TRY(check_blob(img, t.xstate, "FPU state"), "thread {}", t.tid);
     for (const auto& s : t.pending) {
       VOS_TRY(check_blob(img, s, "pending signal"), "thread {}", t.tid);
+    }
+  }
+  int32_t last_id = -1;
+  for (const auto& t : p.posix_timers) {
+    // Ascending: without PR_TIMER_CREATE_RESTORE_IDS the ids are reached in order.
+    if (t.id <= last_id) {
+      return user_error("image {}: corrupt: POSIX timer {} out of order", img.reader.path(), t.id);
+    }
+    last_id = t.id;
+    bool to_thread = (t.notify & SIGEV_THREAD_ID) != 0;
+    if (to_thread && std::none_of(p.threads.begin(), p.threads.end(),
+                                  [&](const image::ThreadState& th) { return th.tid == t.tid; })) {
+      return user_error(
+          "image {}: corrupt: POSIX timer {} signals thread {}, which it does not have",
+          img.reader.path(), t.id, t.tid);
     }
   }
   for (const auto& a : p.areas) {

@@ -79,6 +79,7 @@ struct RegionInfo {
   uint64_t start = 0;
   uint64_t end = 0;
   int64_t lazy_fd = -1;  // the lazy userfaultfd's number in the new process, if any
+  uint64_t scratch = 0;  // kPosixTimerScratch bytes of the region for the keeper's own calls
 };
 
 // Never returns on success. On failure writes the error to `log_fd` and exits.

@@ -1,9 +1,11 @@
 // Unit tests of the capture side's pure logic: /proc parsers and the rewriting of registers that
 // makes an interrupted system call resume correctly after a restore.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "capture/posix_timers.h"
 #include "capture/proc_files.h"
 #include "capture/ptrace_session.h"
 
@@ -46,6 +48,82 @@ TEST(ParseKeyValues, KeepsOrderedLinesAndValues) {
   EXPECT_EQ(kv.get("missing"), "");
   ASSERT_EQ(kv.lines.size(), 3u);
   EXPECT_EQ(kv.lines[2].rfind("tfd:", 0), 0u);
+}
+
+TEST(ParsePosixTimers, ReadsEveryTimerSortedById) {
+  auto timers = parse_posix_timers(
+      "ID: 8\n"
+      "signal: 32/000055db015a3580\n"
+      "notify: signal/tid.4216\n"
+      "ClockID: 1\n"
+      "ID: 7\n"
+      "signal: 0/00007f00000010f6\n"
+      "notify: none/pid.4213\n"
+      "ClockID: -33722\n"
+      "ID: 0\n"
+      "signal: 35/00000000000071c4\n"
+      "notify: signal/pid.4213\n"
+      "ClockID: 1\n"
+      "ID: 3\n"
+      "signal: 12/000000000000beef\n"
+      "notify: thread/pid.4213\n"
+      "ClockID: -6\n");
+  ASSERT_TRUE(timers) << timers.error().describe();
+  ASSERT_EQ(timers->size(), 4u);
+  const auto& t = *timers;
+  EXPECT_EQ(t[0].id, 0);
+  EXPECT_EQ(t[0].signo, 35);
+  EXPECT_EQ(t[0].sigval, 0x71c4u);
+  EXPECT_EQ(t[0].notify, SIGEV_SIGNAL);
+  EXPECT_EQ(t[0].clockid, CLOCK_MONOTONIC);
+  EXPECT_EQ(t[1].id, 3);
+  EXPECT_EQ(t[1].notify, SIGEV_THREAD);
+  EXPECT_EQ(t[1].clockid, -6);
+  EXPECT_EQ(t[2].id, 7);
+  EXPECT_EQ(t[2].notify, SIGEV_NONE);
+  EXPECT_EQ(t[2].sigval, 0x7f00000010f6u);
+  EXPECT_EQ(t[2].clockid, -33722);
+  EXPECT_EQ(t[3].id, 8);
+  EXPECT_EQ(t[3].notify, SIGEV_SIGNAL | SIGEV_THREAD_ID);
+  EXPECT_EQ(t[3].tid, 4216);
+  EXPECT_EQ(t[3].sigval, 0x55db015a3580u);
+  EXPECT_TRUE(parse_posix_timers("")->empty());
+}
+
+TEST(ParsePosixTimers, RejectsGarbage) {
+  EXPECT_FALSE(parse_posix_timers("signal: 14/0\n"));
+  EXPECT_FALSE(parse_posix_timers("ID: 1\nnotify: later/pid.3\n"));
+  EXPECT_FALSE(parse_posix_timers("ID: 1\nno colon here\n"));
+}
+
+TEST(CheckPosixTimers, RefusesWhatCannotBeRecreated) {
+  auto timer = [](int32_t clockid, int32_t notify, int32_t tid) {
+    image::PosixTimer t;
+    t.id = 1;
+    t.clockid = clockid;
+    t.notify = notify;
+    t.tid = tid;
+    return std::vector<image::PosixTimer>{t};
+  };
+  const std::set<pid_t> one = {2}, two = {2, 3};
+  auto thread_clock = [](pid_t tid) { return static_cast<int32_t>((~tid << 3) | 6); };
+  auto process_clock = [](pid_t pid) { return static_cast<int32_t>((~pid << 3) | 2); };
+  EXPECT_TRUE(check_posix_timers(timer(CLOCK_MONOTONIC, SIGEV_SIGNAL, 0), 2, two));
+  EXPECT_TRUE(check_posix_timers(timer(CLOCK_REALTIME, SIGEV_SIGNAL | SIGEV_THREAD_ID, 3), 2, two));
+  auto gone = check_posix_timers(timer(CLOCK_REALTIME, SIGEV_SIGNAL | SIGEV_THREAD_ID, 4), 2, two);
+  ASSERT_FALSE(gone);
+  EXPECT_NE(gone.error().describe().find("thread 4"), std::string::npos);
+  // CLOCK_THREAD_CPUTIME_ID (-2): the creating thread, known only when there is one.
+  EXPECT_TRUE(check_posix_timers(timer(-2, SIGEV_NONE, 0), 2, one));
+  auto which = check_posix_timers(timer(-2, SIGEV_NONE, 0), 2, two);
+  ASSERT_FALSE(which);
+  EXPECT_NE(which.error().describe().find("CLOCK_THREAD_CPUTIME_ID"), std::string::npos);
+  EXPECT_TRUE(check_posix_timers(timer(thread_clock(3), SIGEV_NONE, 0), 2, two));
+  EXPECT_FALSE(check_posix_timers(timer(thread_clock(9), SIGEV_NONE, 0), 2, two));
+  EXPECT_TRUE(check_posix_timers(timer(-6, SIGEV_NONE, 0), 2, two));  // CLOCK_PROCESS_CPUTIME_ID
+  EXPECT_TRUE(check_posix_timers(timer(process_clock(2), SIGEV_NONE, 0), 2, two));
+  EXPECT_FALSE(check_posix_timers(timer(process_clock(7), SIGEV_NONE, 0), 2, two));
+  EXPECT_FALSE(check_posix_timers(timer((~5 << 3) | 3, SIGEV_NONE, 0), 2, two));  // a device fd
 }
 
 user_regs_struct in_syscall(long nr, long ret) {

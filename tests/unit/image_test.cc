@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 
+#include "image/finish_image.h"
 #include "image/image_reader.h"
 #include "image/image_writer.h"
 #include "image/process_model.h"
@@ -109,6 +110,66 @@ TEST_F(ImageTest, RoundTrip) {
   std::string buf(4096, '\0');
   ASSERT_TRUE(r->read_at(*pages, 4096, buf.data(), buf.size()));
   EXPECT_EQ(static_cast<unsigned char>(buf[1]), static_cast<unsigned char>((4096 + 1) * 7));
+}
+
+// An older vos would ignore `posix_timers` and restore a program whose timer ids lead nowhere:
+// an image with timers says version 3, so that it refuses it; one without stays version 1.
+TEST_F(ImageTest, PosixTimersRoundTripAndNeedVersion3) {
+  ProcessImage p;
+  p.pid = 2;
+  PosixTimer t;
+  t.id = 7;
+  t.clockid = -6;
+  t.notify = 4;
+  t.signo = 34;
+  t.sigval = 0x7f00c0ffee00ull;
+  t.tid = 3;
+  t.interval_ns = 20000000;
+  t.value_ns = 1234;
+  t.expires_ns = 99999;
+  t.signal_pending = true;
+  t.overrun = 5;
+  p.posix_timers.push_back(t);
+  for (bool with_timers : {true, false}) {
+    std::string path = dir_ + (with_timers ? "/timers.vos" : "/none.vos");
+    auto w = ImageWriter::create(path);
+    ASSERT_TRUE(w) << w.error().describe();
+    ProcessImage q = p;
+    if (!with_timers) {
+      q.posix_timers.clear();
+    }
+    auto done = finish_image(*w, "", q);
+    ASSERT_TRUE(done) << done.error().describe();
+    auto r = ImageReader::open(path);
+    ASSERT_TRUE(r) << r.error().describe();
+    EXPECT_EQ(r->header().version,
+              with_timers ? abi::kImageVersionPosixTimers : abi::kImageVersionPlain);
+    auto meta = r->read_section(abi::SectionType::kMeta);
+    ASSERT_TRUE(meta);
+    auto back = process_from_json(*meta);
+    ASSERT_TRUE(back) << back.error().describe();
+    if (!with_timers) {
+      EXPECT_TRUE(back->posix_timers.empty());
+      continue;
+    }
+    ASSERT_EQ(back->posix_timers.size(), 1u);
+    const PosixTimer& b = back->posix_timers[0];
+    EXPECT_EQ(b.id, 7);
+    EXPECT_EQ(b.clockid, -6);
+    EXPECT_EQ(b.notify, 4);
+    EXPECT_EQ(b.signo, 34);
+    EXPECT_EQ(b.sigval, 0x7f00c0ffee00ull);
+    EXPECT_EQ(b.tid, 3);
+    EXPECT_EQ(b.interval_ns, 20000000);
+    EXPECT_EQ(b.value_ns, 1234);
+    EXPECT_EQ(b.expires_ns, 99999);
+    EXPECT_TRUE(b.signal_pending);
+    EXPECT_EQ(b.overrun, 5);
+  }
+  // Metadata from before timers were captured has none.
+  auto old = process_from_json(R"({"pid": 2})");
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->posix_timers.empty());
 }
 
 // Page data written around the page cache (O_DIRECT, for whole pages from page-aligned memory)

@@ -149,7 +149,7 @@ TEST_P(CodecTest, RoundTripAndRandomAccess) {
   std::string path = write_image(GetParam(), 3, "c.vos");
   auto r = ImageReader::open(path);
   ASSERT_TRUE(r) << r.error().describe();
-  EXPECT_EQ(r->header().version, abi::kImageVersion);
+  EXPECT_EQ(r->header().version, abi::kImageVersionFrames);
   ASSERT_TRUE(r->verify()) << r->verify().error().describe();
   auto p = PageReader::open(*r);
   ASSERT_TRUE(p) << p.error().describe();
