@@ -38,5 +38,6 @@ int cmd_restore(const RestoreArgs& a);
 int cmd_ps(bool json);
 int cmd_merge(const std::string& in, const std::string& out, bool json);
 int cmd_inspect(const std::string& image, bool json);
+int cmd_logs(const std::string& name, bool follow);
 
 }  // namespace vos::cli

@@ -80,6 +80,7 @@ struct EndNotes {
   std::string checkpointed;  // the image, if vos checkpoint --kill ended it
   std::string ended_why;     // why vos ended it, if it did
   std::string left;          // host pids of processes that run on under vos
+  bool keeper_gone = false;  // the keeper died before it could say
 };
 
 EndNotes read_end_notes(int note_fd) {
@@ -87,8 +88,12 @@ EndNotes read_end_notes(int note_fd) {
   std::string pending;
   while (true) {
     std::string line = read_line(note_fd, pending);
-    if (line.empty() || line == keeper::note::kDone) {
-      return n;  // end of file: the keeper is gone (the program may run on, unmanaged)
+    if (line == keeper::note::kDone) {
+      return n;
+    }
+    if (line.empty()) {
+      n.keeper_gone = true;  // end of file without a word: the keeper died
+      return n;
     }
     auto rest = [&](const char* tag) { return line.substr(std::strlen(tag) + 1); };
     if (starts_with(line, keeper::note::kCheckpointed)) {
@@ -133,6 +138,13 @@ int finish_foreground(const LaunchOptions& opts, int wait_status, const EndNotes
   if (!notes.ended_why.empty() && may_write_to_stderr()) {
     std::fprintf(stderr, "vos: %s was ended by vos: %s\n", opts.name.c_str(),
                  notes.ended_why.c_str());
+  }
+  if (notes.keeper_gone && may_write_to_stderr()) {
+    std::fprintf(stderr,
+                 "vos: %s: its keeper had died; the program's end is all vos can report (a "
+                 "program restored with --lazy is ended with its keeper: it cannot run without "
+                 "the memory the keeper serves)\n",
+                 opts.name.c_str());
   }
   if (!notes.left.empty() && ::isatty(2)) {
     std::fprintf(stderr,

@@ -8,8 +8,8 @@
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kSubcommands = {"run", "checkpoint", "restore",
-                                                          "ps",  "inspect",    "merge"};
+constexpr std::array<std::string_view, 7> kSubcommands = {"run",     "checkpoint", "restore", "ps",
+                                                          "inspect", "merge",      "logs"};
 
 // Building every subcommand's options costs CLI11 about 0.1 ms, which each `vos run` would pay
 // before its program starts. When the first argument names a subcommand only that one is built:
@@ -36,10 +36,20 @@ int main(int argc, char** argv) {
   if (builds(argc, argv, "run")) {
     run_cmd = app.add_subcommand("run", "Start PROGRAM under vos (it can then be checkpointed)");
     run_cmd->add_option("--name", run.name, "Name to refer to the program by (default: PROGRAM-N)");
-    run_cmd->add_flag("--detach,-d", run.detach,
-                      "Return once the program runs (stdin becomes /dev/null)");
-    run_cmd->add_flag("--json", run.json, "With --detach: print {name, pid} as JSON");
+    run_cmd->add_flag(
+        "--detach,-d", run.detach,
+        "Return once the program runs. Its stdout and stderr, if they are a terminal or a pipe, "
+        "go to a log instead (vos logs NAME); a terminal on stdin becomes /dev/null, a pipe or "
+        "file on stdin stays the program's");
+    run_cmd->add_flag("--json", run.json,
+                      "With --detach: print {name, pid, start_ms, log} as JSON; in the foreground, "
+                      "{name, pid, ms} on stderr once the program runs");
     run_cmd->add_option("program", run.argv, "PROGRAM [ARGS...] (put -- before it)")->required();
+    run_cmd->footer(
+        "Exit status in the foreground: the program's own (or death by the same signal) once its "
+        "first process ends; processes it leaves running (daemons) stay under vos until they end "
+        "(vos ps). 75 if it was checkpointed with vos checkpoint --kill (the image is named on "
+        "stderr; continue with vos restore IMAGE); 127 if it cannot be run; 1 if vos failed.");
     run_cmd->prefix_command();
   }
 
@@ -98,12 +108,17 @@ int main(int argc, char** argv) {
     rs_cmd = app.add_subcommand("restore", "Rebuild a program from an image and let it continue");
     rs_cmd->add_option("image", rs.image, "Image file written by vos checkpoint")->required();
     rs_cmd->add_option("--name", rs.name, "Name for the restored program (default: the image's)");
-    rs_cmd->add_flag("--detach,-d", rs.detach, "Return once the program runs again");
+    rs_cmd->add_flag("--detach,-d", rs.detach,
+                     "Return once the program runs again; its terminal or pipe output goes to a "
+                     "log (vos logs NAME)");
     rs_cmd->add_flag("--lazy", rs.lazy,
                      "Let the program run before its memory is back: pages are copied in from the "
                      "image on first touch and in the background (page data is verified once all "
                      "is in; the program is killed if it is damaged)");
     rs_cmd->add_flag("--json", rs.json, "Print name, pid and restore time as JSON");
+    rs_cmd->footer(
+        "Exit status in the foreground: as for vos run (the program's own; 75 if it was "
+        "checkpointed with --kill again).");
   }
 
   bool ps_json = false;
@@ -120,6 +135,17 @@ int main(int argc, char** argv) {
     in_cmd = app.add_subcommand("inspect", "Describe an image: sections, threads, memory, fds");
     in_cmd->add_option("image", inspect_image, "Image file")->required();
     in_cmd->add_flag("--json", inspect_json, "Machine-readable output");
+  }
+
+  std::string logs_name;
+  bool logs_follow = false;
+  CLI::App* lg_cmd = nullptr;
+  if (builds(argc, argv, "logs")) {
+    lg_cmd = app.add_subcommand("logs",
+                                "Show the output of a program started or restored with --detach");
+    lg_cmd->add_option("name", logs_name, "Name of the program (also one that has ended)")
+        ->required();
+    lg_cmd->add_flag("--follow,-f", logs_follow, "Keep showing new output until the program ends");
   }
 
   std::string merge_in, merge_out;
@@ -157,6 +183,9 @@ int main(int argc, char** argv) {
   }
   if (mg_cmd != nullptr && mg_cmd->parsed()) {
     return vos::cli::cmd_merge(merge_in, merge_out, merge_json);
+  }
+  if (lg_cmd != nullptr && lg_cmd->parsed()) {
+    return vos::cli::cmd_logs(logs_name, logs_follow);
   }
   if (in_cmd != nullptr && in_cmd->parsed()) {
     return vos::cli::cmd_inspect(inspect_image, inspect_json);

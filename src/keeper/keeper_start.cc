@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "abi/kernel_uapi.h"
 #include "keeper/keeper_state.h"
@@ -173,6 +175,10 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     return user_error(
         "{}", verdict.rfind("ERR ", 0) == 0 ? verdict.substr(4) : "page data was not verified");
   };
+  if (const char* at = std::getenv("VOS_TEST_PAUSE_AT");
+      at != nullptr && std::string(at) == "restore") {
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // tests only: a kill mid-restore
+  }
   (void)!::write(sync[1], "g", 1);
   ::close(sync[1]);
   restore::RegionInfo region;

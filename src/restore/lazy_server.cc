@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "abi/kernel_uapi.h"
 
@@ -326,6 +327,10 @@ constexpr const char* kProgramEnded = "the program ended before all of its memor
 void LazyServer::prefetch() {
   using Clock = std::chrono::steady_clock;
   auto started = Clock::now();
+  if (const char* at = std::getenv("VOS_TEST_PAUSE_AT");
+      at != nullptr && std::string(at) == "lazy") {
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // tests only: a kill while serving
+  }
   auto pause = [] { std::this_thread::sleep_for(std::chrono::microseconds(200)); };
   // In address order, one block per lock, so that first touches are served in between.
   for (uint64_t cursor = 0; stats_.error.empty();) {

@@ -99,6 +99,35 @@ e2e_wait_gone "left-$uniq" 10 "the program once its last process ended"
   e2e_die "the name was not free once the program's last process ended"
 e2e_log "ok: first process's status returned, its child ran on under vos, then the name was free"
 
+# A foreground vos run whose program is checkpointed with --kill does not look like a finished
+# job: it exits with 75 (documented in vos run --help) and says where the image is.
+E2E_NAMES+=("fg-$uniq")
+("$VOS" run --name "fg-$uniq" -- "$E2E_PYTHON" -c 'import sys, time
+open(sys.argv[1], "w").close()
+time.sleep(100)' "$W/fg.ready" </dev/null 2>&1 | cat >"$W/fg.log") &
+fg=$!
+e2e_wait_file "$W/fg.ready" 10 "foreground program start"
+fg_img=$("$VOS" checkpoint "fg-$uniq" --dir "$W/fgimg" --kill 2>>"$W/run.log") ||
+  e2e_die "checkpoint --kill of the foreground program failed"
+rc=0
+wait "$fg" || rc=$?
+((rc == 75)) || e2e_die "foreground vos run exited $rc after checkpoint --kill; want 75"
+grep -qF "checkpointed to $fg_img" "$W/fg.log" || e2e_die "vos run did not name the image: $(cat "$W/fg.log")"
+e2e_log "ok: checkpointed foreground run exits 75: $(cat "$W/fg.log")"
+
+# `out=$(vos run --detach --json -- prog)` returns at once; the program's terminal or pipe
+# output goes to its log (vos logs NAME), and a pipe on stdin stays the program's.
+E2E_NAMES+=("lg-$uniq")
+out=$(echo 21 | timeout 10 "$VOS" run -d --json --name "lg-$uniq" -- python3 -c 'import sys, time
+print(int(input()) * 2, flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+time.sleep(1)' 2>&1) || e2e_die "vos run -d --json in \$(...) did not return: $out"
+[[ $out == *'"log":'* ]] || e2e_die "vos run -d --json printed '$out'"
+e2e_wait_gone "lg-$uniq" 10 "the logged program"
+logged=$("$VOS" logs "lg-$uniq")
+[[ $logged == *42* && $logged == *"to stderr"* ]] || e2e_die "vos logs shows '$logged'"
+e2e_log "ok: vos run -d --json returned at once; stdin read from the pipe; vos logs: $(tr '\n' ' ' <<<"$logged")"
+
 # Scripts read `vos run -d` and `vos restore -d --json` through pipes: once the program no longer
 # holds the caller's stdout, the pipe must end when vos returns (the keeper held it before).
 quiet="quiet-$uniq"
