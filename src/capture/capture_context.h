@@ -33,6 +33,7 @@ enum class PagePass { kAll, kFrozenOnly, kSnapshotOnly, kExplicitOnly, kImplicit
 struct CaptureContext {
   pid_t pid = 0;
   std::string who;  // the process in messages, as its user knows it ("process 1234": host pid)
+  std::string log;  // the program's vos log (see fds::ProbeSet::log_ino)
   PtraceSession* session = nullptr;  // null during precheck: nothing is frozen yet
   image::ProcessImage img;
   std::string blobs;  // the image's blobs section, built in memory (registers, pipe data...)
@@ -55,7 +56,7 @@ struct CaptureContext {
 // Each part of the process is captured by one step; precheck steps run before anything is
 // frozen and add every object vos cannot handle to `obstacles`.
 void precheck_memory(pid_t pid, Obstacles& obstacles);
-void precheck_fds(pid_t pid, Obstacles& obstacles);
+void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles);
 void precheck_process(pid_t pid, Obstacles& obstacles);
 void precheck_posix_timers(pid_t pid, Obstacles& obstacles);
 

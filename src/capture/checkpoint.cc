@@ -170,14 +170,15 @@ void pause_for_test(const CheckpointOptions& opts, const char* point) {
 
 }  // namespace
 
-Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known) {
+Status precheck(pid_t pid, const std::string& who, const std::string& log,
+                const std::vector<std::string>& known) {
   Obstacles obstacles;
   for (const auto& k : known) {
     obstacles.add(user_error("{}", k));
   }
   precheck_process(pid, obstacles);
   precheck_memory(pid, obstacles);
-  precheck_fds(pid, obstacles);
+  precheck_fds(pid, log, obstacles);
   return obstacles.result(who);
 }
 
@@ -306,7 +307,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  if (auto st = precheck(pid, who, opts.obstacles); !st) {
+  if (auto st = precheck(pid, who, opts.log, opts.obstacles); !st) {
     return std::move(st).error();
   }
   phase.mark("precheck");
@@ -331,6 +332,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   CaptureContext ctx;
   ctx.pid = pid;
   ctx.who = who;
+  ctx.log = opts.log;
   ctx.img.pid = pid;
   ctx.img.ns_last_pid = opts.ns_last_pid;
   ctx.img.name = opts.name;

@@ -32,6 +32,7 @@ struct CheckpointOptions {
   std::string image_path;
   std::string name;   // recorded so the restored program keeps its vos name
   std::string who;    // the program in messages, as its user knows it ("process 1234": host pid)
+  std::string log;    // the program's vos log, captured as the terminal it stands for
   bool kill = false;  // end the program once the image is on disk, never resuming it
   // With kill: runs once the image is committed, just before the program is killed.
   std::function<void(const std::string& image)> before_kill;
@@ -84,7 +85,8 @@ struct CheckpointStats {
 
 // Refuses, naming every object, if anything in the process is beyond what vos can restore.
 // `who`: the process as the user knows it, for the message.
-Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known = {});
+Status precheck(pid_t pid, const std::string& who, const std::string& log = "",
+                const std::vector<std::string>& known = {});
 // `base` carries write tracking from one checkpoint of this program to the next (the keeper
 // keeps it); it is updated after every checkpoint once tracking was asked for.
 Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base);

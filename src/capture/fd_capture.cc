@@ -37,8 +37,8 @@ int find_dup(const fds::ProbeSet& all, const fds::FdProbe& f) {
 
 }  // namespace
 
-void precheck_fds(pid_t pid, Obstacles& obstacles) {
-  auto all = fds::probe_fds(pid);
+void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles) {
+  auto all = fds::probe_fds(pid, log);
   if (!all) {
     obstacles.add(all.error());
     return;
@@ -54,7 +54,7 @@ void precheck_fds(pid_t pid, Obstacles& obstacles) {
 }
 
 Status capture_fds(CaptureContext& ctx) {
-  auto all = fds::probe_fds(ctx.pid);
+  auto all = fds::probe_fds(ctx.pid, ctx.log);
   if (!all) {
     return std::move(all).error();
   }

@@ -158,7 +158,8 @@ int finish_foreground(const LaunchOptions& opts, int wait_status, const EndNotes
 // Where a detached program's stdio goes: a terminal or a pipe of the caller's would tie the
 // program to a screen or a reader that will not stay; those become the program's log (vos logs
 // NAME), /dev/null for a terminal's input. Files and pipes given on stdin stay the program's.
-Status detach_stdio(const std::string& name, int stdio[3]) {
+// A restore appends to the log the program had (its output so far stays readable).
+Status detach_stdio(const std::string& name, bool restore, int stdio[3]) {
   struct stat st {};
   stdio[0] = ::isatty(0) ? ::open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
   int log = -1;
@@ -167,7 +168,8 @@ Status detach_stdio(const std::string& name, int stdio[3]) {
     if (::fstat(fd, &st) != 0 || ::isatty(fd) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
       if (log < 0) {
         std::string path = keeper::log_path(name);
-        log = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        log = ::open(path.c_str(),
+                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (restore ? 0 : O_TRUNC), 0600);
         if (log < 0) {
           return sys_error("creating the program's log {}", path);
         }
@@ -230,7 +232,7 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
   }
   int stdio[3] = {-1, -1, -1};
   if (opts.detach) {
-    if (auto st = detach_stdio(opts.name, stdio); !st) {
+    if (auto st = detach_stdio(opts.name, std::string(opts.verb) == "restore", stdio); !st) {
       std::fprintf(stderr, "vos: %s\n", st.error().describe().c_str());
       return 1;
     }

@@ -51,13 +51,21 @@ struct FdProbe {
 struct ProbeSet {
   pid_t pid = 0;
   std::vector<FdProbe> fds;
+  // The program's vos log (a detached program's stdout/stderr: `vos logs`), if it has one: it
+  // stands for a terminal, and is reconnected like one.
+  dev_t log_dev = 0;
+  ino_t log_ino = 0;
 
   // Which of fds 0-2 refers to the same object as `f` (a terminal or a pipe the program shares
-  // with whoever started it), or -1.
+  // with whoever started it): `f` itself if it is one of them; -1 if none.
   int stdio_index(const FdProbe& f) const;
+  bool is_log(const FdProbe& f) const {
+    return log_ino != 0 && f.st.st_dev == log_dev && f.st.st_ino == log_ino;
+  }
 };
 
-Result<ProbeSet> probe_fds(pid_t pid);
+// `log`: the path of the program's vos log (may not exist).
+Result<ProbeSet> probe_fds(pid_t pid, const std::string& log = "");
 
 // Where a kind's capture puts bulk data (pipe contents, memfd contents): the image's blobs.
 using AddBlob = std::function<image::BlobRef(const void* data, size_t size)>;

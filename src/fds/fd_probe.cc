@@ -20,6 +20,9 @@ bool FdProbe::deleted() const {
 }
 
 int ProbeSet::stdio_index(const FdProbe& f) const {
+  if (f.fd >= 0 && f.fd <= 2) {
+    return f.fd;
+  }
   for (const auto& s : fds) {
     if (s.fd > 2) {
       break;
@@ -58,7 +61,7 @@ std::optional<SocketInfo> probe_socket(pid_t pid, int fd) {
 
 }  // namespace
 
-Result<ProbeSet> probe_fds(pid_t pid) {
+Result<ProbeSet> probe_fds(pid_t pid, const std::string& log) {
   std::string dir = fmt::format("/proc/{}/fd", pid);
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
@@ -66,6 +69,11 @@ Result<ProbeSet> probe_fds(pid_t pid) {
   }
   ProbeSet set;
   set.pid = pid;
+  struct stat log_st {};
+  if (!log.empty() && ::stat(log.c_str(), &log_st) == 0) {
+    set.log_dev = log_st.st_dev;
+    set.log_ino = log_st.st_ino;
+  }
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.') {
       continue;

@@ -12,8 +12,8 @@ namespace {
 class RegularFile final : public FdKindHandler {
  public:
   image::FdKind kind() const override { return image::FdKind::kFile; }
-  bool matches(const FdProbe& f, const ProbeSet&) const override {
-    return f.link_starts_with("/") && f.type() == S_IFREG;
+  bool matches(const FdProbe& f, const ProbeSet& all) const override {
+    return f.link_starts_with("/") && f.type() == S_IFREG && !all.is_log(f);  // logs: stdio.cc
   }
   Status check(const FdProbe& f, const ProbeSet&) const override {
     if (f.deleted()) {

@@ -1,5 +1,6 @@
 // Host side. What the program shares with whoever started it through fds 0-2 (a terminal, a
-// pipe, a socket): on restore, the same place of `vos restore`'s own stdin, stdout or stderr.
+// pipe, a socket, or for a detached program its vos log): on restore, the same place of
+// `vos restore`'s own stdin, stdout or stderr (a restore with --detach gives it its new log).
 #include <fcntl.h>
 
 #include "fds/fd_kind.h"
@@ -13,6 +14,9 @@ class Stdio final : public FdKindHandler {
   image::FdKind kind() const override { return image::FdKind::kStdio; }
   bool matches(const FdProbe& f, const ProbeSet& all) const override {
     mode_t t = f.type();
+    if (t == S_IFREG) {
+      return all.is_log(f) && all.stdio_index(f) >= 0;
+    }
     return (t == S_IFIFO || t == S_IFCHR || t == S_IFSOCK) && all.stdio_index(f) >= 0;
   }
   Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob&,

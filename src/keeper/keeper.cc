@@ -148,6 +148,7 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.codec = *codec;
   opts.name = name;
   opts.who = who();
+  opts.log = log_path(name);
   if (auto own = host->own_pid(); own) {
     opts.writer_pid = *own;
   }

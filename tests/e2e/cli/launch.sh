@@ -7,6 +7,7 @@
 # with the first process's status, and what that process left running (a daemon) stays under vos
 # until it ends too; then the name is free.
 set -euo pipefail
+[[ -n ${E2E_TRACE:-} ]] && set -x
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
 e2e_setup
@@ -127,6 +128,33 @@ e2e_wait_gone "lg-$uniq" 10 "the logged program"
 logged=$("$VOS" logs "lg-$uniq")
 [[ $logged == *42* && $logged == *"to stderr"* ]] || e2e_die "vos logs shows '$logged'"
 e2e_log "ok: vos run -d --json returned at once; stdin read from the pipe; vos logs: $(tr '\n' ' ' <<<"$logged")"
+
+# The log stands for the detached program's terminal: after a checkpoint the program goes on
+# writing to it, and a restore (which the grown log must not refuse) appends to it, continuing.
+E2E_NAMES+=("count-$uniq")
+"$VOS" run -d --name "count-$uniq" -- "$E2E_PYTHON" -c 'import itertools, time
+for i in itertools.count():
+    print(i, flush=True)
+    time.sleep(0.02)' 2>&1 | cat >/dev/null
+sleep 0.5
+"$VOS" checkpoint "count-$uniq" --dir "$W/count" >/dev/null 2>>"$W/run.log" || e2e_die "live checkpoint of count failed"
+sleep 0.3
+"$VOS" checkpoint "count-$uniq" --dir "$W/count2" --kill >/dev/null 2>>"$W/run.log" || e2e_die "checkpoint --kill of count failed"
+last=$("$VOS" logs "count-$uniq" | tail -1)
+"$VOS" restore -d "$W"/count/*.vos 2>&1 | cat >>"$W/run.log" || e2e_die "restore of count failed: $(tail -1 "$W/run.log")"
+sleep 0.5
+"$VOS" checkpoint "count-$uniq" --dir "$W/count3" --kill >/dev/null 2>>"$W/run.log" || e2e_die "the restored count is not running"
+"$VOS" logs "count-$uniq" >"$W/count.log"
+"$E2E_PYTHON" - "$last" "$W/count.log" <<'PY' || e2e_die "the log does not go on after the restore"
+import sys
+nums = [int(x) for x in open(sys.argv[2]).read().split()]
+last = int(sys.argv[1])
+cut = nums.index(last)
+before, after = nums[:cut + 1], nums[cut + 1:]
+assert before == list(range(last + 1)), "log before the restore has gaps"
+assert after and after[0] <= last and after == list(range(after[0], after[0] + len(after))), after[:5]
+PY
+e2e_log "ok: a detached program's log: the restored copy appends to it, continuing its count"
 
 # Scripts read `vos run -d` and `vos restore -d --json` through pipes: once the program no longer
 # holds the caller's stdout, the pipe must end when vos returns (the keeper held it before).
