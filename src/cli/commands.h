@@ -27,6 +27,7 @@ struct CheckpointArgs {
 struct RestoreArgs {
   std::string image;
   bool lazy = false;
+  bool take_unix_sockets = false;
   std::string name;
   bool detach = false;
   bool json = false;

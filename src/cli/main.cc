@@ -115,6 +115,10 @@ int main(int argc, char** argv) {
                      "Let the program run before its memory is back: pages are copied in from the "
                      "image on first touch and in the background (page data is verified once all "
                      "is in; the program is killed if it is damaged)");
+    rs_cmd->add_flag("--take-unix-sockets", rs.take_unix_sockets,
+                     "Bind the program's listening unix sockets again even where a running "
+                     "program listens (the original, most likely): new clients then reach only "
+                     "the restored copy. Without it such a restore is refused");
     rs_cmd->add_flag("--json", rs.json, "Print name, pid and restore time as JSON");
     rs_cmd->footer(
         "Exit status in the foreground: as for vos run (the program's own; 75 if it was "

@@ -66,6 +66,7 @@ int cmd_restore(const RestoreArgs& a) {
     std::fprintf(stderr, "vos restore: %s\n", img.error().describe().c_str());
     return 1;
   }
+  img->policy.take_unix_sockets = a.take_unix_sockets;
   auto ok = restore::check_restorable(*img);
   if (!ok) {
     std::fprintf(stderr, "vos restore: %s\n", ok.error().describe().c_str());

@@ -71,12 +71,17 @@ Result<ProbeSet> probe_fds(pid_t pid, const std::string& log = "");
 using AddBlob = std::function<image::BlobRef(const void* data, size_t size)>;
 
 // How `vos restore` treats files that changed since the checkpoint (--files).
-struct RestorePolicy {};
+struct RestorePolicy {
+  // Bind a listening unix socket's path even though a running program listens there (the
+  // original, most likely): new clients then reach the restored copy only.
+  bool take_unix_sockets = false;
+};
 
 // State of one restore's recreation of descriptors, shared by the kinds.
 struct FdRecreate {
   const image::ProcessImage& proc;
   const std::string& blobs;
+  const RestorePolicy& policy;
   int stdio_copy[3] = {-1, -1, -1};  // vos restore's own stdin, stdout, stderr
   int above = 3;                     // fds from here up are free of program numbers
   // Objects several descriptors share (both ends of a pipe), created by the first of them and

@@ -3,12 +3,40 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
+
+#include "capture/proc_files.h"
 #include "fds/fd_kind.h"
 #include "fds/sockaddr.h"
 
 namespace vos::fds {
 
 namespace {
+
+// Whether a program listens on the unix socket at `path` now: /proc/net/unix lists every live
+// unix socket of this network namespace with its flags (__SO_ACCEPTCON, 0x10000, once it
+// listens) and path. Read rather than connected to, which the listener would see.
+bool someone_listens(const std::string& path) {
+  auto text = capture::read_text_file("/proc/net/unix");
+  if (!text) {
+    return false;
+  }
+  size_t pos = text->find('\n');  // header
+  while (pos != std::string::npos && pos + 1 < text->size()) {
+    size_t eol = text->find('\n', pos + 1);
+    std::string line =
+        text->substr(pos + 1, eol == std::string::npos ? std::string::npos : eol - pos - 1);
+    pos = eol;
+    unsigned long flags = 0;
+    char sock_path[4096] = {};
+    // Num RefCount Protocol Flags Type St Inode Path
+    if (std::sscanf(line.c_str(), "%*s %*s %*s %lx %*s %*s %*s %4095s", &flags, sock_path) == 2 &&
+        (flags & 0x10000) != 0 && path == sock_path) {
+      return true;
+    }
+  }
+  return false;
+}
 
 class ListeningSocket final : public FdKindHandler {
  public:
@@ -33,7 +61,18 @@ class ListeningSocket final : public FdKindHandler {
     out.backlog = 128;
     return {};
   }
-  Result<int> recreate(FdRecreate&, const image::FdState& f) const override {
+  Status check_restorable(const image::FdState& f, const RestorePolicy& policy) const override {
+    if (unix_ && !f.sockaddr.empty() && f.sockaddr[0] == '/' && !policy.take_unix_sockets &&
+        someone_listens(f.sockaddr)) {
+      return user_error(
+          "fd {}: cannot listen again on {}: a running program listens there (is the original "
+          "still running?); stop it, or restore with --take-unix-sockets to bind the path anyway "
+          "(new clients then reach only the restored copy)",
+          f.fd, f.sockaddr);
+    }
+    return {};
+  }
+  Result<int> recreate(FdRecreate& r, const image::FdState& f) const override {
     auto addr = parse_sockaddr(f.sockaddr);
     if (!addr) {
       return std::move(addr).error();
@@ -46,8 +85,15 @@ class ListeningSocket final : public FdKindHandler {
     ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (addr->family == AF_UNIX && f.sockaddr[0] == '/') {
       struct stat st {};
+      // The dead original's socket file goes; a live one's only when asked (check_restorable
+      // refused that before anything was created, but a program may have started since).
       if (::lstat(f.sockaddr.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-        ::unlink(f.sockaddr.c_str());  // the dead original's socket file
+        if (!r.policy.take_unix_sockets && someone_listens(f.sockaddr)) {
+          ::close(s);
+          return user_error("cannot listen again on {}: a running program listens there",
+                            f.sockaddr);
+        }
+        ::unlink(f.sockaddr.c_str());
       }
     }
     if (::bind(s, reinterpret_cast<sockaddr*>(&addr->ss), addr->len) != 0) {

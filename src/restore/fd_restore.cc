@@ -80,7 +80,7 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
   for (const auto& f : p.fds) {
     top = std::max(top, f.fd);
   }
-  fds::FdRecreate r{p, img.blobs};
+  fds::FdRecreate r{p, img.blobs, img.policy};
   r.above = top + 1;
   for (int i = 0; i < 3; ++i) {
     r.stdio_copy[i] = ::fcntl(i, F_DUPFD_CLOEXEC, top + 1);

@@ -91,7 +91,7 @@ Result<LoadedImage> load_image(const std::string& path) {
     return std::move(sums).error();
   }
   LoadedImage img{
-      std::move(*reader), std::move(*proc), std::move(blobs), pages->logical_size(), {}, {}};
+      {}, std::move(*reader), std::move(*proc), std::move(blobs), pages->logical_size(), {}, {}};
   img.page_sums = std::move(*sums);
   for (const auto& ref : img.proc.parents) {
     auto parent = open_parent(path, ref);
@@ -196,7 +196,7 @@ Status check_restorable(const LoadedImage& img) {
       return user_error("fd {}: this vos cannot recreate kind {}", f.fd,
                         image::fd_kind_name(f.kind));
     }
-    VOS_TRY(kind->check_restorable(f, fds::RestorePolicy{}), "image {}", img.reader.path());
+    VOS_TRY(kind->check_restorable(f, img.policy), "image {}", img.reader.path());
   }
   return {};
 }

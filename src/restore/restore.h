@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "capture/write_tracker.h"
+#include "fds/fd_kind.h"
 #include "image/image_reader.h"
 #include "image/page_checksums.h"
 #include "image/process_model.h"
@@ -37,6 +38,7 @@ struct ParentPages {
 };
 
 struct LoadedImage {
+  fds::RestorePolicy policy;  // how files and sockets that changed since the checkpoint are met
   image::ImageReader reader;
   image::ProcessImage proc;
   std::string blobs;
