@@ -335,6 +335,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   ctx.log = opts.log;
   ctx.img.pid = pid;
   ctx.img.ns_last_pid = opts.ns_last_pid;
+  ctx.img.tty_foreground = opts.tty_foreground;
   ctx.img.name = opts.name;
   ctx.img.image_id = image::new_image_id();
   ctx.img.writes_tracked = opts.incremental || base.keep_tracking;

@@ -2,8 +2,12 @@
 // pipe, a socket, or for a detached program its vos log): on restore, the same place of
 // `vos restore`'s own stdin, stdout or stderr (a restore with --detach gives it its new log).
 #include <fcntl.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "fds/fd_kind.h"
+#include "remote/remote_calls.h"
 
 namespace vos::fds {
 
@@ -19,9 +23,23 @@ class Stdio final : public FdKindHandler {
     }
     return (t == S_IFIFO || t == S_IFCHR || t == S_IFSOCK) && all.stdio_index(f) >= 0;
   }
-  Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob& add_blob,
                  image::FdState& out) const override {
     out.stdio = all.stdio_index(f);
+    if (f.type() == S_IFCHR) {
+      // A terminal's mode (raw for a full-screen program) and size are the program's too: the
+      // terminal it is restored on gets them (restore_terminal_modes).
+      auto dup = remote::grab_fd(all.pid, f.fd);
+      termios t{};
+      if (dup && ::tcgetattr(dup->get(), &t) == 0) {
+        out.termios = add_blob(&t, sizeof t);
+        winsize ws{};
+        if (::ioctl(dup->get(), TIOCGWINSZ, &ws) == 0) {
+          out.tty_rows = ws.ws_row;
+          out.tty_cols = ws.ws_col;
+        }
+      }
+    }
     return {};
   }
   Result<int> recreate(FdRecreate& r, const image::FdState& f) const override {

@@ -162,6 +162,10 @@ struct FdState {
   int32_t sock_type = 0;
   bool semaphore = false;  // eventfd
   int32_t dup_of = -1;     // shares its open file description with this lower fd
+  // kStdio on a terminal: its mode (struct termios) and window size when captured.
+  BlobRef termios;
+  uint16_t tty_rows = 0;
+  uint16_t tty_cols = 0;
 };
 
 struct ProcessImage {
@@ -173,6 +177,9 @@ struct ProcessImage {
   int32_t ns_last_pid = 0;  // the last pid its namespace handed out (0: not recorded)
   int32_t pgid = 0;
   int32_t sid = 0;
+  // Its process group was its terminal's foreground group (a full-screen program, a shell's
+  // foreground job): it must be again on the terminal it is restored on.
+  bool tty_foreground = false;
   uint32_t umask = 022;
   uint32_t personality = 0;
   bool thp_disabled = false;  // prctl(PR_SET_THP_DISABLE): no huge pages for this process

@@ -120,6 +120,27 @@ std::string host_pids(const HostView* host, const std::vector<pid_t>& pids) {
 
 }  // namespace
 
+bool Keeper::in_terminal_foreground() const {
+  // In the host's numbering: a group outside the program's namespace (vos run's, the shell's
+  // job) reads as 0 from inside it.
+  std::string path = fmt::format("{}/stat", program_host);
+  int fd = ::openat(host->proc_fd(), path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  char buf[1024] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  std::string stat(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  auto close = stat.rfind(')');
+  long pgrp = 0, tpgid = 0;
+  if (close == std::string::npos ||
+      std::sscanf(stat.c_str() + close + 2, "%*c %*d %ld %*d %*d %ld", &pgrp, &tpgid) != 2) {
+    return false;
+  }
+  return tpgid > 0 && pgrp == tpgid;
+}
+
 nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   auto refuse = [](const std::string& why) {
     return nlohmann::json{{"ok", false}, {"error", why}};
@@ -149,6 +170,7 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.name = name;
   opts.who = who();
   opts.log = log_path(name);
+  opts.tty_foreground = in_terminal_foreground();
   if (auto own = host->own_pid(); own) {
     opts.writer_pid = *own;
   }

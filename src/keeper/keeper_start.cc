@@ -17,6 +17,7 @@
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
 #include "keeper/spawn_program.h"
+#include "restore/terminal_restore.h"
 
 namespace vos::keeper {
 
@@ -233,6 +234,9 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
       fail(std::move(server).error());
     }
     k.lazy = std::move(*server);
+  }
+  if (restore::terminal_size_changed(img.proc)) {
+    ::kill(pid, SIGWINCH);  // it redraws for the terminal it has now
   }
   // The program has its pages (a lazy restore's server keeps its own copy of the fds): free the
   // decompressed copies.

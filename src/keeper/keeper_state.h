@@ -36,6 +36,8 @@ struct Keeper {
 
   // "process 1234" (host pid), as the user knows it from `ps` and `vos ps`.
   std::string who() const;
+  // Whether the program's process group is its terminal's foreground group now.
+  bool in_terminal_foreground() const;
   void note(const std::string& line) const;
   [[noreturn]] void fail_start(const Error& e) const;
   Status open_control();

@@ -21,6 +21,7 @@
 #include "restore/page_checks_plan.h"
 #include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
+#include "restore/terminal_restore.h"
 
 extern "C" {
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
@@ -484,7 +485,15 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   if (!s) {
     die(log_fd, s.error());
   }
+  s = restore_terminal_modes(img);
+  if (!s) {
+    die(log_fd, s.error());
+  }
   s = restore_attributes(img.proc);
+  if (!s) {
+    die(log_fd, s.error());
+  }
+  s = restore_terminal_foreground(img.proc);
   if (!s) {
     die(log_fd, s.error());
   }
