@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/image_names.h"
 #include "cli/progress_display.h"
 #include "image/image_writer.h"
 #include "image/page_codec.h"
@@ -18,26 +19,7 @@
 
 namespace vos::cli {
 
-namespace {
-
-std::string image_path_for(const std::string& dir, const std::string& name) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-  std::filesystem::path base = std::filesystem::absolute(dir.empty() ? "." : dir);
-  for (int n = 0;; ++n) {
-    std::string file = n == 0 ? fmt::format("{}-{}.vos", name, stamp)
-                              : fmt::format("{}-{}-{}.vos", name, stamp, n);
-    auto p = base / file;
-    if (!std::filesystem::exists(p)) {
-      return p.lexically_normal().string();
-    }
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int cmd_checkpoint(const CheckpointArgs& a) {
   auto codec = image::parse_codec(a.compress);
@@ -67,7 +49,7 @@ int cmd_checkpoint(const CheckpointArgs& a) {
     std::fprintf(stderr, "vos checkpoint: removed %s, left by a checkpoint that died\n",
                  left.c_str());
   }
-  std::string image = image_path_for(a.dir, entry->name);
+  std::string image = new_image_path(a.dir, entry->name);
   nlohmann::json req = {{"cmd", "checkpoint"},
                         {"image", image},
                         {"kill", a.kill},

@@ -26,6 +26,8 @@ struct CheckpointArgs {
 };
 struct RestoreArgs {
   std::string image;
+  std::string latest;  // restore the newest image of this name in `dir` instead
+  std::string dir;
   bool lazy = false;
   bool take_unix_sockets = false;
   std::string name;

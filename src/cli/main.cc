@@ -106,7 +106,11 @@ int main(int argc, char** argv) {
   CLI::App* rs_cmd = nullptr;
   if (builds(argc, argv, "restore")) {
     rs_cmd = app.add_subcommand("restore", "Rebuild a program from an image and let it continue");
-    rs_cmd->add_option("image", rs.image, "Image file written by vos checkpoint")->required();
+    rs_cmd->add_option("image", rs.image, "Image file written by vos checkpoint");
+    rs_cmd->add_option("--latest", rs.latest,
+                       "Instead of IMAGE: the newest image of the program NAME in --dir (images "
+                       "are named NAME-YYYYMMDD-HHMMSS-NNN.vos and sort in the order taken)");
+    rs_cmd->add_option("--dir", rs.dir, "With --latest: where the images are (default: .)");
     rs_cmd->add_option("--name", rs.name, "Name for the restored program (default: the image's)");
     rs_cmd->add_flag("--detach,-d", rs.detach,
                      "Return once the program runs again; its terminal or pipe output goes to a "

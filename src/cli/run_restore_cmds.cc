@@ -5,6 +5,7 @@
 
 #include "base/clocks.h"
 #include "cli/commands.h"
+#include "cli/image_names.h"
 #include "cli/launch.h"
 #include "keeper/spawn_program.h"
 #include "restore/restore.h"
@@ -59,8 +60,21 @@ int cmd_run(const RunArgs& a) {
   });
 }
 
-int cmd_restore(const RestoreArgs& a) {
+int cmd_restore(const RestoreArgs& args) {
   auto started = std::chrono::steady_clock::now();
+  RestoreArgs a = args;
+  if (a.image.empty() == a.latest.empty()) {
+    std::fprintf(stderr, "vos restore: give an IMAGE, or --latest NAME [--dir DIR]\n");
+    return 2;
+  }
+  if (!a.latest.empty()) {
+    auto latest = latest_image(a.dir, a.latest);
+    if (!latest) {
+      std::fprintf(stderr, "vos restore: %s\n", latest.error().describe().c_str());
+      return 1;
+    }
+    a.image = *latest;
+  }
   auto img = restore::load_image(a.image);
   if (!img) {
     std::fprintf(stderr, "vos restore: %s\n", img.error().describe().c_str());
