@@ -162,6 +162,14 @@ Status capture_process_state(CaptureContext& ctx) {
     }
   }
   img.umask = static_cast<uint32_t>(std::strtoul(status_kv.get("Umask").c_str(), nullptr, 8));
+  // "Uid: real effective saved fs" (mapped to the keeper's user namespace, which maps the
+  // user's own ids to themselves)
+  img.uid = static_cast<uint32_t>(std::strtoul(status_kv.get("Uid").c_str(), nullptr, 10));
+  img.gid = static_cast<uint32_t>(std::strtoul(status_kv.get("Gid").c_str(), nullptr, 10));
+  std::istringstream groups(status_kv.get("Groups"));
+  for (uint32_t g; groups >> g;) {
+    img.groups.push_back(g);
+  }
   img.thp_disabled = status_kv.get("THP_enabled") == "0";
   auto pers = read_text_file(fmt::format("/proc/{}/personality", pid));
   if (pers) {

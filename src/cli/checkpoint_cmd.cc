@@ -66,8 +66,8 @@ int cmd_checkpoint(const CheckpointArgs& a) {
   auto mode = ProgressDisplay::parse_mode(a.progress).value_or(ProgressDisplay::Mode::kAuto);
   ProgressDisplay progress(mode, "vos checkpoint: " + entry->name);
   req["progress"] = progress.may_show();
-  auto reply = keeper::send_request(
-      keeper::socket_path(entry->name), req, [&progress](const nlohmann::json& p) {
+  auto reply =
+      keeper::send_request(keeper::socket_path(*entry), req, [&progress](const nlohmann::json& p) {
         progress.update(p.value("page_bytes", uint64_t{0}), p.value("expected_bytes", uint64_t{0}));
       });
   bool ok = reply && reply->value("ok", false);
@@ -78,8 +78,15 @@ int cmd_checkpoint(const CheckpointArgs& a) {
     return 1;
   }
   if (!reply->value("ok", false)) {
-    std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(),
-                 reply->value("error", std::string("unknown error")).c_str());
+    std::string error = reply->value("error", std::string("unknown error"));
+    if (::geteuid() == 0 && entry->uid != 0 &&
+        error.find("Permission denied") != std::string::npos) {
+      error += fmt::format(
+          " (the image is written by the program's own user, uid {}: give it a "
+          "--dir that user can write)",
+          entry->uid);
+    }
+    std::fprintf(stderr, "vos checkpoint: %s: %s\n", entry->name.c_str(), error.c_str());
     return 1;
   }
   if (a.json) {
@@ -105,6 +112,7 @@ int cmd_ps(bool json) {
                      {"pid", e.pid},
                      {"keeper_pid", e.keeper_pid},
                      {"keeper_alive", keeper::keeper_alive(e)},
+                     {"uid", e.uid},
                      {"init_pid", e.init_pid},
                      {"inner_pid", e.inner_pid},
                      {"argv", e.argv},
@@ -114,7 +122,12 @@ int cmd_ps(bool json) {
     std::printf("%s\n", arr.dump().c_str());
     return 0;
   }
-  std::printf("%-20s %8s  %s\n", "NAME", "PID", "COMMAND");
+  bool all_users = ::geteuid() == 0;
+  if (all_users) {
+    std::printf("%-20s %-8s %8s  %s\n", "NAME", "USER", "PID", "COMMAND");
+  } else {
+    std::printf("%-20s %8s  %s\n", "NAME", "PID", "COMMAND");
+  }
   for (const auto& e : entries) {
     std::string cmd;
     for (const auto& s : e.argv) {
@@ -126,7 +139,11 @@ int cmd_ps(bool json) {
     if (!keeper::keeper_alive(e)) {
       cmd += "  [keeper died: runs unmanaged until vos checkpoint starts a new one]";
     }
-    std::printf("%-20s %8d  %s\n", e.name.c_str(), e.pid, cmd.c_str());
+    if (all_users) {
+      std::printf("%-20s %-8u %8d  %s\n", e.name.c_str(), e.uid, e.pid, cmd.c_str());
+    } else {
+      std::printf("%-20s %8d  %s\n", e.name.c_str(), e.pid, cmd.c_str());
+    }
   }
   return 0;
 }

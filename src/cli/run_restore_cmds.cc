@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/image_names.h"
 #include "cli/launch.h"
+#include "keeper/as_user.h"
 #include "keeper/spawn_program.h"
 #include "restore/restore.h"
 
@@ -109,6 +110,15 @@ int cmd_restore(const RestoreArgs& args) {
   if (!pages) {
     std::fprintf(stderr, "vos restore: %s\n", pages.error().describe().c_str());
     return 1;
+  }
+  if (::geteuid() == 0 && img->proc.uid != 0) {
+    // Root restores a user's program as that user (the image and its files are open already):
+    // it runs with its own credentials and is registered where the user's vos finds it.
+    std::vector<gid_t> groups(img->proc.groups.begin(), img->proc.groups.end());
+    if (auto st = keeper::become_user({img->proc.uid, img->proc.gid, groups}); !st) {
+      std::fprintf(stderr, "vos restore: %s\n", st.error().describe().c_str());
+      return 1;
+    }
   }
   o.detach = a.detach;
   o.json = a.json;

@@ -55,7 +55,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 sockaddr, backlog, sock_type, semaphore, dup_of,
                                                 termios, tty_rows, tty_cols)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
-    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, umask, personality, thp_disabled, rlimits,
+    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, uid, gid, groups, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
     env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,
     shared_pending, itimers, posix_timers, fds, pages_stored, image_id, parents, pages_inherited,

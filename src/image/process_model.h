@@ -181,6 +181,10 @@ struct ProcessImage {
   // foreground job): it must be again on the terminal it is restored on.
   bool tty_foreground = false;
   uint32_t umask = 022;
+  // Whom it ran as (real ids, as the host numbers them): root restores it as that user.
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
   uint32_t personality = 0;
   bool thp_disabled = false;  // prctl(PR_SET_THP_DISABLE): no huge pages for this process
   std::vector<std::pair<uint64_t, uint64_t>> rlimits;  // index = RLIMIT_*

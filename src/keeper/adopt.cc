@@ -11,6 +11,7 @@
 #include <string>
 
 #include "capture/proc_files.h"
+#include "keeper/as_user.h"
 #include "keeper/host_view.h"
 #include "keeper/keeper_state.h"
 
@@ -67,6 +68,16 @@ Result<Entry> adopt_program(const Entry& e) {
   if (mid == 0) {
     ::close(ready[0]);
     auto host = HostView::open();  // before the program's /proc is ours
+    if (::geteuid() == 0) {
+      // Root takes over a user's program as that user (init runs as the program's user).
+      auto ids = ids_of(e.init_pid);
+      if (ids && ids->uid != 0) {
+        if (auto st = become_user(*ids); !st) {
+          fail(ready[1], st.error());
+        }
+        ::setenv("VOS_RUN_DIR", e.dir.c_str(), 1);
+      }
+    }
     if (!host) {
       fail(ready[1], host.error());
     }

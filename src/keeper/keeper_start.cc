@@ -64,6 +64,7 @@ void report_running(Keeper& k) {
   e.inner_pid = k.program;
   e.keeper_pid = keeper_host ? *keeper_host : 0;
   e.init_pid = init_host ? *init_host : 0;
+  e.uid = ::getuid();
   e.started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();

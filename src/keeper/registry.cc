@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "base/unique_fd.h"
 #include "capture/proc_files.h"
@@ -17,7 +19,7 @@
 namespace vos::keeper {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Entry, name, pid, keeper_pid, init_pid, inner_pid,
-                                                argv, started_ms, restored_from)
+                                                argv, started_ms, restored_from, uid)
 
 std::string run_dir() {
   if (const char* d = std::getenv("VOS_RUN_DIR"); d != nullptr && *d != '\0') {
@@ -32,6 +34,42 @@ std::string run_dir() {
   return fmt::format("/tmp/vos-{}", ::geteuid());
 }
 
+std::vector<std::string> visible_run_dirs() {
+  std::vector<std::string> dirs = {run_dir()};
+  const char* fixed = std::getenv("VOS_RUN_DIR");
+  if (::geteuid() != 0 || (fixed != nullptr && *fixed != '\0')) {
+    return dirs;
+  }
+  auto add_owned = [&](const std::string& dir, uid_t owner) {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == owner &&
+        std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+    }
+  };
+  auto numeric = [](const char* s) {
+    return *s != '\0' && std::all_of(s, s + std::strlen(s), ::isdigit);
+  };
+  if (DIR* d = ::opendir("/run/user"); d != nullptr) {
+    while (dirent* e = ::readdir(d)) {
+      if (numeric(e->d_name)) {
+        add_owned(fmt::format("/run/user/{}/vos", e->d_name),
+                  static_cast<uid_t>(std::atol(e->d_name)));
+      }
+    }
+    ::closedir(d);
+  }
+  if (DIR* d = ::opendir("/tmp"); d != nullptr) {
+    while (dirent* e = ::readdir(d)) {
+      if (std::strncmp(e->d_name, "vos-", 4) == 0 && numeric(e->d_name + 4)) {
+        add_owned(fmt::format("/tmp/{}", e->d_name), static_cast<uid_t>(std::atol(e->d_name + 4)));
+      }
+    }
+    ::closedir(d);
+  }
+  return dirs;
+}
+
 Status ensure_run_dir() {
   std::string d = run_dir();
   if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -42,6 +80,9 @@ Status ensure_run_dir() {
 
 std::string socket_path(const std::string& name) {
   return run_dir() + "/" + name + ".sock";
+}
+std::string socket_path(const Entry& e) {
+  return (e.dir.empty() ? run_dir() : e.dir) + "/" + e.name + ".sock";
 }
 std::string entry_path(const std::string& name) {
   return run_dir() + "/" + name + ".json";
@@ -121,27 +162,37 @@ std::optional<Entry> read_entry(const std::string& path) {
 
 std::vector<Entry> list_entries() {
   std::vector<Entry> out;
-  DIR* d = ::opendir(run_dir().c_str());
-  if (d == nullptr) {
-    return out;
+  std::string own = run_dir();
+  for (const auto& dir : visible_run_dirs()) {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      continue;
+    }
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() < 6 || n.compare(n.size() - 5, 5, ".json") != 0 ||
+          n.find(".lazy.json") != std::string::npos) {
+        continue;
+      }
+      auto entry = read_entry(dir + "/" + n);
+      if (!entry) {
+        continue;
+      }
+      entry->dir = dir;
+      if (!alive(entry->keeper_pid) && !alive(entry->init_pid)) {
+        if (dir == own) {
+          remove_entry(entry->name);
+        }
+        continue;
+      }
+      out.push_back(*entry);
+    }
+    ::closedir(d);
   }
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() < 6 || n.compare(n.size() - 5, 5, ".json") != 0) {
-      continue;
-    }
-    auto entry = read_entry(run_dir() + "/" + n);
-    if (!entry) {
-      continue;
-    }
-    if (!alive(entry->keeper_pid) && !alive(entry->init_pid)) {
-      remove_entry(entry->name);
-      continue;
-    }
-    out.push_back(*entry);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  std::sort(out.begin(), out.end(), [&](const Entry& a, const Entry& b) {
+    return std::make_tuple(a.dir != own, a.uid, a.name) <
+           std::make_tuple(b.dir != own, b.uid, b.name);
+  });
   return out;
 }
 

@@ -22,11 +22,17 @@ struct Entry {
   std::vector<std::string> argv;
   int64_t started_ms = 0;
   std::string restored_from;
+  uint32_t uid = 0;  // the user it runs as
+  std::string dir;   // the run directory it was found in (not stored)
 };
 
 std::string run_dir();  // $VOS_RUN_DIR, /run/vos (root), $XDG_RUNTIME_DIR/vos or /tmp/vos-UID
+// The run directories whose programs the caller sees: its own; for root (without $VOS_RUN_DIR)
+// also every user's (/run/user/UID/vos, /tmp/vos-UID), so that root manages every program.
+std::vector<std::string> visible_run_dirs();
 Status ensure_run_dir();
 std::string socket_path(const std::string& name);
+std::string socket_path(const Entry& e);  // in the run directory it was found in
 std::string entry_path(const std::string& name);
 // Written by the keeper of a program restored with --lazy once all its memory is in (or once
 // serving it failed; then it stays after the program ended, saying why).
@@ -43,6 +49,7 @@ void remove_entry(const std::string& name, bool keep_lazy_stats = false);
 // runs on, unmanaged: keeper_alive() says so); the others are removed on the way.
 std::vector<Entry> list_entries();
 bool keeper_alive(const Entry& e);
+// By name (the caller's own program first, then other users' for root) or host pid.
 std::optional<Entry> find_entry(const std::string& name_or_pid);
 bool name_in_use(const std::string& name);
 
