@@ -2,7 +2,8 @@
 // files and ranges:
 //   posix  POSIX record locks (owned by the process): a write lock on bytes 100-199 and a read
 //          lock from 1000 to EOF through one fd, a read lock on 500-549 through a second, read-only
-//          fd of the same file;
+//          fd of the same file; the file is also mapped shared and writable (the restore must
+//          map it through the program's own fd: closing one of its own would release the locks);
 //   ofd    OFD locks (owned by the open file description): a write lock on 0-9 and a read lock
 //          from 20 to EOF, through an fd that has a dup sharing them;
 //   flock  flock(LOCK_EX) on one file, flock(LOCK_SH) on another;
@@ -17,6 +18,7 @@
 #define _GNU_SOURCE  // before any libc header
 #include <stdatomic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -230,6 +232,8 @@ static void check_from_another_process(void) {
     close(pipefd[0]);
     int p = open_file("posix", O_RDWR);
     int o = open_file("ofd", O_RDWR);
+    // One probe a line.
+    // clang-format off
     const char* probes[] = {
         probe_posix(p, F_WRLCK, 100, 100, F_WRLCK),
         probe_posix(p, F_RDLCK, 199, 1, F_WRLCK),
@@ -250,6 +254,7 @@ static void check_from_another_process(void) {
         probe_flock("flock_sh", LOCK_EX, 0),
         probe_flock("flock_sh", LOCK_SH, 1),
     };
+    // clang-format on
     char msg[512] = "";
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
       if (probes[i] != NULL) {
@@ -294,13 +299,14 @@ int main(int argc, char** argv) {
 
   E2E_CHECK(set_lock(posix_fd, F_SETLK, F_WRLCK, 100, 100) == 0, "F_SETLK: %s", strerror(errno));
   E2E_CHECK(set_lock(posix_fd, F_SETLK, F_RDLCK, 1000, 0) == 0, "F_SETLK: %s", strerror(errno));
-  E2E_CHECK(set_lock(posix_ro_fd, F_SETLK, F_RDLCK, 500, 50) == 0, "F_SETLK: %s",
-            strerror(errno));
+  E2E_CHECK(set_lock(posix_ro_fd, F_SETLK, F_RDLCK, 500, 50) == 0, "F_SETLK: %s", strerror(errno));
+  char* shared = mmap(NULL, kFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, posix_fd, 0);
+  E2E_CHECK(shared != MAP_FAILED, "mmap: %s", strerror(errno));
+  memcpy(shared + 2000, "mapped", 6);
   if (set_lock(ofd_fd, F_OFD_SETLK, F_WRLCK, 0, 10) != 0 && errno == EINVAL) {
     e2e_skip("the kernel has no OFD locks (F_OFD_SETLK: EINVAL)");
   }
-  E2E_CHECK(set_lock(ofd_fd, F_OFD_SETLK, F_RDLCK, 20, 0) == 0, "F_OFD_SETLK: %s",
-            strerror(errno));
+  E2E_CHECK(set_lock(ofd_fd, F_OFD_SETLK, F_RDLCK, 20, 0) == 0, "F_OFD_SETLK: %s", strerror(errno));
   ofd_dup = dup(ofd_fd);
   E2E_CHECK(ofd_dup >= 0, "dup: %s", strerror(errno));
   E2E_CHECK(flock(flock_ex_fd, LOCK_EX | LOCK_NB) == 0, "flock: %s", strerror(errno));
@@ -320,9 +326,9 @@ int main(int argc, char** argv) {
     usleep(1000);
   }
 
-  const int fds[] = {posix_fd,       posix_ro_fd,          ofd_fd,      ofd_dup,
-                     flock_ex_fd,    flock_sh_fd,          wait_holder_fd,
-                     wait_flock_holder_fd, wait_ofd_fd,    wait_posix_fd, wait_flock_fd};
+  const int fds[] = {posix_fd,    posix_ro_fd,   ofd_fd,         ofd_dup,
+                     flock_ex_fd, flock_sh_fd,   wait_holder_fd, wait_flock_holder_fd,
+                     wait_ofd_fd, wait_posix_fd, wait_flock_fd};
   enum { kFds = sizeof fds / sizeof fds[0] };
   static struct Lines all_before, fd_before[kFds];
   read_locks("/proc/locks", &all_before);
@@ -359,6 +365,13 @@ int main(int argc, char** argv) {
     expect_same_lines(what, &fd_before[i], &fd_now);
   }
   check_from_another_process();
+  // Still the file itself, shared: a write through the mapping is in the file.
+  char got[8] = {0};
+  E2E_CHECK(pread(posix_fd, got, 6, 2000) == 6 && memcmp(got, "mapped", 6) == 0,
+            "the mapped file lost what was written through the mapping");
+  memcpy(shared + 3000, "again", 5);
+  E2E_CHECK(pread(posix_fd, got, 5, 3000) == 5 && memcmp(got, "again", 5) == 0,
+            "the mapping is no longer shared with the file");
 
   // Releasing the blocking locks lets each waiter through.
   atomic_store(&released, 1);
