@@ -4,7 +4,8 @@
 # returns once the killed program's descriptors are closed). Then another process takes, in turn,
 # a POSIX lock, an OFD lock and a flock that conflict with the program's: each time vos restore
 # must fail, naming the file and the lock, before the program runs. Once nothing is in the way
-# the same image restores and the case passes.
+# the same image restores and the case passes. Last, a program holding a lease is refused at
+# checkpoint, naming the fd and the lease, and runs on untouched.
 # usage: file_locks_conflict.sh PATH/TO/e2e_file_locks
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -83,4 +84,20 @@ wait "$HOLDER" 2>/dev/null || true
 e2e_restore_wait "$IMG" "$W/restore.log"
 ((WAIT_RC == 0)) || e2e_die "vos restore exited with status $WAIT_RC once the locks were free"
 e2e_expect_pass "$WORK/result" "restored program"
+
+LEASER=e2e-lease-$$-$RANDOM
+touch "$W/leased"
+e2e_vos_run "$LEASER" "$W/lease.log" python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+open(sys.argv[2], "w").close()
+time.sleep(60)' "$W/leased" "$W/lease-ready"
+e2e_wait_file "$W/lease-ready" 20 "lease holder" "$LEASER"
+rc=0
+"$VOS" checkpoint "$LEASER" --dir "$W/img-lease" >/dev/null 2>"$W/lease-refused.log" || rc=$?
+((rc != 0)) || e2e_die "a program holding a lease was checkpointed"
+grep -qE "fd [0-9]+: lease \(F_SETLEASE\) read" "$W/lease-refused.log" ||
+  e2e_die "the refusal does not name the lease's fd: $(cat "$W/lease-refused.log")"
+! e2e_gone "$LEASER" || e2e_die "the refused checkpoint ended the lease holder"
+e2e_log "ok: lease refused: $(cat "$W/lease-refused.log")"
 e2e_log "PASS: file_locks_conflict"
