@@ -159,6 +159,9 @@ Result<int> PosixLockedFiles::fd_for(const std::string& path, bool rw) const {
 }
 
 Status check_file_locks_held(pid_t pid, const image::ProcessImage& p) {
+  if (!image::has_file_locks(p)) {
+    return {};  // nothing to read: the restore of a program without locks takes none
+  }
   // OFD and flock locks by the descriptor they are on, POSIX locks by file: the process owns
   // them, whichever descriptor shows them.
   using Key = std::pair<int, std::pair<dev_t, ino_t>>;
