@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(build-essential cmake pkg-config git python3 gzip iproute2
+packages=(build-essential cmake pkg-config git python3 gzip iproute2 sqlite3
           libzstd-dev liblz4-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libfmt-dev
           libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy)
 missing=()

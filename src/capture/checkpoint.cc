@@ -608,6 +608,10 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     base.untracked_why.clear();
   }
   stats.threads = ctx.img.threads.size();
+  stats.file_locks = image::has_file_locks(ctx.img);
+  for (const auto& t : ctx.img.threads) {
+    stats.tids.push_back(t.tid);
+  }
   if (opts.incremental) {
     base.keep_tracking = true;
   }

@@ -77,6 +77,10 @@ struct CheckpointStats {
   uint64_t pages = 0;                // pages the image holds for the program's memory
   uint64_t pages_copied = 0;         // pages written to it, counting copies a pre-copy superseded
   uint64_t threads = 0;
+  // The program held file locks: after --kill they are free only once all of its threads are
+  // gone (the last one's exit closes its descriptors), which `tids` lets the caller wait for.
+  bool file_locks = false;
+  std::vector<pid_t> tids;
   uint64_t pages_inherited = 0;  // found in parent images (incremental)
   std::string parent;            // the image this one builds on, if incremental
   std::string note;              // why an incremental checkpoint had to be a full one

@@ -1,10 +1,12 @@
 // Host side (keeper). Open file descriptors: each is probed through /proc and handed to the kind
 // that recognises it (fds/kinds.cc); where content is needed (pipe data, memfd contents) the
-// kind reads a copy of the descriptor (pidfd_getfd), never disturbing the program's own.
+// kind reads a copy of the descriptor (pidfd_getfd), never disturbing the program's own. File
+// locks are read with the descriptor they were set through (capture/lock_capture.cc).
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "capture/capture_context.h"
+#include "capture/lock_capture.h"
 #include "fds/fd_kind.h"
 
 namespace vos::capture {
@@ -47,10 +49,19 @@ void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles) {
     const auto* kind = kind_of(f, *all);
     if (kind == nullptr) {
       obstacles.add(fds::unsupported_fd(f));
-    } else if (auto st = kind->check(f, *all); !st) {
+      continue;
+    }
+    if (auto st = kind->check(f, *all); !st) {
       obstacles.add(st.error());
     }
+    if (find_dup(*all, f) >= 0) {
+      continue;  // its locks are the lower fd's
+    }
+    if (auto locks = capture_fd_locks(f, kind->kind()); !locks) {
+      obstacles.add(locks.error());
+    }
   }
+  check_process_locks(*all, false, obstacles);
 }
 
 Status capture_fds(CaptureContext& ctx) {
@@ -68,6 +79,7 @@ Status capture_fds(CaptureContext& ctx) {
         if (earlier.fd == dup) {
           s = earlier;  // same object; only the number and close-on-exec differ
           s.data = {};
+          s.locks.clear();  // held by the open file description, listed once
         }
       }
       s.fd = f.fd;
@@ -91,7 +103,17 @@ Status capture_fds(CaptureContext& ctx) {
     s.path = f.link;
     s.ino = f.st.st_ino;
     VOS_TRY(kind->capture(f, *all, add_blob, s), "fd {}", f.fd);
+    auto locks = capture_fd_locks(f, s.kind);
+    if (!locks) {
+      return std::move(locks).error();
+    }
+    s.locks = std::move(*locks);
     ctx.img.fds.push_back(std::move(s));
+  }
+  Obstacles lock_obstacles;
+  check_process_locks(*all, true, lock_obstacles);
+  if (!lock_obstacles.empty()) {
+    return user_error("{}", lock_obstacles.items().front());
   }
   return {};
 }

@@ -191,6 +191,9 @@ int cmd_inspect(const std::string& path, bool json) {
   for (const auto& f : p.fds) {
     std::printf("  %3d %-11s %s\n", f.fd, image::fd_kind_name(f.kind),
                 f.sockaddr.empty() ? f.path.c_str() : f.sockaddr.c_str());
+    for (const auto& l : f.locks) {
+      std::printf("      %s\n", image::describe_lock(l).c_str());
+    }
   }
   if (!corrupt.empty()) {
     std::fprintf(stderr, "vos inspect: %s: corrupt: checksum mismatch in section %s\n",

@@ -7,6 +7,10 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }
+  // An older vos would restore the program without its locks, which it still believes it holds.
+  if (has_file_locks(proc)) {
+    writer.require_version(abi::kImageVersionFileLocks);
+  }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
   VOS_TRY(writer.end_section(), "blobs");

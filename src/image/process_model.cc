@@ -33,6 +33,12 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kUnixListen, "unix-listen"},
                                       {FdKind::kCharDevice, "char-device"}})
 
+NLOHMANN_JSON_SERIALIZE_ENUM(LockKind, {{LockKind::kPosix, "posix"},
+                                        {LockKind::kOfd, "ofd"},
+                                        {LockKind::kFlock, "flock"}})
+
+NLOHMANN_JSON_SERIALIZE_ENUM(LockType, {{LockType::kRead, "read"}, {LockType::kWrite, "write"}})
+
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, image)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
@@ -49,11 +55,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PosixTimer, id, clockid, notify,
                                                 interval_ns, value_ns, expires_ns, signal_pending,
                                                 overrun)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FileLock, kind, type, start, len)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
                                                 mtime_ns, ino, stdio, pipe_write_end, data, count,
                                                 clockid, interval_ns, value_ns, sigmask, epoll,
                                                 sockaddr, backlog, sock_type, semaphore, dup_of,
-                                                termios, tty_rows, tty_cols)
+                                                termios, tty_rows, tty_cols, locks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, uid, gid, groups, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
@@ -92,6 +99,28 @@ Status check_kinds(const nlohmann::json& j) {
   };
   VOS_TRY(check(j.value("areas", nlohmann::json()), areas, "mapping"), "metadata");
   VOS_TRY(check(j.value("fds", nlohmann::json()), fds, "fd"), "metadata");
+  static const std::vector<std::string> lock_kinds = {"posix", "ofd", "flock"};
+  static const std::vector<std::string> lock_types = {"read", "write"};
+  const auto fd_list = j.value("fds", nlohmann::json());
+  if (!fd_list.is_array()) {
+    return {};
+  }
+  for (const auto& f : fd_list) {
+    if (!f.is_object() || !f.contains("locks")) {
+      continue;
+    }
+    VOS_TRY(check(f["locks"], lock_kinds, "lock"), "metadata");
+    if (f["locks"].is_array()) {
+      for (const auto& l : f["locks"]) {
+        if (l.is_object() && l.contains("type") &&
+            (!l["type"].is_string() ||
+             std::find(lock_types.begin(), lock_types.end(), l["type"].get<std::string>()) ==
+                 lock_types.end())) {
+          return user_error("metadata: corrupt: unknown lock type {}", l["type"].dump());
+        }
+      }
+    }
+  }
   return {};
 }
 
@@ -125,6 +154,25 @@ const char* fd_kind_name(FdKind k) {
   static thread_local std::string s;
   s = j.get<std::string>();
   return s.c_str();
+}
+
+std::string describe_lock(const FileLock& l) {
+  const char* type = l.type == LockType::kWrite ? "write" : "read";
+  if (l.kind == LockKind::kFlock) {
+    return l.type == LockType::kWrite ? "flock LOCK_EX" : "flock LOCK_SH";
+  }
+  const char* kind = l.kind == LockKind::kOfd ? "OFD" : "POSIX";
+  if (l.len == 0) {
+    return fmt::format("{} {} lock from byte {} to EOF", kind, type, l.start);
+  }
+  if (l.len == 1) {
+    return fmt::format("{} {} lock on byte {}", kind, type, l.start);
+  }
+  return fmt::format("{} {} lock on bytes {}-{}", kind, type, l.start, l.start + l.len - 1);
+}
+
+bool has_file_locks(const ProcessImage& p) {
+  return std::any_of(p.fds.begin(), p.fds.end(), [](const FdState& f) { return !f.locks.empty(); });
 }
 
 std::string new_image_id() {

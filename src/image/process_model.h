@@ -138,6 +138,18 @@ enum class FdKind {
   kCharDevice,  // by path: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty
 };
 
+// A file lock held through a descriptor. POSIX record locks belong to the process (any close of
+// the file in it releases them), OFD and flock locks to the open file description.
+enum class LockKind { kPosix, kOfd, kFlock };
+enum class LockType { kRead, kWrite };
+
+struct FileLock {
+  LockKind kind = LockKind::kPosix;
+  LockType type = LockType::kRead;
+  uint64_t start = 0;  // first byte; 0 for flock (whole file)
+  uint64_t len = 0;    // bytes; 0: to the end of the file, however far it grows (as l_len 0)
+};
+
 struct FdState {
   int32_t fd = 0;
   FdKind kind = FdKind::kFile;
@@ -166,6 +178,9 @@ struct FdState {
   BlobRef termios;
   uint16_t tty_rows = 0;
   uint16_t tty_cols = 0;
+  // Locks set through this open file description (fdinfo "lock:" lines); only on the lowest fd
+  // of a dup group.
+  std::vector<FileLock> locks;
 };
 
 struct ProcessImage {
@@ -173,7 +188,7 @@ struct ProcessImage {
   std::vector<std::string> argv;
   std::string exe;
   std::string cwd;
-  int32_t pid = 0;  // as the program sees it (inside its pid namespace)
+  int32_t pid = 0;          // as the program sees it (inside its pid namespace)
   int32_t ns_last_pid = 0;  // the last pid its namespace handed out (0: not recorded)
   int32_t pgid = 0;
   int32_t sid = 0;
@@ -220,5 +235,9 @@ std::string new_image_id();
 
 const char* area_kind_name(AreaKind k);
 const char* fd_kind_name(FdKind k);
+// "POSIX write lock on bytes 100-199", "OFD read lock from byte 20 to EOF", "flock LOCK_SH".
+std::string describe_lock(const FileLock& l);
+// Whether any fd holds a lock (such an image needs kImageVersionFileLocks).
+bool has_file_locks(const ProcessImage& p);
 
 }  // namespace vos::image

@@ -199,6 +199,9 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
     return refuse(stats.error().describe());
   }
   killed = opts.kill;
+  if (killed && stats->file_locks) {
+    reap_before_reply = stats->tids;
+  }
   nlohmann::json phases = nlohmann::json::array();
   for (const auto& [step, ms] : stats->phases) {
     phases.push_back({{"step", step}, {"ms", ms}});
@@ -242,14 +245,9 @@ void Keeper::serve_one() {
   } catch (const nlohmann::json::exception& e) {
     reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
   }
-  if (killed) {
-    // The name is free again before vos checkpoint returns, so that a restore may follow at once.
-    unregister(*this, false);
-  }
-  std::string out = reply.dump() + "\n";
-  (void)!::write(c.get(), out.data(), out.size());
-  if (killed) {
-    // The killed threads are still ours as tracer: wait for each, or init can never reap them.
+  // The killed threads are still ours as tracer: wait for each, or init can never reap them.
+  auto reap = [this](std::vector<pid_t> tids) {
+    bool leader = false;
     for (;;) {
       int st = 0;
       pid_t r = ::waitpid(-1, &st, __WALL);
@@ -257,10 +255,27 @@ void Keeper::serve_one() {
         watch->remove_helper(r);
         lazy_watchdog = 0;
       }
-      if (r == program || (r < 0 && errno != EINTR)) {
+      leader = leader || r == program;
+      std::erase(tids, r);
+      if ((leader && tids.empty()) || (r < 0 && errno != EINTR)) {
         break;
       }
     }
+  };
+  if (killed) {
+    // The name is free again before vos checkpoint returns, so that a restore may follow at once.
+    unregister(*this, false);
+    if (!reap_before_reply.empty()) {
+      // And so are its locks.
+      reap(std::move(reap_before_reply));
+      reap_before_reply.clear();
+      killed = false;
+    }
+  }
+  std::string out = reply.dump() + "\n";
+  (void)!::write(c.get(), out.data(), out.size());
+  if (killed) {
+    reap({});
     killed = false;
   }
 }

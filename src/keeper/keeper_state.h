@@ -33,6 +33,9 @@ struct Keeper {
   pid_t lazy_watchdog = 0;  // see lazy_watchdog.h
   bool first_end_told = false;
   bool killed = false;  // the request being served ended the program (checkpoint --kill)
+  // Threads of the killed program to reap before replying: its file locks are free only once
+  // they are all gone, and a restore may follow the reply at once.
+  std::vector<pid_t> reap_before_reply;
 
   // "process 1234" (host pid), as the user knows it from `ps` and `vos ps`.
   std::string who() const;

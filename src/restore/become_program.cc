@@ -18,6 +18,7 @@
 #include "restore/eager_pages.h"
 #include "restore/fd_restore.h"
 #include "restore/huge_pages.h"
+#include "restore/lock_restore.h"
 #include "restore/page_checks_plan.h"
 #include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
@@ -144,7 +145,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
     used.push_back({a.start, a.end});
   }
 
-  // Files behind mappings, opened once each.
+  // Files behind mappings, opened once each, except files the program holds POSIX locks on: the
+  // blob closes what the restore opened, and a close releases them.
+  const PosixLockedFiles locked = PosixLockedFiles::of(p);
   std::map<std::string, int> map_fds;
   std::vector<BlobArea> areas;
   std::vector<BlobPageRun> runs;
@@ -184,7 +187,14 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
       b.file_offset = a.file_offset;
     } else {
       bool rw = a.shared && (a.prot & PROT_WRITE);
+      auto own = locked.fd_for(a.name, rw);
+      if (!own) {
+        return std::move(own).error().context(fmt::format("mapping at {:#x}", a.start));
+      }
       std::string key = a.name + (rw ? "\n+w" : "");
+      if (*own >= 0) {
+        map_fds.emplace(key, *own);  // the program's: not among the helpers to close
+      }
       auto it = map_fds.find(key);
       if (it == map_fds.end()) {
         int fd = ::open(a.name.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -410,9 +420,16 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
                                  value_us / 1000000, value_us % 1000000};
     }
   }
-  int exe_fd = p.exe.empty() ? -1 : ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
-  if (exe_fd >= 0) {
-    helpers.push_back(exe_fd);
+  auto own_exe = p.exe.empty() ? Result<int>(-1) : locked.fd_for(p.exe, false);
+  if (!own_exe) {
+    return std::move(own_exe).error().context("the program's executable");
+  }
+  int exe_fd = *own_exe;
+  if (exe_fd < 0) {
+    exe_fd = p.exe.empty() ? -1 : ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
+    if (exe_fd >= 0) {
+      helpers.push_back(exe_fd);
+    }
   }
   helpers.push_back(info_fd);
   helpers.push_back(image_fd);
@@ -484,6 +501,13 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   auto s = restore_fds(img, keep);
   if (!s) {
     die(log_fd, s.error());
+  }
+  // With every fd in place (restore_fds closes descriptors of its own on the way, which would
+  // release POSIX locks taken before); from here on nothing closes a descriptor of a POSIX-locked
+  // file.
+  s = take_file_locks(img.proc);
+  if (!s) {
+    die(log_fd, s.error().context("file locks"));
   }
   s = restore_terminal_modes(img);
   if (!s) {

@@ -14,6 +14,7 @@
 
 #include "capture/proc_files.h"
 #include "remote/remote_calls.h"
+#include "restore/lock_restore.h"
 #include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
 #include "restore/track_restored.h"
@@ -122,6 +123,8 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
     return unmapped ? Error(static_cast<int>(-*unmapped), "removing the restorer")
                     : std::move(unmapped).error().context("removing the restorer");
   }
+  // Nothing the restore did may have released a lock the program believes it holds.
+  VOS_TRY(check_file_locks_held(pid, p), "restore of process {}", pid);
   for (const auto& t : p.threads) {
     user_regs_struct regs{};
     std::memcpy(&regs, img.blobs.data() + t.regs.offset,

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "fds/fd_kind.h"
+#include "fds/file_locks.h"
 #include "image/page_reader.h"
 #include "restore/restore.h"
 
@@ -197,6 +198,7 @@ Status check_restorable(const LoadedImage& img) {
                         image::fd_kind_name(f.kind));
     }
     VOS_TRY(kind->check_restorable(f, img.policy), "image {}", img.reader.path());
+    VOS_TRY(fds::check_locks_free(f), "image {}", img.reader.path());
   }
   return {};
 }
