@@ -7,6 +7,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }
+  if (!proc.sysv_shm.empty()) {
+    writer.require_version(abi::kImageVersionSysvShm);
+  }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
   VOS_TRY(writer.end_section(), "blobs");
