@@ -21,6 +21,7 @@
 #include "capture/page_writer.h"
 #include "capture/precopy_round.h"
 #include "capture/proc_files.h"
+#include "capture/sysv_shm_capture.h"
 #include "image/finish_image.h"
 
 namespace vos::capture {
@@ -81,6 +82,11 @@ uint64_t pages_referenced(const image::ProcessImage& img) {
   uint64_t n = 0;
   for (const auto& a : img.areas) {
     for (const auto& r : a.pages) {
+      n += r.image == 0 ? r.npages : 0;
+    }
+  }
+  for (const auto& s : img.sysv_shm) {
+    for (const auto& r : s.pages) {
       n += r.image == 0 ? r.npages : 0;
     }
   }
@@ -170,13 +176,14 @@ void pause_for_test(const CheckpointOptions& opts, const char* point) {
 
 }  // namespace
 
-Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known) {
+Status precheck(pid_t pid, const std::string& who, const std::vector<std::string>& known,
+                bool own_ipc_namespace) {
   Obstacles obstacles;
   for (const auto& k : known) {
     obstacles.add(user_error("{}", k));
   }
   precheck_process(pid, obstacles);
-  precheck_memory(pid, obstacles);
+  precheck_memory(pid, own_ipc_namespace, obstacles);
   precheck_fds(pid, obstacles);
   return obstacles.result(who);
 }
@@ -306,7 +313,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  if (auto st = precheck(pid, who, opts.obstacles); !st) {
+  if (auto st = precheck(pid, who, opts.obstacles, opts.own_ipc_namespace); !st) {
     return std::move(st).error();
   }
   phase.mark("precheck");
@@ -336,6 +343,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   ctx.img.name = opts.name;
   ctx.img.image_id = image::new_image_id();
   ctx.img.writes_tracked = opts.incremental || base.keep_tracking;
+  ctx.own_ipc_namespace = opts.own_ipc_namespace;
   std::string mem_path = fmt::format("/proc/{}/mem", pid);
   UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!mem.valid()) {
@@ -468,6 +476,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     std::thread worker([&] {
       pages = [&]() -> Status {
         VOS_TRY(plan_memory(ctx), "memory layout");
+        VOS_TRY(capture_sysv_shm(ctx), "System V shared memory");
         base.follow_moves(false);  // made during the pre-copy
         VOS_TRY(sync_tracking(ctx, base, true), "tracking writes");
         if (planned_bytes(ctx) > frozen_limit) {
@@ -501,6 +510,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(capture_fds(ctx), "checkpoint of {}", who);
     phase.mark("fds");
     VOS_TRY(plan_memory(ctx), "checkpoint of {}", who);
+    VOS_TRY(capture_sysv_shm(ctx), "checkpoint of {}", who);
     phase.mark("plan_memory");
     if (tracking && !base.tracker) {
       auto tracker = WriteTracker::create(*session, *insn);

@@ -1,0 +1,97 @@
+// Unit tests of System V shared memory capture's pure parts: reading /proc/sysvipc, and which
+// attachments a restore can rebuild.
+#include <gtest/gtest.h>
+
+#include "capture/sysv_shm_capture.h"
+#include "capture/sysvipc.h"
+
+namespace vos::capture {
+namespace {
+
+TEST(SysvIpc, ParsesShmListing) {
+  auto l = parse_sysvipc_shm(
+      "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  "
+      "cgid      atime      dtime      ctime                   rss                  swap\n"
+      "1577115876          1   640               3145828    42    43      5   101   104     0     "
+      "0 1796174133          0 1796174133               2523136                  8192\n"
+      "         0         65537  1600                 65536    42    42      1     0     0     "
+      "0     0 1796174133          0 1796174133                 65536                     0\n");
+  ASSERT_TRUE(l) << l.error().describe();
+  ASSERT_EQ(l->size(), 2u);
+  const auto& a = (*l)[0];
+  EXPECT_EQ(a.key, 1577115876);
+  EXPECT_EQ(a.id, 1);
+  EXPECT_EQ(a.mode, 0640u);
+  EXPECT_EQ(a.size, 3145828u);
+  EXPECT_EQ(a.cpid, 42);
+  EXPECT_EQ(a.lpid, 43);
+  EXPECT_EQ(a.nattch, 5u);
+  EXPECT_EQ(a.uid, 101u);
+  EXPECT_EQ(a.gid, 104u);
+  EXPECT_EQ(a.rss, 2523136u);
+  EXPECT_EQ(a.swap, 8192u);
+  const auto& b = (*l)[1];
+  EXPECT_EQ(b.key, 0);
+  EXPECT_EQ(b.id, 65537);
+  EXPECT_EQ(b.mode, 01600u);  // SHM_DEST: removed while attached
+  EXPECT_EQ(b.swap, 0u);
+}
+
+TEST(SysvIpc, NegativeKeysAndEmptyLists) {
+  auto l = parse_sysvipc_shm(
+      "       key      shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime rss "
+      "swap\n"
+      "-559038737 7 600 4096 2 2 0 0 0 0 0 1 0 1 0 0\n");
+  ASSERT_TRUE(l) << l.error().describe();
+  ASSERT_EQ(l->size(), 1u);
+  EXPECT_EQ(static_cast<uint32_t>((*l)[0].key), 0xdeadbeefu);  // printed as a signed int
+  auto none = parse_sysvipc_ids(
+      "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n",
+      "sem");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  auto sems = parse_sysvipc_ids(
+      "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n"
+      "      4660          3   600          2     0     0     0     0          0 1796174133\n",
+      "sem");
+  ASSERT_TRUE(sems);
+  ASSERT_EQ(sems->size(), 1u);
+  EXPECT_EQ((*sems)[0].key, 4660);
+  EXPECT_EQ((*sems)[0].id, 3);
+  EXPECT_FALSE(parse_sysvipc_shm("garbage\n1 2 3\n"));
+  EXPECT_FALSE(parse_sysvipc_shm(""));
+}
+
+MapsEntry shm_map(uint64_t start, uint64_t end, uint64_t offset, uint64_t id) {
+  MapsEntry m;
+  m.start = start;
+  m.end = end;
+  m.r = m.w = m.shared = true;
+  m.offset = offset;
+  m.ino = id;
+  m.name = "/SYSV00001234 (deleted)";
+  return m;
+}
+
+// One shmat may be split by mprotect or munmap; restore attaches it whole at its first page.
+TEST(SysvShmAttachments, SplitAttachmentsAreFineOnlyWithTheirFirstPage) {
+  std::vector<MapsEntry> maps = {
+      shm_map(0x10000, 0x11000, 0, 5), shm_map(0x11000, 0x12000, 0x1000, 5),
+      shm_map(0x13000, 0x14000, 0x3000, 5),  // a page unmapped between: same attachment
+      shm_map(0x20000, 0x24000, 0, 5),       // a second attachment of the same segment
+      shm_map(0x30000, 0x31000, 0, 6)};
+  EXPECT_TRUE(check_shm_attachments(maps).empty());
+  EXPECT_TRUE(is_sysv_shm_mapping(maps[0]));
+  maps.push_back(shm_map(0x41000, 0x42000, 0x1000, 6));  // its first page unmapped
+  auto errors = check_shm_attachments(maps);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].describe().find("System V segment 6 attached at 0x40000 with its first"),
+            std::string::npos)
+      << errors[0].describe();
+  MapsEntry priv = shm_map(0x50000, 0x51000, 0x1000, 7);
+  priv.shared = false;  // not an attachment (shmat maps shared), whatever its name
+  EXPECT_FALSE(is_sysv_shm_mapping(priv));
+}
+
+}  // namespace
+}  // namespace vos::capture
