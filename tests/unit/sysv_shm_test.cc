@@ -4,6 +4,7 @@
 
 #include "capture/sysv_shm_capture.h"
 #include "capture/sysvipc.h"
+#include "restore/sysv_shm_restore.h"
 
 namespace vos::capture {
 namespace {
@@ -95,3 +96,77 @@ TEST(SysvShmAttachments, SplitAttachmentsAreFineOnlyWithTheirFirstPage) {
 
 }  // namespace
 }  // namespace vos::capture
+
+namespace vos::restore {
+namespace {
+
+image::MemoryArea shm_area(uint64_t start, uint64_t end, uint64_t offset, int32_t id) {
+  image::MemoryArea a;
+  a.start = start;
+  a.end = end;
+  a.shared = true;
+  a.kind = image::AreaKind::kSysvShm;
+  a.file_offset = offset;
+  a.shm_id = id;
+  return a;
+}
+
+image::ProcessImage with_segments() {
+  image::ProcessImage p;
+  image::SysvShm s;
+  s.id = 5;
+  s.size = 4 * 4096 + 1;  // five pages mapped
+  p.sysv_shm.push_back(s);
+  s.id = 6;
+  s.size = 4096;
+  p.sysv_shm.push_back(s);
+  return p;
+}
+
+// An attachment split by mprotect, with its second and last pages unmapped and another mapping
+// in the first gap: one shmat, a hole only where nothing of the image is.
+TEST(SysvShmRestore, AttachmentsAndTheirHoles) {
+  auto p = with_segments();
+  p.areas.push_back(shm_area(0x10000, 0x11000, 0, 5));
+  image::MemoryArea other;
+  other.start = 0x11000;
+  other.end = 0x12000;
+  p.areas.push_back(other);
+  p.areas.push_back(shm_area(0x13000, 0x14000, 0x3000, 5));
+  p.areas.push_back(shm_area(0x20000, 0x21000, 0, 6));
+  auto atts = shm_attachments(p);
+  ASSERT_TRUE(atts) << atts.error().describe();
+  ASSERT_EQ(atts->size(), 2u);
+  EXPECT_EQ((*atts)[0].id, 5);
+  EXPECT_EQ((*atts)[0].base, 0x10000u);
+  EXPECT_EQ((*atts)[0].end, 0x15000u);
+  EXPECT_EQ((*atts)[1].id, 6);
+  auto holes = shm_holes(p, (*atts)[0]);
+  ASSERT_EQ(holes.size(), 2u);
+  EXPECT_EQ(holes[0], std::make_pair(uint64_t{0x12000}, uint64_t{0x13000}));
+  EXPECT_EQ(holes[1], std::make_pair(uint64_t{0x14000}, uint64_t{0x15000}));
+  EXPECT_TRUE(shm_holes(p, (*atts)[1]).empty());
+}
+
+TEST(SysvShmRestore, RefusesWhatCannotBeAttached) {
+  auto p = with_segments();
+  p.areas = {shm_area(0x10000, 0x11000, 0, 7)};
+  auto atts = shm_attachments(p);
+  ASSERT_FALSE(atts);
+  EXPECT_NE(atts.error().describe().find("which the image does not have"), std::string::npos);
+  p.areas = {shm_area(0x10000, 0x16000, 0, 5)};  // six pages of a five-page segment
+  atts = shm_attachments(p);
+  ASSERT_FALSE(atts);
+  EXPECT_NE(atts.error().describe().find("outside System V segment 5"), std::string::npos);
+  p.areas = {shm_area(0x11000, 0x12000, 0x1000, 5)};  // its first page gone
+  atts = shm_attachments(p);
+  ASSERT_FALSE(atts);
+  EXPECT_NE(atts.error().describe().find("not the first page"), std::string::npos);
+  p.areas = {shm_area(0x10000, 0x11000, 0, 5), shm_area(0x12000, 0x13000, 0, 6)};
+  atts = shm_attachments(p);  // the second inside the first's segment range
+  ASSERT_FALSE(atts);
+  EXPECT_NE(atts.error().describe().find("overlap"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vos::restore
