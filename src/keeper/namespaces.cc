@@ -45,7 +45,9 @@ Status enter_namespaces(const ClockOffsets& clocks) {
   // restored program must get its segments back under the ids it holds (shm_next_id), which
   // only an empty namespace of its own can promise.
   int flags = CLONE_NEWPID | CLONE_NEWIPC | (clocks.set ? CLONE_NEWTIME : 0);
-  if (::unshare(flags) != 0) {
+  // A kernel without IPC namespaces (EINVAL) still runs programs, in the host's: vos checkpoint
+  // then refuses their System V shared memory, as for a program of an older vos.
+  if (::unshare(flags) != 0 && (errno != EINVAL || ::unshare(flags & ~CLONE_NEWIPC) != 0)) {
     return sys_error("creating a pid, IPC{} namespace", clocks.set ? " and time" : "");
   }
   if (clocks.set) {

@@ -212,6 +212,10 @@ Status check_sysv_shm_restorable(const LoadedImage& img) {
           "image {}: corrupt: System V segment {} was removed but is attached nowhere", path, s.id);
     }
   }
+  // Only a new, empty IPC namespace has every id free (the kernel may have none at all).
+  if (::access("/proc/self/ns/ipc", F_OK) != 0) {
+    return sys_error("restoring System V shared memory needs IPC namespaces (CONFIG_IPC_NS)");
+  }
   if (::access(kNextId, F_OK) != 0) {
     return sys_error(
         "restoring System V shared memory needs {} (a kernel built with "
