@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# e2e (runs in the test harness): System V shared memory through incremental images, vos merge
-# and a lazy restore. A python3 program keeps 24 MiB of random data in a segment it marked
+# e2e (runs in the test harness): System V shared memory through a keeper's death, incremental
+# images, vos merge and a lazy restore. A python3 program keeps 24 MiB of random data in a segment it marked
 # IPC_RMID (half of a 48 MiB segment; the other half never touched but for one page) and 4 MiB in
 # private memory, and rewrites some of both on request. Its segment is shared memory: never
 # tracked, so every incremental image stores it in full, and a lazy restore reads it before the
@@ -87,8 +87,19 @@ restore_check() {
   e2e_data_check "$2"
 }
 
+# A keeper that dies leaves its program running; the next checkpoint starts a new one, which must
+# join the program's IPC namespace to find its segment.
+keeper=$("$VOS" ps --json | python3 -c 'import json, sys
+print([e["keeper_pid"] for e in json.load(sys.stdin) if e["name"] == sys.argv[1]][0])' "$NAME")
+kill -KILL "$keeper"
+for ((i = 0; i < 100; i++)); do  # (until it is gone: a dying keeper still looks alive)
+  kill -0 "$keeper" 2>/dev/null || break
+  sleep 0.05
+done
 ck --incremental
 IMG1=$IMG
+grep -q "its keeper had died; a new one took over" "$W/checkpoint.log" ||
+  e2e_die "the first checkpoint did not start a new keeper: $(cat "$W/checkpoint.log")"
 expect_segment_stored "$IMG1" "first (full) image"
 e2e_data_check "after the first checkpoint"
 write
