@@ -94,6 +94,12 @@ uint64_t pages_referenced(const image::ProcessImage& img) {
 }
 
 Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t* pages_copied) {
+  // An incremental image's area gets its inherited runs first and its stored ones after; the
+  // format lists them by address (a lazy restore's eager-page split relies on it).
+  for (auto& a : ctx.img.areas) {
+    std::sort(a.pages.begin(), a.pages.end(),
+              [](const image::PageRun& x, const image::PageRun& y) { return x.vaddr < y.vaddr; });
+  }
   *pages_copied = ctx.img.pages_stored;
   ctx.img.pages_stored = pages_referenced(ctx.img);
   return image::finish_image(writer, ctx.blobs, ctx.img);

@@ -256,7 +256,12 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
       b.flags |= abi::kAreaLazy;
     }
     b.first_run = runs.size();
-    for (const auto& r : a.pages) {
+    // By address, as the format says (and the eager-page split needs); incremental images
+    // written before that was enforced listed inherited runs before the area's own.
+    std::vector<image::PageRun> by_address = a.pages;
+    std::sort(by_address.begin(), by_address.end(),
+              [](const image::PageRun& x, const image::PageRun& y) { return x.vaddr < y.vaddr; });
+    for (const auto& r : by_address) {
       BlobPageRun run{r.vaddr, r.npages * kPage, img.pages.base + r.offset, image_fd, 0};
       if (r.image != 0) {
         run.image_offset = img.parents[r.image - 1].pages.base + r.offset;
