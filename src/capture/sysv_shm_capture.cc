@@ -21,6 +21,7 @@
 #include "capture/page_writer.h"
 #include "capture/proc_files.h"
 #include "capture/sysvipc.h"
+#include "image/sysv_shm_layout.h"
 
 namespace vos::capture {
 
@@ -247,6 +248,10 @@ Status capture_sysv_shm(CaptureContext& ctx) {
       }
     }
     a.shm_rdonly = vm->second.find(" mw ") == std::string::npos;
+  }
+  // What restore will rebuild: refused now rather than by vos restore.
+  if (auto layout = image::shm_attachments(ctx.img); !layout) {
+    return std::move(layout).error();
   }
   return {};
 }

@@ -15,6 +15,7 @@
 #include "abi/restore_abi.h"
 #include "base/fast_hash.h"
 #include "capture/proc_files.h"
+#include "image/sysv_shm_layout.h"
 #include "restore/eager_pages.h"
 #include "restore/fd_restore.h"
 #include "restore/huge_pages.h"
@@ -145,7 +146,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   }
   // A shmat maps its whole segment, also over what the program had unmapped of it since: the
   // restorer's own memory must not be there.
-  auto attachments = shm_attachments(p);
+  auto attachments = image::shm_attachments(p);
   if (!attachments) {
     return std::move(attachments).error();
   }
@@ -188,7 +189,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
       // it) brings the shmat of the whole segment, then the munmaps of what is missing of it.
       if (a.file_offset == 0) {
         auto att = std::find_if(attachments->begin(), attachments->end(),
-                                [&](const ShmAttachment& x) { return x.base == a.start; });
+                                [&](const image::ShmAttachment& x) { return x.base == a.start; });
         BlobArea op{};
         op.start = att->base;
         op.end = att->end;
@@ -197,7 +198,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
         op.flags = abi::kAreaShmAttach | abi::kAreaShared |
                    (att->rdonly ? uint32_t{abi::kAreaShmRdonly} : 0u);
         areas.push_back(op);
-        for (const auto& [from, to] : shm_holes(p, *att)) {
+        for (const auto& [from, to] : image::shm_holes(p, *att)) {
           BlobArea hole{};
           hole.start = from;
           hole.end = to;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/unique_fd.h"
+#include "image/sysv_shm_layout.h"
 #include "restore/restore.h"
 
 namespace vos::restore {
@@ -22,15 +23,6 @@ constexpr const char* kNextId = "/proc/sys/kernel/shm_next_id";
 
 uint64_t page_round(uint64_t n) {
   return (n + kPage - 1) / kPage * kPage;
-}
-
-const image::SysvShm* find_segment(const image::ProcessImage& p, int32_t id) {
-  for (const auto& s : p.sysv_shm) {
-    if (s.id == id) {
-      return &s;
-    }
-  }
-  return nullptr;
 }
 
 // Creates `seg` under its id, as its creator: the kernel records the caller's effective ids as
@@ -103,75 +95,6 @@ Status fill_segment(const LoadedImage& img, int image_fd, const std::vector<int>
 
 }  // namespace
 
-Result<std::vector<ShmAttachment>> shm_attachments(const image::ProcessImage& p) {
-  std::map<std::pair<int32_t, uint64_t>, ShmAttachment> by_base;
-  for (const auto& a : p.areas) {
-    if (a.kind != image::AreaKind::kSysvShm) {
-      continue;
-    }
-    const auto* seg = find_segment(p, a.shm_id);
-    if (seg == nullptr) {
-      return user_error(
-          "corrupt: mapping {:#x}-{:#x} attaches System V segment {}, which the image does not "
-          "have",
-          a.start, a.end, a.shm_id);
-    }
-    uint64_t len = page_round(seg->size);
-    if (a.file_offset > a.start || a.file_offset >= len || a.end - a.start > len - a.file_offset) {
-      return user_error("corrupt: mapping {:#x}-{:#x} lies outside System V segment {}", a.start,
-                        a.end, a.shm_id);
-    }
-    uint64_t base = a.start - a.file_offset;
-    auto [it, fresh] = by_base.try_emplace({a.shm_id, base});
-    if (fresh) {
-      it->second = {a.shm_id, base, base + len, a.shm_rdonly};
-      if (a.file_offset != 0) {
-        return user_error(
-            "corrupt: mapping {:#x}-{:#x} of System V segment {} is not the first page of its "
-            "attachment",
-            a.start, a.end, a.shm_id);
-      }
-    } else if (it->second.rdonly != a.shm_rdonly) {
-      return user_error(
-          "corrupt: mapping {:#x}-{:#x}: parts of one attachment of System V "
-          "segment {} disagree on SHM_RDONLY",
-          a.start, a.end, a.shm_id);
-    }
-  }
-  std::vector<ShmAttachment> out;
-  for (const auto& [key, att] : by_base) {
-    out.push_back(att);
-  }
-  std::sort(out.begin(), out.end(),
-            [](const ShmAttachment& x, const ShmAttachment& y) { return x.base < y.base; });
-  for (size_t i = 1; i < out.size(); ++i) {
-    if (out[i].base < out[i - 1].end) {
-      return user_error("corrupt: attachments of System V segments {} and {} overlap at {:#x}",
-                        out[i - 1].id, out[i].id, out[i].base);
-    }
-  }
-  return out;
-}
-
-std::vector<std::pair<uint64_t, uint64_t>> shm_holes(const image::ProcessImage& p,
-                                                     const ShmAttachment& att) {
-  std::vector<std::pair<uint64_t, uint64_t>> holes;
-  uint64_t cursor = att.base;
-  for (const auto& a : p.areas) {  // ascending, not overlapping
-    if (a.end <= cursor || a.start >= att.end) {
-      continue;
-    }
-    if (a.start > cursor) {
-      holes.emplace_back(cursor, a.start);
-    }
-    cursor = std::min(a.end, att.end);
-  }
-  if (cursor < att.end) {
-    holes.emplace_back(cursor, att.end);
-  }
-  return holes;
-}
-
 Status check_sysv_shm_restorable(const LoadedImage& img) {
   const auto& p = img.proc;
   if (p.sysv_shm.empty()) {
@@ -201,13 +124,13 @@ Status check_sysv_shm_restorable(const LoadedImage& img) {
       }
     }
   }
-  auto attachments = shm_attachments(p);
+  auto attachments = image::shm_attachments(p);
   if (!attachments) {
     return std::move(attachments).error().context(fmt::format("image {}", path));
   }
   for (const auto& s : p.sysv_shm) {
     if (s.removed && std::none_of(attachments->begin(), attachments->end(),
-                                  [&](const ShmAttachment& a) { return a.id == s.id; })) {
+                                  [&](const image::ShmAttachment& a) { return a.id == s.id; })) {
       return user_error(
           "image {}: corrupt: System V segment {} was removed but is attached nowhere", path, s.id);
     }

@@ -1,8 +1,9 @@
-// e2e case (runs under vos): System V shared memory. Three segments: A (with a key, 3 MiB and a
+// e2e case (runs under vos): System V shared memory. Four segments: A (with a key, 3 MiB and a
 // bit, sparse: some pages never touched) attached twice read-write at two addresses and once
-// SHM_RDONLY, one of its read-write attachments split by mprotect and missing its last page; B
-// (IPC_PRIVATE) attached once and marked IPC_RMID while attached; C (with a key) filled and
-// then detached, attached nowhere. After the pause: the same ids (shmget of each key, IPC_STAT
+// SHM_RDONLY, one of its read-write attachments split by mprotect and missing its last two pages;
+// B (IPC_PRIVATE) attached once and marked IPC_RMID while attached; C (with a key) filled and
+// then detached, attached nowhere; D (one page) attached where A's attachment lost its
+// second-to-last page. After the pause: the same ids (shmget of each key, IPC_STAT
 // of each id), the same IPC_STAT size, mode, key, owner and creator pid, every byte through
 // every attachment (never-touched pages read zero), the same addresses and protections in
 // /proc/self/maps, SHM_RDONLY still refusing PROT_WRITE, and writes through one attachment seen
@@ -20,10 +21,10 @@ static const size_t kSizeB = 64u << 10;
 static const size_t kSizeC = 40u << 10;
 
 // A direct run shares the machine's IPC namespace: whatever happens, the segments go with it.
-static int g_ids[4] = {-1, -1, -1, -1};
+static int g_ids[5] = {-1, -1, -1, -1, -1};
 
 static void remove_segments(void) {
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) {
     if (g_ids[i] >= 0) {
       shmctl(g_ids[i], IPC_RMID, NULL);
     }
@@ -86,8 +87,7 @@ static void check_mapping(const char* what, const void* addr, const char* perms,
                           key_t key) {
   char got[5] = "", name[256], want_name[64];
   unsigned long ino = 0;
-  SHM_CHECK(maps_at(addr, got, &ino, name, sizeof name), "%s: no mapping starts at %p", what,
-            addr);
+  SHM_CHECK(maps_at(addr, got, &ino, name, sizeof name), "%s: no mapping starts at %p", what, addr);
   SHM_CHECK(strcmp(got, perms) == 0, "%s: protection %s, want %s", what, got, perms);
   SHM_CHECK(ino == (unsigned long)id, "%s: segment %lu mapped, want %d", what, ino, id);
   snprintf(want_name, sizeof want_name, "/SYSV%08x (deleted)", (unsigned)key);
@@ -114,14 +114,14 @@ static void stat_seg(struct Seg* s) {
 
 static void compare_stat(const struct Seg* s) {
   struct shmid_ds now;
-  SHM_CHECK(shmctl(s->id, IPC_STAT, &now) == 0, "segment %s (id %d): IPC_STAT after: %s",
-            s->name, s->id, strerror(errno));
+  SHM_CHECK(shmctl(s->id, IPC_STAT, &now) == 0, "segment %s (id %d): IPC_STAT after: %s", s->name,
+            s->id, strerror(errno));
   SHM_CHECK(now.shm_segsz == s->ds.shm_segsz, "segment %s: size %zu, want %zu", s->name,
             now.shm_segsz, s->ds.shm_segsz);
   SHM_CHECK(now.shm_perm.mode == s->ds.shm_perm.mode, "segment %s: mode %#o, want %#o", s->name,
             now.shm_perm.mode, s->ds.shm_perm.mode);
-  SHM_CHECK(now.shm_perm.__key == s->ds.shm_perm.__key, "segment %s: key %#x, want %#x",
-            s->name, now.shm_perm.__key, s->ds.shm_perm.__key);
+  SHM_CHECK(now.shm_perm.__key == s->ds.shm_perm.__key, "segment %s: key %#x, want %#x", s->name,
+            now.shm_perm.__key, s->ds.shm_perm.__key);
   SHM_CHECK(now.shm_perm.uid == s->ds.shm_perm.uid && now.shm_perm.gid == s->ds.shm_perm.gid &&
                 now.shm_perm.cuid == s->ds.shm_perm.cuid &&
                 now.shm_perm.cgid == s->ds.shm_perm.cgid,
@@ -153,11 +153,13 @@ int main(int argc, char** argv) {
   struct Seg a = {.name = "A", .key = base_key};
   struct Seg b = {.name = "B", .key = IPC_PRIVATE};
   struct Seg c = {.name = "C", .key = base_key + 1};
+  struct Seg d = {.name = "D", .key = IPC_PRIVATE};
   // Another private segment first, removed at once: the ids in use are not just 0, 1, 2.
   int gone = g_ids[0] = create(IPC_PRIVATE, kPage, 0600);
   a.id = g_ids[1] = create(a.key, kSizeA, 0640);
   b.id = g_ids[2] = create(b.key, kSizeB, 0600);
   c.id = g_ids[3] = create(c.key, kSizeC, 0604);
+  d.id = g_ids[4] = create(d.key, kPage, 0600);
   SHM_CHECK(shmctl(gone, IPC_RMID, NULL) == 0, "IPC_RMID: %s", strerror(errno));
   g_ids[0] = -1;
 
@@ -166,9 +168,14 @@ int main(int argc, char** argv) {
   uint8_t* a3 = attach(&a, SHM_RDONLY);
   fill(a1, kSizeA, 0xa, 1);
   size_t a_len = (kSizeA + kPage - 1) / kPage * kPage;
-  // a2: its second page read-only (two more mappings), its last page unmapped.
+  // a2: its second page read-only (two more mappings), its last two pages unmapped, the first
+  // of them taken by D (restore attaches A whole, then D over it).
   SHM_CHECK(mprotect(a2 + kPage, kPage, PROT_READ) == 0, "mprotect: %s", strerror(errno));
-  SHM_CHECK(munmap(a2 + a_len - kPage, kPage) == 0, "munmap: %s", strerror(errno));
+  SHM_CHECK(munmap(a2 + a_len - 2 * kPage, 2 * kPage) == 0, "munmap: %s", strerror(errno));
+  uint8_t* d1 = shmat(d.id, a2 + a_len - 2 * kPage, 0);
+  SHM_CHECK(d1 == a2 + a_len - 2 * kPage, "shmat D at %p: %s", (void*)(a2 + a_len - 2 * kPage),
+            strerror(errno));
+  fill(d1, kPage, 0xd, 0);
 
   uint8_t* b1 = attach(&b, 0);
   fill(b1, kSizeB, 0xb, 0);
@@ -181,6 +188,7 @@ int main(int argc, char** argv) {
   stat_seg(&a);
   stat_seg(&b);
   stat_seg(&c);
+  stat_seg(&d);
   SHM_CHECK(b.ds.shm_perm.mode & SHM_DEST, "segment B: IPC_RMID not in its mode %#o",
             b.ds.shm_perm.mode);
 
@@ -193,13 +201,14 @@ int main(int argc, char** argv) {
   e2e_sleep_until(e2e_ready_time + 1.5);
 
   // Ids: each key still names its segment; each id still answers.
-  SHM_CHECK(shmget(a.key, 0, 0) == a.id, "segment A: key %#x gives id %d, want %d",
-            (unsigned)a.key, shmget(a.key, 0, 0), a.id);
-  SHM_CHECK(shmget(c.key, 0, 0) == c.id, "segment C: key %#x gives id %d, want %d",
-            (unsigned)c.key, shmget(c.key, 0, 0), c.id);
+  SHM_CHECK(shmget(a.key, 0, 0) == a.id, "segment A: key %#x gives id %d, want %d", (unsigned)a.key,
+            shmget(a.key, 0, 0), a.id);
+  SHM_CHECK(shmget(c.key, 0, 0) == c.id, "segment C: key %#x gives id %d, want %d", (unsigned)c.key,
+            shmget(c.key, 0, 0), c.id);
   compare_stat(&a);
   compare_stat(&b);
   compare_stat(&c);
+  compare_stat(&d);
   struct shmid_ds gone_ds;
   SHM_CHECK(shmctl(gone, IPC_STAT, &gone_ds) != 0, "removed segment %d came back", gone);
 
@@ -209,12 +218,14 @@ int main(int argc, char** argv) {
   check_mapping("A attachment 2, page 3", a2 + 2 * kPage, "rw-s", a.id, a.key);
   check_mapping("A read-only attachment", a3, "r--s", a.id, a.key);
   check_mapping("B attachment", b1, "rw-s", b.id, IPC_PRIVATE);
+  check_mapping("D, where A's attachment 2 was", d1, "rw-s", d.id, IPC_PRIVATE);
   SHM_CHECK(!mapped(a2 + a_len - kPage), "A attachment 2: its unmapped last page is back");
   SHM_CHECK(mprotect(a3, kPage, PROT_READ | PROT_WRITE) != 0 && errno == EACCES,
             "A read-only attachment: PROT_WRITE allowed (errno %d): SHM_RDONLY was lost", errno);
 
   check("A through attachment 1", a1, kSizeA, 0xa, 1);
-  check("A through attachment 2", a2, a_len - kPage, 0xa, 1);
+  check("A through attachment 2", a2, a_len - 2 * kPage, 0xa, 1);
+  check("D", d1, kPage, 0xd, 0);
   check("A through the read-only attachment", a3, kSizeA, 0xa, 1);
   check("B", b1, kSizeB, 0xb, 0);
   c1 = attach(&c, SHM_RDONLY);
@@ -223,13 +234,13 @@ int main(int argc, char** argv) {
 
   // Still one segment: writes through one attachment show through the others.
   fill(a1, kSizeA, 0xaa, 0);
-  check("A rewritten, through attachment 2", a2, a_len - kPage, 0xaa, 0);
+  check("A rewritten, through attachment 2", a2, a_len - 2 * kPage, 0xaa, 0);
   check("A rewritten, through the read-only attachment", a3, kSizeA, 0xaa, 0);
 
   // New segments still work, and do not take the old ids.
   int fresh = create(IPC_PRIVATE, kPage, 0600);
-  SHM_CHECK(fresh != a.id && fresh != b.id && fresh != c.id, "new segment got id %d in use",
-            fresh);
+  SHM_CHECK(fresh != a.id && fresh != b.id && fresh != c.id && fresh != d.id,
+            "new segment got id %d in use", fresh);
   shmctl(fresh, IPC_RMID, NULL);
   remove_segments();
   e2e_pass();

@@ -4,7 +4,7 @@
 
 #include "capture/sysv_shm_capture.h"
 #include "capture/sysvipc.h"
-#include "restore/sysv_shm_restore.h"
+#include "image/sysv_shm_layout.h"
 
 namespace vos::capture {
 namespace {
@@ -97,7 +97,7 @@ TEST(SysvShmAttachments, SplitAttachmentsAreFineOnlyWithTheirFirstPage) {
 }  // namespace
 }  // namespace vos::capture
 
-namespace vos::restore {
+namespace vos::image {
 namespace {
 
 image::MemoryArea shm_area(uint64_t start, uint64_t end, uint64_t offset, int32_t id) {
@@ -125,7 +125,7 @@ image::ProcessImage with_segments() {
 
 // An attachment split by mprotect, with its second and last pages unmapped and another mapping
 // in the first gap: one shmat, a hole only where nothing of the image is.
-TEST(SysvShmRestore, AttachmentsAndTheirHoles) {
+TEST(SysvShmLayout, AttachmentsAndTheirHoles) {
   auto p = with_segments();
   p.areas.push_back(shm_area(0x10000, 0x11000, 0, 5));
   image::MemoryArea other;
@@ -148,7 +148,7 @@ TEST(SysvShmRestore, AttachmentsAndTheirHoles) {
   EXPECT_TRUE(shm_holes(p, (*atts)[1]).empty());
 }
 
-TEST(SysvShmRestore, RefusesWhatCannotBeAttached) {
+TEST(SysvShmLayout, RefusesWhatCannotBeAttached) {
   auto p = with_segments();
   p.areas = {shm_area(0x10000, 0x11000, 0, 7)};
   auto atts = shm_attachments(p);
@@ -162,11 +162,28 @@ TEST(SysvShmRestore, RefusesWhatCannotBeAttached) {
   atts = shm_attachments(p);
   ASSERT_FALSE(atts);
   EXPECT_NE(atts.error().describe().find("not the first page"), std::string::npos);
+}
+
+// A later attachment may lie where the program unmapped part of an earlier one (restore attaches
+// it over the earlier one's range), but not over a mapping of it.
+TEST(SysvShmLayout, AttachmentsInsideAnotherOnesRange) {
+  auto p = with_segments();
   p.areas = {shm_area(0x10000, 0x11000, 0, 5), shm_area(0x12000, 0x13000, 0, 6)};
-  atts = shm_attachments(p);  // the second inside the first's segment range
+  auto atts = shm_attachments(p);  // the second inside the first's unmapped pages: fine
+  ASSERT_TRUE(atts) << atts.error().describe();
+  ASSERT_EQ(atts->size(), 2u);
+  EXPECT_EQ(shm_holes(p, (*atts)[0]),
+            (std::vector<std::pair<uint64_t, uint64_t>>{{0x11000, 0x12000}, {0x13000, 0x15000}}));
+  p.sysv_shm[1].size = 3 * 4096;  // now its range reaches the first one's mapping at 0x14000
+  p.areas = {shm_area(0x10000, 0x11000, 0, 5), shm_area(0x12000, 0x13000, 0, 6),
+             shm_area(0x14000, 0x15000, 0x4000, 5)};
+  atts = shm_attachments(p);
   ASSERT_FALSE(atts);
-  EXPECT_NE(atts.error().describe().find("overlap"), std::string::npos);
+  EXPECT_NE(atts.error().describe().find("mapping 0x14000-0x15000 of System V segment 5 lies "
+                                         "inside the attachment of segment 6 at 0x12000"),
+            std::string::npos)
+      << atts.error().describe();
 }
 
 }  // namespace
-}  // namespace vos::restore
+}  // namespace vos::image

@@ -171,13 +171,15 @@ void set_advice(const BlobArea& ar) {
 }
 
 // System V shared memory: the segments exist already (the front end made them); attached where
-// the program had them, whole, then cut back to the mappings the program had.
+// the program had them, whole, then cut back to the mappings the program had. SHM_REMAP: an
+// earlier attachment's range may reach into this one's where the program had unmapped it (and
+// nothing else of the program is mapped there yet).
 bool map_shm(const BlobArea& ar) {
   long len = static_cast<long>(ar.end - ar.start);
   long r;
   if (ar.flags & vos::abi::kAreaShmAttach) {
     r = sys3(kShmat, ar.fd, static_cast<long>(ar.start),
-             (ar.flags & vos::abi::kAreaShmRdonly) ? kShmRdonly : 0);
+             kShmRemap | ((ar.flags & vos::abi::kAreaShmRdonly) ? kShmRdonly : 0));
     if (r < 0) {
       fail("shmat", r, ar.start);
     }
