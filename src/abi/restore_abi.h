@@ -19,6 +19,14 @@ enum BlobAreaFlags : uint32_t {
   kAreaGrowsDown = 1u << 2,  // MAP_GROWSDOWN (main stack)
   kAreaLazy = 1u << 3,       // pages not read: registered with the lazy userfaultfd instead
   kAreaHugePages = 1u << 4,  // the kernel may back it with huge pages (restore/huge_pages.h)
+  // System V shared memory (restore/sysv_shm_restore.h): shmat of segment `fd` at `start` (the
+  // whole segment, [start, end)), SHM_RDONLY with kAreaShmRdonly; the attachment's mappings
+  // follow as kAreaShmPart (given their protection and advice only), and what the program had
+  // unmapped of it as kAreaHole (munmap).
+  kAreaShmAttach = 1u << 5,
+  kAreaShmRdonly = 1u << 6,
+  kAreaShmPart = 1u << 7,
+  kAreaHole = 1u << 8,
 };
 
 struct BlobArea {
@@ -177,6 +185,10 @@ struct RestoreArgs {
   uint64_t nchunks;    // of all checks
   uint32_t hash_avx2;  // nonzero: the CPU and kernel run AVX2, for hashing the chunks
   uint32_t pad0;
+  // int32_t[nshm_removed]: System V segments marked IPC_RMID again once every area is mapped
+  // (with no attachment left, the kernel would destroy them at once).
+  uint64_t shm_removed;
+  uint64_t nshm_removed;
   BlobSigaction actions[65];  // index = signal number; handler == ~0 means "leave"
   BlobItimer itimers[3];
   int32_t has_itimer[3];

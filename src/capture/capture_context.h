@@ -41,6 +41,9 @@ struct CaptureContext {
   std::vector<AreaPlan> area_plans;          // parallel to img.areas
   std::map<uint64_t, std::string> vm_flags;  // smaps VmFlags by mapping start, read before freezing
   PageReference* reference = nullptr;        // pages equal to their copy here are not stored
+  // The program has an IPC namespace of its own (not a program of an older vos in the host's):
+  // its System V shared memory is then all its own and is captured.
+  bool own_ipc_namespace = true;
   // Incremental: private memory the tracker did not cover at the freeze (mapped since, or not
   // trackable), stored in full; said in the checkpoint's note.
   uint64_t untracked_bytes = 0;
@@ -55,7 +58,7 @@ struct CaptureContext {
 
 // Each part of the process is captured by one step; precheck steps run before anything is
 // frozen and add every object vos cannot handle to `obstacles`.
-void precheck_memory(pid_t pid, Obstacles& obstacles);
+void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles);
 void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles);
 void precheck_process(pid_t pid, Obstacles& obstacles);
 void precheck_posix_timers(pid_t pid, Obstacles& obstacles);

@@ -21,6 +21,7 @@
 #include "capture/page_writer.h"
 #include "capture/precopy_round.h"
 #include "capture/proc_files.h"
+#include "capture/sysv_shm_capture.h"
 #include "image/finish_image.h"
 
 namespace vos::capture {
@@ -84,10 +85,21 @@ uint64_t pages_referenced(const image::ProcessImage& img) {
       n += r.image == 0 ? r.npages : 0;
     }
   }
+  for (const auto& s : img.sysv_shm) {
+    for (const auto& r : s.pages) {
+      n += r.image == 0 ? r.npages : 0;
+    }
+  }
   return n;
 }
 
 Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t* pages_copied) {
+  // An incremental image's area gets its inherited runs first and its stored ones after; the
+  // format lists them by address (a lazy restore's eager-page split relies on it).
+  for (auto& a : ctx.img.areas) {
+    std::sort(a.pages.begin(), a.pages.end(),
+              [](const image::PageRun& x, const image::PageRun& y) { return x.vaddr < y.vaddr; });
+  }
   *pages_copied = ctx.img.pages_stored;
   ctx.img.pages_stored = pages_referenced(ctx.img);
   return image::finish_image(writer, ctx.blobs, ctx.img);
@@ -171,13 +183,13 @@ void pause_for_test(const CheckpointOptions& opts, const char* point) {
 }  // namespace
 
 Status precheck(pid_t pid, const std::string& who, const std::string& log,
-                const std::vector<std::string>& known) {
+                const std::vector<std::string>& known, bool own_ipc_namespace) {
   Obstacles obstacles;
   for (const auto& k : known) {
     obstacles.add(user_error("{}", k));
   }
   precheck_process(pid, obstacles);
-  precheck_memory(pid, obstacles);
+  precheck_memory(pid, own_ipc_namespace, obstacles);
   precheck_fds(pid, log, obstacles);
   return obstacles.result(who);
 }
@@ -307,7 +319,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  if (auto st = precheck(pid, who, opts.log, opts.obstacles); !st) {
+  if (auto st = precheck(pid, who, opts.log, opts.obstacles, opts.own_ipc_namespace); !st) {
     return std::move(st).error();
   }
   phase.mark("precheck");
@@ -339,6 +351,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   ctx.img.name = opts.name;
   ctx.img.image_id = image::new_image_id();
   ctx.img.writes_tracked = opts.incremental || base.keep_tracking;
+  ctx.own_ipc_namespace = opts.own_ipc_namespace;
   std::string mem_path = fmt::format("/proc/{}/mem", pid);
   UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!mem.valid()) {
@@ -471,6 +484,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     std::thread worker([&] {
       pages = [&]() -> Status {
         VOS_TRY(plan_memory(ctx), "memory layout");
+        VOS_TRY(capture_sysv_shm(ctx), "System V shared memory");
         base.follow_moves(false);  // made during the pre-copy
         VOS_TRY(sync_tracking(ctx, base, true), "tracking writes");
         if (planned_bytes(ctx) > frozen_limit) {
@@ -504,6 +518,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(capture_fds(ctx), "checkpoint of {}", who);
     phase.mark("fds");
     VOS_TRY(plan_memory(ctx), "checkpoint of {}", who);
+    VOS_TRY(capture_sysv_shm(ctx), "checkpoint of {}", who);
     phase.mark("plan_memory");
     if (tracking && !base.tracker) {
       auto tracker = WriteTracker::create(*session, *insn);

@@ -44,6 +44,9 @@ struct CheckpointOptions {
   std::string pause_at;
   // Obstacles the caller found (other processes in the namespace), named with the precheck's.
   std::vector<std::string> obstacles;
+  // The program has an IPC namespace of its own, as every program vos starts or restores does;
+  // one started by an older vos shares the host's, whose System V shared memory is not its own.
+  bool own_ipc_namespace = true;
   // Store only pages written since the last checkpoint (`base`); the first one is full and
   // starts tracking writes.
   bool incremental = false;
@@ -91,7 +94,7 @@ struct CheckpointStats {
 // Refuses, naming every object, if anything in the process is beyond what vos can restore.
 // `who`: the process as the user knows it, for the message.
 Status precheck(pid_t pid, const std::string& who, const std::string& log = "",
-                const std::vector<std::string>& known = {});
+                const std::vector<std::string>& known = {}, bool own_ipc_namespace = true);
 // `base` carries write tracking from one checkpoint of this program to the next (the keeper
 // keeps it); it is updated after every checkpoint once tracking was asked for.
 Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base);

@@ -12,6 +12,7 @@
 
 #include "capture/capture_context.h"
 #include "capture/proc_files.h"
+#include "capture/sysv_shm_capture.h"
 
 namespace vos::capture {
 
@@ -42,6 +43,9 @@ image::AreaKind classify(const MapsEntry& m) {
   if (starts_with(m.name, "/memfd:")) {
     return AreaKind::kMemfd;  // shared or private, mapped from the restored memfd
   }
+  if (is_sysv_shm_mapping(m)) {
+    return AreaKind::kSysvShm;
+  }
   if (m.shared && (starts_with(m.name, "/dev/zero") || m.name.empty())) {
     return AreaKind::kSharedAnon;
   }
@@ -52,9 +56,8 @@ image::AreaKind classify(const MapsEntry& m) {
 }
 
 Status check_area(const MapsEntry& m) {
-  if (starts_with(m.name, "/SYSV")) {
-    return user_error("mapping {:#x}-{:#x}: System V shared memory is not supported yet", m.start,
-                      m.end);
+  if (is_sysv_shm_mapping(m)) {
+    return {};  // (sysv_shm_capture.cc checks attachments)
   }
   if (starts_with(m.name, "/") && !starts_with(m.name, "/memfd:") &&
       !starts_with(m.name, "/dev/zero") && ends_with(m.name, " (deleted)")) {
@@ -86,7 +89,7 @@ Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t s
   return {};
 }
 
-void precheck_memory(pid_t pid, Obstacles& obstacles) {
+void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles) {
   auto maps = read_maps(pid);
   if (!maps) {
     obstacles.add(maps.error());
@@ -97,6 +100,7 @@ void precheck_memory(pid_t pid, Obstacles& obstacles) {
       obstacles.add(st.error());
     }
   }
+  precheck_sysv_ipc(pid, *maps, own_ipc_namespace, obstacles);
 }
 
 // VmFlags of each mapping, keyed by start address (only the flags that decide how it is read).
@@ -140,6 +144,9 @@ Status plan_memory(CaptureContext& ctx) {
     a.dev = (m.dev_major << 8) | m.dev_minor;
     a.ino = m.ino;
     a.growsdown = m.name == "[stack]";
+    if (a.kind == image::AreaKind::kSysvShm) {
+      a.shm_id = static_cast<int32_t>(m.ino);  // the kernel numbers a segment's inode by its id
+    }
     AreaPlan plan;
     if (a.kind == image::AreaKind::kMemfd) {
       for (const auto& fd : ctx.img.fds) {
@@ -154,6 +161,7 @@ Status plan_memory(CaptureContext& ctx) {
         plan.store_all = true;
       }
     }
+    // (A System V segment's pages are stored once, with the segment: sysv_shm_capture.cc.)
     plan.stores_pages = a.kind == image::AreaKind::kAnon ||
                         a.kind == image::AreaKind::kSharedAnon ||
                         (a.kind == image::AreaKind::kFile && !a.shared) ||

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "capture/sysv_shm_capture.h"
+
 namespace vos::capture {
 
 namespace {
@@ -317,6 +319,11 @@ Status write_pages(CaptureContext& ctx, PageSink& sink, pid_t source, PagePass p
     if (auto st = store_ranges(ctx, a, ranges, source, mem.get(), sink, drop_zero, buf); !st) {
       return st;
     }
+  }
+  // System V segments are shared memory: read with the rest of it, while the program is stopped
+  // (a snapshot does not freeze them), and always in full (their writes are not tracked).
+  if (pass == PagePass::kAll || pass == PagePass::kFrozenOnly || pass == PagePass::kImplicitOnly) {
+    return write_sysv_shm_pages(ctx, sink);
   }
   return {};
 }

@@ -63,6 +63,12 @@ int cmd_checkpoint(const CheckpointArgs& a) {
   if (!a.parent.empty()) {
     req["parent"] = std::filesystem::absolute(a.parent).lexically_normal().string();
   }
+  // The keeper compares it with the program's: a program that shares it (started by an older
+  // vos, without an IPC namespace of its own) has no System V shared memory of its own.
+  struct stat ipc {};
+  if (::stat("/proc/self/ns/ipc", &ipc) == 0) {
+    req["ipc_ns"] = static_cast<uint64_t>(ipc.st_ino);
+  }
   auto mode = ProgressDisplay::parse_mode(a.progress).value_or(ProgressDisplay::Mode::kAuto);
   ProgressDisplay progress(mode, "vos checkpoint: " + entry->name);
   req["progress"] = progress.may_show();

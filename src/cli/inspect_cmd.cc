@@ -183,9 +183,25 @@ int cmd_inspect(const std::string& path, bool json) {
     if (inherited != 0) {
       pages += fmt::format(" (+{} in parents)", inherited);
     }
+    if (a.kind == image::AreaKind::kSysvShm) {
+      pages = fmt::format("segment {}{}", a.shm_id, a.shm_rdonly ? " (SHM_RDONLY)" : "");
+    }
     std::printf("  %012lx-%012lx %s %-11s %s  %s\n", static_cast<unsigned long>(a.start),
                 static_cast<unsigned long>(a.end), prot_string(a.prot, a.shared).c_str(),
                 image::area_kind_name(a.kind), pages.c_str(), a.name.c_str());
+  }
+  if (!p.sysv_shm.empty()) {
+    std::printf("sysv shm  %zu segments\n", p.sysv_shm.size());
+    for (const auto& seg : p.sysv_shm) {
+      uint64_t stored = 0;
+      for (const auto& r : seg.pages) {
+        stored += r.npages;
+      }
+      std::printf("  id %-8d key 0x%08x %10lu bytes  mode %03o  owner %u:%u%s%s  %lu pages\n",
+                  seg.id, static_cast<uint32_t>(seg.key), static_cast<unsigned long>(seg.size),
+                  seg.mode, seg.uid, seg.gid, seg.removed ? "  removed" : "",
+                  seg.locked ? "  locked" : "", static_cast<unsigned long>(stored));
+    }
   }
   std::printf("fds       %zu\n", p.fds.size());
   for (const auto& f : p.fds) {

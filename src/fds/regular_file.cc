@@ -1,6 +1,7 @@
 // Host side. Regular files, reopened by path at their offset; `vos restore` first checks that the
 // file is still there and has the size it had.
 #include <fcntl.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "fds/fd_kind.h"
@@ -9,15 +10,24 @@ namespace vos::fds {
 
 namespace {
 
+constexpr decltype(statfs::f_type) kMqueueMagic = 0x19800202;  // linux/magic.h MQUEUE_MAGIC
+
 class RegularFile final : public FdKindHandler {
  public:
   image::FdKind kind() const override { return image::FdKind::kFile; }
   bool matches(const FdProbe& f, const ProbeSet& all) const override {
     return f.link_starts_with("/") && f.type() == S_IFREG && !all.is_log(f);  // logs: stdio.cc
   }
-  Status check(const FdProbe& f, const ProbeSet&) const override {
+  Status check(const FdProbe& f, const ProbeSet& all) const override {
     if (f.deleted()) {
       return user_error("fd {}: file {} was deleted: not supported yet", f.fd, f.link);
+    }
+    // A POSIX message queue looks like a regular file named /NAME, on the kernel's own mount of
+    // the program's IPC namespace: reopened by that path, it would be some other file, or none.
+    struct statfs fs {};
+    if (::statfs(fmt::format("/proc/{}/fd/{}", all.pid, f.fd).c_str(), &fs) == 0 &&
+        fs.f_type == kMqueueMagic) {
+      return user_error("fd {}: POSIX message queue {} is not supported yet", f.fd, f.link);
     }
     return {};
   }

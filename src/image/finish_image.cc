@@ -11,6 +11,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (has_file_locks(proc)) {
     writer.require_version(abi::kImageVersionFileLocks);
   }
+  if (!proc.sysv_shm.empty()) {
+    writer.require_version(abi::kImageVersionSysvShm);
+  }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
   VOS_TRY(writer.end_section(), "blobs");

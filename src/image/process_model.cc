@@ -17,7 +17,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(AreaKind, {{AreaKind::kAnon, "anon"},
                                         {AreaKind::kVdso, "vdso"},
                                         {AreaKind::kVvar, "vvar"},
                                         {AreaKind::kVvarVclock, "vvar_vclock"},
-                                        {AreaKind::kVsyscall, "vsyscall"}})
+                                        {AreaKind::kVsyscall, "vsyscall"},
+                                        {AreaKind::kSysvShm, "sysv-shm"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kDir, "dir"},
@@ -44,7 +45,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
                                                 advice, kind, name, file_offset, dev, ino, memfd,
-                                                pages)
+                                                shm_id, shm_rdonly, pages)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvShm, id, key, size, mode, removed, locked, uid,
+                                                gid, cuid, cgid, cpid, lpid, pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, sigmask, altstack,
                                                 rseq_addr, rseq_len, rseq_sig, robust_list,
@@ -62,11 +65,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 sockaddr, backlog, sock_type, semaphore, dup_of,
                                                 termios, tty_rows, tty_cols, locks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
-    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, uid, gid, groups, umask, personality, thp_disabled, rlimits,
-    start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
-    env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,
-    shared_pending, itimers, posix_timers, fds, pages_stored, image_id, parents, pages_inherited,
-    writes_tracked)
+    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, uid, gid,
+    groups, umask, personality, thp_disabled, rlimits, start_code, end_code, start_data, end_data,
+    start_brk, brk, start_stack, arg_start, arg_end, env_start, env_end, auxv, monotonic_ns,
+    boottime_ns, realtime_ns, areas, threads, actions, shared_pending, itimers, posix_timers, fds,
+    sysv_shm, pages_stored, image_id, parents, pages_inherited, writes_tracked)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;
@@ -78,8 +81,9 @@ namespace {
 
 // nlohmann maps an unknown enum string to the first value; an image must not be misread that way.
 Status check_kinds(const nlohmann::json& j) {
-  static const std::vector<std::string> areas = {"anon", "file", "shared-anon", "memfd",
-                                                 "vdso", "vvar", "vvar_vclock", "vsyscall"};
+  static const std::vector<std::string> areas = {"anon",        "file",     "shared-anon",
+                                                 "memfd",       "vdso",     "vvar",
+                                                 "vvar_vclock", "vsyscall", "sysv-shm"};
   static const std::vector<std::string> fds = {
       "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",    "epoll",
       "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device"};

@@ -43,7 +43,17 @@ enum AreaAdvice : uint32_t {
   kAdviceMergeable = 1u << 5,   // mg: MADV_MERGEABLE (KSM)
 };
 
-enum class AreaKind { kAnon, kFile, kSharedAnon, kMemfd, kVdso, kVvar, kVvarVclock, kVsyscall };
+enum class AreaKind {
+  kAnon,
+  kFile,
+  kSharedAnon,
+  kMemfd,
+  kVdso,
+  kVvar,
+  kVvarVclock,
+  kVsyscall,
+  kSysvShm,  // (part of) an attachment of a System V shared memory segment (shmat)
+};
 
 struct MemoryArea {
   uint64_t start = 0;
@@ -58,6 +68,28 @@ struct MemoryArea {
   uint64_t dev = 0;
   uint64_t ino = 0;
   int memfd = -1;  // for kMemfd: the program fd whose object backs this mapping
+  // For kSysvShm: the segment attached (SysvShm::id; file_offset is the offset in it), and
+  // whether it was attached SHM_RDONLY (the mapping may never be made writable).
+  int32_t shm_id = -1;
+  bool shm_rdonly = false;
+  std::vector<PageRun> pages;
+};
+
+// A System V shared memory segment of the program's IPC namespace. The program keeps the id
+// shmget gave it (PostgreSQL writes it into its lock file and checks it), so the segment comes
+// back under that id. Segments belong to the namespace, not to a process: mappings (kSysvShm)
+// name them by id, so processes of one program can share one.
+struct SysvShm {
+  int32_t id = 0;
+  int32_t key = 0;       // IPC_PRIVATE (0) once removed: the kernel forgets the key then
+  uint64_t size = 0;     // shm_segsz, bytes
+  uint32_t mode = 0;     // permission bits (0777)
+  bool removed = false;  // IPC_RMID: destroyed when its last attachment goes
+  bool locked = false;   // SHM_LOCK
+  // As the program's user namespace shows them.
+  uint32_t uid = 0, gid = 0, cuid = 0, cgid = 0;
+  int32_t cpid = 0, lpid = 0;  // informational
+  // Its contents: `vaddr` is the offset in the segment. Pages not listed read as zeros.
   std::vector<PageRun> pages;
 };
 
@@ -218,6 +250,7 @@ struct ProcessImage {
   std::vector<ITimer> itimers;
   std::vector<PosixTimer> posix_timers;  // by ascending id
   std::vector<FdState> fds;
+  std::vector<SysvShm> sysv_shm;  // the segments of its IPC namespace, by ascending id
   uint64_t pages_stored = 0;
   std::string image_id;              // random, names this image to the images built on it
   std::vector<ParentImage> parents;  // images whose pages this one refers to (incremental)

@@ -81,8 +81,10 @@ Result<Entry> adopt_program(const Entry& e) {
     if (!host) {
       fail(ready[1], host.error());
     }
-    int flags = CLONE_NEWPID | CLONE_NEWNS | (::geteuid() != 0 ? CLONE_NEWUSER : 0);
-    if (::setns(init.get(), flags) != 0) {
+    // The IPC namespace: the keeper reads the program's System V shared memory in it.
+    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | (::geteuid() != 0 ? CLONE_NEWUSER : 0);
+    if (::setns(init.get(), flags) != 0 &&
+        (errno != EINVAL || ::setns(init.get(), flags & ~CLONE_NEWIPC) != 0)) {  // no IPC ns
       fail(ready[1], sys_error("entering the namespaces of {}", e.name));
     }
     // Only children join a pid namespace. The keeper is the grandchild: once its parent, the

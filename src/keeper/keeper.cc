@@ -179,6 +179,10 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
     opts.ns_last_pid = *last;
   }
   opts.incremental = req.value("incremental", false);
+  // (A CLI of before the field sends none; no ns file: a kernel without IPC namespaces.)
+  struct stat ipc {};
+  opts.own_ipc_namespace = ::stat(fmt::format("/proc/{}/ns/ipc", program).c_str(), &ipc) == 0 &&
+                           static_cast<uint64_t>(ipc.st_ino) != req.value("ipc_ns", uint64_t{0});
   opts.precopy = req.value("precopy", true);
   opts.parent = req.value("parent", "");
   std::string page_cache = req.value("page_cache", std::string("auto"));

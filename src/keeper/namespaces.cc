@@ -41,9 +41,14 @@ Status enter_namespaces(const ClockOffsets& clocks) {
     VOS_TRY(write_file("/proc/self/uid_map", fmt::format("{} {} 1", uid, uid)), "user namespace");
     VOS_TRY(write_file("/proc/self/gid_map", fmt::format("{} {} 1", gid, gid)), "user namespace");
   }
-  int flags = CLONE_NEWPID | (clocks.set ? CLONE_NEWTIME : 0);
-  if (::unshare(flags) != 0) {
-    return sys_error("creating a pid{} namespace", clocks.set ? " and time" : "");
+  // The IPC namespace too: System V shared memory ids are handed out per namespace, and a
+  // restored program must get its segments back under the ids it holds (shm_next_id), which
+  // only an empty namespace of its own can promise.
+  int flags = CLONE_NEWPID | CLONE_NEWIPC | (clocks.set ? CLONE_NEWTIME : 0);
+  // A kernel without IPC namespaces (EINVAL) still runs programs, in the host's: vos checkpoint
+  // then refuses their System V shared memory, as for a program of an older vos.
+  if (::unshare(flags) != 0 && (errno != EINVAL || ::unshare(flags & ~CLONE_NEWIPC) != 0)) {
+    return sys_error("creating a pid, IPC{} namespace", clocks.set ? " and time" : "");
   }
   if (clocks.set) {
     auto split = [](int64_t ns) {

@@ -1,7 +1,8 @@
 // Host side (vos run / vos restore, and the keeper). The program lives in its own pid namespace
 // (so its pid and tids can be given back exactly on restore with clone3's set_tid), mount
-// namespace (for a /proc that shows those pids) and, once restored, time namespace (so that
-// CLOCK_MONOTONIC continues from where it was instead of jumping).
+// namespace (for a /proc that shows those pids), IPC namespace (so that its System V shared
+// memory is its own and comes back under the same ids) and, once restored, time namespace (so
+// that CLOCK_MONOTONIC continues from where it was instead of jumping).
 #pragma once
 
 #include <sys/types.h>
@@ -18,8 +19,9 @@ struct ClockOffsets {
   int64_t boottime_ns = 0;
 };
 
-// In the CLI process: the next child it forks becomes pid 1 of a new pid namespace. Without root
-// a user namespace mapping the caller's own uid/gid comes first.
+// In the CLI process: the next child it forks becomes pid 1 of a new pid namespace, and the CLI
+// itself moves to a new IPC namespace that its children inherit. Without root a user namespace
+// mapping the caller's own uid/gid comes first (and owns the others).
 Status enter_namespaces(const ClockOffsets& clocks);
 
 // In init (pid 1): a private mount namespace with a /proc for the new pid namespace.

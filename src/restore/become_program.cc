@@ -15,6 +15,7 @@
 #include "abi/restore_abi.h"
 #include "base/fast_hash.h"
 #include "capture/proc_files.h"
+#include "image/sysv_shm_layout.h"
 #include "restore/eager_pages.h"
 #include "restore/fd_restore.h"
 #include "restore/huge_pages.h"
@@ -23,6 +24,7 @@
 #include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
 #include "restore/terminal_restore.h"
+#include "restore/sysv_shm_restore.h"
 
 extern "C" {
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
@@ -144,6 +146,15 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   for (const auto& a : p.areas) {
     used.push_back({a.start, a.end});
   }
+  // A shmat maps its whole segment, also over what the program had unmapped of it since: the
+  // restorer's own memory must not be there.
+  auto attachments = image::shm_attachments(p);
+  if (!attachments) {
+    return std::move(attachments).error();
+  }
+  for (const auto& att : *attachments) {
+    used.push_back({att.base, att.end});
+  }
 
   // Files behind mappings, opened once each, except files the program holds POSIX locks on: the
   // blob closes what the restore opened, and a close releases them.
@@ -163,10 +174,53 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
             "restoring across kernel versions is not supported yet",
             name, a.end - a.start);
       }
+      for (const auto& att : *attachments) {
+        if (a.start < att.end && att.base < a.end) {
+          return user_error(
+              "the program's {} at {:#x} lies inside its attachment of System V "
+              "segment {} at {:#x}",
+              name, a.start, att.id, att.base);
+        }
+      }
       moves.push_back({it->second.start, a.start, a.end - a.start});
       continue;
     }
     if (a.kind == image::AreaKind::kVsyscall) {
+      continue;
+    }
+    if (a.kind == image::AreaKind::kSysvShm) {
+      // The first mapping of an attachment (offset 0 in the segment; shm_attachments checked
+      // it) brings the shmat of the whole segment, then the munmaps of what is missing of it.
+      if (a.file_offset == 0) {
+        auto att = std::find_if(attachments->begin(), attachments->end(),
+                                [&](const image::ShmAttachment& x) { return x.base == a.start; });
+        BlobArea op{};
+        op.start = att->base;
+        op.end = att->end;
+        op.fd = att->id;
+        op.first_run = runs.size();
+        op.flags = abi::kAreaShmAttach | abi::kAreaShared |
+                   (att->rdonly ? uint32_t{abi::kAreaShmRdonly} : 0u);
+        areas.push_back(op);
+        for (const auto& [from, to] : image::shm_holes(p, *att)) {
+          BlobArea hole{};
+          hole.start = from;
+          hole.end = to;
+          hole.fd = -1;
+          hole.first_run = runs.size();
+          hole.flags = abi::kAreaHole;
+          areas.push_back(hole);
+        }
+      }
+      BlobArea part{};
+      part.start = a.start;
+      part.end = a.end;
+      part.prot = a.prot;
+      part.fd = -1;
+      part.advice = a.advice;
+      part.first_run = runs.size();
+      part.flags = abi::kAreaShmPart | abi::kAreaShared;
+      areas.push_back(part);
       continue;
     }
     BlobArea b{};
@@ -214,7 +268,12 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
       b.flags |= abi::kAreaLazy;
     }
     b.first_run = runs.size();
-    for (const auto& r : a.pages) {
+    // By address, as the format says (and the eager-page split needs); incremental images
+    // written before that was enforced listed inherited runs before the area's own.
+    std::vector<image::PageRun> by_address = a.pages;
+    std::sort(by_address.begin(), by_address.end(),
+              [](const image::PageRun& x, const image::PageRun& y) { return x.vaddr < y.vaddr; });
+    for (const auto& r : by_address) {
       BlobPageRun run{r.vaddr, r.npages * kPage, img.pages.base + r.offset, image_fd, 0};
       if (r.image != 0) {
         run.image_offset = img.parents[r.image - 1].pages.base + r.offset;
@@ -293,7 +352,14 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   uint64_t close_off = starts_off + round_up(checks.piece_start.size() * sizeof(uint32_t), 64);
   // helpers already holds the mapped files; exe, info, image and log fds are added below.
   uint64_t max_helpers = helpers.size() + 4 + parent_fds.size();
-  uint64_t scratch_off = round_up(close_off + max_helpers * sizeof(int32_t), kPage);
+  std::vector<int32_t> removed;
+  for (const auto& s : p.sysv_shm) {
+    if (s.removed) {
+      removed.push_back(s.id);
+    }
+  }
+  uint64_t removed_off = round_up(close_off + max_helpers * sizeof(int32_t), 64);
+  uint64_t scratch_off = round_up(removed_off + removed.size() * sizeof(int32_t), kPage);
   uint64_t region_size = scratch_off + kPosixTimerScratch;
 
   auto region_at = find_gap(used, region_size);
@@ -438,6 +504,9 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   std::memcpy(base + close_off, helpers.data(), helpers.size() * sizeof(int32_t));
   args->close_fds = region + close_off;
   args->nclose = helpers.size();
+  std::memcpy(base + removed_off, removed.data(), removed.size() * sizeof(int32_t));
+  args->shm_removed = region + removed_off;
+  args->nshm_removed = removed.size();
   args->has_mm_map = 1;
   args->mm_map = {p.start_code,
                   p.end_code,
@@ -518,6 +587,12 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
     die(log_fd, s.error());
   }
   s = restore_terminal_foreground(img.proc);
+  if (!s) {
+    die(log_fd, s.error());
+  }
+  // After the program's resource limits (SHM_LOCK counts against RLIMIT_MEMLOCK), before the
+  // blob replaces this address space (the contents go in through an attachment of this one).
+  s = recreate_sysv_shm(img, image_fd, parent_fds);
   if (!s) {
     die(log_fd, s.error());
   }

@@ -9,6 +9,7 @@
 #include "fds/file_locks.h"
 #include "image/page_reader.h"
 #include "restore/restore.h"
+#include "restore/sysv_shm_restore.h"
 
 namespace vos::restore {
 
@@ -187,6 +188,7 @@ Status check_restorable(const LoadedImage& img) {
       }
     }
   }
+  VOS_TRY(check_sysv_shm_restorable(img), "System V shared memory");
   for (const auto& f : p.fds) {
     VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
     if (f.dup_of >= 0) {

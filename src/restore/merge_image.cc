@@ -48,20 +48,29 @@ Result<MergeStats> merge_image(const std::string& in, const std::string& out) {
   image::ProcessImage proc = img->proc;
   std::vector<char> buf(kChunk);
   VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+  auto copy_run = [&](image::PageRun& r) -> Status {
+    const PageSource& src = r.image == 0 ? img->pages : img->parents[r.image - 1].pages;
+    const std::string& from =
+        r.image == 0 ? img->reader.path() : img->parents[r.image - 1].reader.path();
+    uint64_t at = writer->section_position();
+    VOS_TRY(copy_bytes(src.fd, src.base + r.offset, r.npages * kPage, *writer, buf, from),
+            "page run at {:#x}", r.vaddr);
+    stats.pages += r.npages;
+    if (r.image != 0) {
+      stats.pages_copied += r.npages;
+    }
+    r.offset = at;
+    r.image = 0;
+    return {};
+  };
   for (auto& a : proc.areas) {
     for (auto& r : a.pages) {
-      const PageSource& src = r.image == 0 ? img->pages : img->parents[r.image - 1].pages;
-      const std::string& from =
-          r.image == 0 ? img->reader.path() : img->parents[r.image - 1].reader.path();
-      uint64_t at = writer->section_position();
-      VOS_TRY(copy_bytes(src.fd, src.base + r.offset, r.npages * kPage, *writer, buf, from),
-              "page run at {:#x}", r.vaddr);
-      stats.pages += r.npages;
-      if (r.image != 0) {
-        stats.pages_copied += r.npages;
-      }
-      r.offset = at;
-      r.image = 0;
+      VOS_TRY(copy_run(r), "mapping {:#x}", a.start);
+    }
+  }
+  for (auto& seg : proc.sysv_shm) {
+    for (auto& r : seg.pages) {
+      VOS_TRY(copy_run(r), "System V segment {}", seg.id);
     }
   }
   VOS_TRY(writer->end_section(), "pages");

@@ -172,6 +172,78 @@ TEST_F(ImageTest, PosixTimersRoundTripAndNeedVersion3) {
   EXPECT_TRUE(old->posix_timers.empty());
 }
 
+// An older vos would ignore `sysv_shm` and restore a program without the segments its ids name
+// (and take a `sysv-shm` mapping for private memory): such an image says version 5.
+TEST_F(ImageTest, SysvShmRoundTripAndNeedsVersion4) {
+  ProcessImage p;
+  p.pid = 2;
+  SysvShm s;
+  s.id = 65537;
+  s.key = 0x5e0001;
+  s.size = 3 * 4096 + 100;
+  s.mode = 0640;
+  s.removed = true;
+  s.locked = true;
+  s.uid = 101;
+  s.gid = 104;
+  s.cuid = 0;
+  s.cgid = 1;
+  s.cpid = 2;
+  s.lpid = 3;
+  s.pages.push_back({4096, 2, 8192, 0});
+  p.sysv_shm.push_back(s);
+  MemoryArea a;
+  a.start = 0x7f0000000000;
+  a.end = a.start + 4 * 4096;
+  a.shared = true;
+  a.kind = AreaKind::kSysvShm;
+  a.name = "/SYSV005e0001 (deleted)";
+  a.file_offset = 4096;
+  a.shm_id = 65537;
+  a.shm_rdonly = true;
+  p.areas.push_back(a);
+  std::string path = dir_ + "/shm.vos";
+  auto w = ImageWriter::create(path);
+  ASSERT_TRUE(w) << w.error().describe();
+  ASSERT_TRUE(finish_image(*w, "", p));
+  auto r = ImageReader::open(path);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->header().version, abi::kImageVersionSysvShm);
+  auto meta = r->read_section(abi::SectionType::kMeta);
+  ASSERT_TRUE(meta);
+  auto back = process_from_json(*meta);
+  ASSERT_TRUE(back) << back.error().describe();
+  ASSERT_EQ(back->sysv_shm.size(), 1u);
+  const SysvShm& b = back->sysv_shm[0];
+  EXPECT_EQ(b.id, 65537);
+  EXPECT_EQ(b.key, 0x5e0001);
+  EXPECT_EQ(b.size, 3u * 4096 + 100);
+  EXPECT_EQ(b.mode, 0640u);
+  EXPECT_TRUE(b.removed);
+  EXPECT_TRUE(b.locked);
+  EXPECT_EQ(b.uid, 101u);
+  EXPECT_EQ(b.gid, 104u);
+  EXPECT_EQ(b.cuid, 0u);
+  EXPECT_EQ(b.cgid, 1u);
+  EXPECT_EQ(b.cpid, 2);
+  EXPECT_EQ(b.lpid, 3);
+  ASSERT_EQ(b.pages.size(), 1u);
+  EXPECT_EQ(b.pages[0].vaddr, 4096u);
+  EXPECT_EQ(b.pages[0].npages, 2u);
+  EXPECT_EQ(b.pages[0].offset, 8192u);
+  ASSERT_EQ(back->areas.size(), 1u);
+  EXPECT_EQ(back->areas[0].kind, AreaKind::kSysvShm);
+  EXPECT_EQ(back->areas[0].shm_id, 65537);
+  EXPECT_TRUE(back->areas[0].shm_rdonly);
+  EXPECT_EQ(back->areas[0].file_offset, 4096u);
+  // Metadata from before: no segments, and mappings name none.
+  auto old = process_from_json(R"({"pid": 2, "areas": [{"start": 4096, "end": 8192}]})");
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->sysv_shm.empty());
+  EXPECT_EQ(old->areas[0].shm_id, -1);
+  EXPECT_FALSE(old->areas[0].shm_rdonly);
+}
+
 // Page data written around the page cache (O_DIRECT, for whole pages from page-aligned memory)
 // and the rest through it must make the very same file as writing everything through it.
 TEST_F(ImageTest, PageDataAroundThePageCacheMakesTheSameFile) {

@@ -157,12 +157,71 @@ void register_lazy(const RestoreArgs* a, uint64_t start, uint64_t end) {
   }
 }
 
+void set_advice(const BlobArea& ar) {
+  for (int bit = 0; bit < 6; ++bit) {
+    if (ar.advice & (1u << bit)) {
+      long r = sys3(kMadvise, static_cast<long>(ar.start), static_cast<long>(ar.end - ar.start),
+                    kAdviceCalls[bit]);
+      // KSM may be compiled out; the program would have had the same error from its own call.
+      if (r < 0 && kAdviceCalls[bit] != 12) {
+        fail("madvise", r, ar.start);
+      }
+    }
+  }
+}
+
+// System V shared memory: the segments exist already (the front end made them); attached where
+// the program had them, whole, then cut back to the mappings the program had. SHM_REMAP: an
+// earlier attachment's range may reach into this one's where the program had unmapped it (and
+// nothing else of the program is mapped there yet).
+bool map_shm(const BlobArea& ar) {
+  long len = static_cast<long>(ar.end - ar.start);
+  long r;
+  if (ar.flags & vos::abi::kAreaShmAttach) {
+    r = sys3(kShmat, ar.fd, static_cast<long>(ar.start),
+             kShmRemap | ((ar.flags & vos::abi::kAreaShmRdonly) ? kShmRdonly : 0));
+    if (r < 0) {
+      fail("shmat", r, ar.start);
+    }
+    if (static_cast<uint64_t>(r) != ar.start) {
+      fail("shmat placed elsewhere", -22, ar.start);
+    }
+  } else if (ar.flags & vos::abi::kAreaHole) {
+    r = sys2(kMunmap, static_cast<long>(ar.start), len);
+    if (r < 0) {
+      fail("munmap of a part of a System V attachment", r, ar.start);
+    }
+  } else if (ar.flags & vos::abi::kAreaShmPart) {
+    r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));
+    if (r < 0) {
+      fail("mprotect of a System V attachment", r, ar.start);
+    }
+    set_advice(ar);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void mark_shm_removed(const RestoreArgs* a) {
+  const auto* ids = reinterpret_cast<const int32_t*>(a->shm_removed);
+  for (uint64_t i = 0; i < a->nshm_removed; ++i) {
+    long r = sys3(kShmctl, ids[i], kIpcRmid, 0);
+    if (r < 0) {
+      fail("IPC_RMID of System V segment", r, static_cast<unsigned long>(ids[i]));
+    }
+  }
+}
+
 void map_areas(const RestoreArgs* a) {
   CopyLoader loader = open_copy_loader(a);
   const auto* areas = reinterpret_cast<const BlobArea*>(a->areas);
   const auto* runs = reinterpret_cast<const BlobPageRun*>(a->runs);
   for (uint64_t i = 0; i < a->nareas; ++i) {
     const BlobArea& ar = areas[i];
+    if (map_shm(ar)) {
+      continue;
+    }
     long len = static_cast<long>(ar.end - ar.start);
     long flags = kMapFixed | ((ar.flags & vos::abi::kAreaShared) ? kMapShared : kMapPrivate);
     if (ar.flags & vos::abi::kAreaMapAnon) {
@@ -185,15 +244,7 @@ void map_areas(const RestoreArgs* a) {
       fail("mmap placed elsewhere", -22, ar.start);
     }
     // Before the pages arrive: huge-page advice decides how populating allocates them.
-    for (int bit = 0; bit < 6; ++bit) {
-      if (ar.advice & (1u << bit)) {
-        r = sys3(kMadvise, static_cast<long>(ar.start), len, kAdviceCalls[bit]);
-        // KSM may be compiled out; the program would have had the same error from its own call.
-        if (r < 0 && kAdviceCalls[bit] != 12) {
-          fail("madvise", r, ar.start);
-        }
-      }
-    }
+    set_advice(ar);
     if (register_for_copy(loader, ar, i) || loads_by_read(a, ar)) {
       continue;  // filled, and given its protection, by run_copy_loader below
     }
@@ -390,6 +441,7 @@ extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
     create_lazy_uffd(a);
   }
   map_areas(a);
+  mark_shm_removed(a);
   if (a->has_mm_map) {
     long r = sys5(kPrctl, kPrSetMm, kPrSetMmMap, reinterpret_cast<long>(&a->mm_map),
                   sizeof a->mm_map, 0);

@@ -11,6 +11,7 @@ constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapAnon
                kMapGrowsdown = 0x0100;
 constexpr long kMremapMaymove = 1, kMremapFixed = 2;
 constexpr long kMadvPopulateWrite = 23;
+constexpr long kShmRdonly = 010000, kShmRemap = 040000, kIpcRmid = 0;
 // madvise() hints restored per area, in image::AreaAdvice bit order.
 constexpr long kAdviceCalls[] = {14 /*HUGEPAGE*/, 15 /*NOHUGEPAGE*/, 10 /*DONTFORK*/,
                                  16 /*DONTDUMP*/, 18 /*WIPEONFORK*/, 12 /*MERGEABLE*/};

@@ -50,6 +50,8 @@ enum : long {
   kPread64 = 17,
   kMremap = 25,
   kMadvise = 28,
+  kShmat = 30,
+  kShmctl = 31,
   kGetitimer = 36,
   kSetitimer = 38,
   kGetpid = 39,

@@ -149,6 +149,25 @@ for needle in "other processes run with it" "fd 3: connected socket" "fd 4: conn
   grep -q "$needle" "$W/err.log" || e2e_die "the refusal does not name '$needle': $(cat "$W/err.log")"
 done
 
+# System V IPC lives in the program's own IPC namespace: shared memory is checkpointed, but
+# semaphore sets and message queues are not yet, and a POSIX message queue fd is no file to
+# reopen by its name.
+run_detached "ipc-$uniq" python3 -c 'import ctypes, sys, time
+libc = ctypes.CDLL(None)
+assert libc.semget(0x5e3, 2, 0o1600) >= 0 and libc.msgget(0x35e, 0o1600) >= 0
+rt = ctypes.CDLL("librt.so.1")
+assert rt.mq_open(b"/vos-e2e-queue", 0o100 | 2, 0o600, None) >= 0  # O_CREAT | O_RDWR
+open(sys.argv[1], "w").close()
+time.sleep(100)' "$W/ipc-ready"
+e2e_wait_file "$W/ipc-ready" 20 "IPC program" "ipc-$uniq"
+expect_fail "3 reasons" "$VOS" checkpoint "ipc-$uniq" --dir "$W/img" --kill
+for needle in "System V semaphore set 0 (key 0x5e3) is not supported yet" \
+  "System V message queue 0 (key 0x35e) is not supported yet" \
+  "POSIX message queue /vos-e2e-queue is not supported yet"; do
+  grep -qF "$needle" "$W/err.log" || e2e_die "the refusal does not name '$needle': $(cat "$W/err.log")"
+done
+e2e_ps_pids "ipc-$uniq" | grep -q . || e2e_die "the program refused for its IPC objects is gone"
+
 # A CLOCK_THREAD_CPUTIME_ID timer counts the thread that created it, which the kernel does not
 # show: with two threads, vos cannot tell which.
 run_detached "thread-clock-$uniq" python3 -c 'import ctypes, threading, time

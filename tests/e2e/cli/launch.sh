@@ -2,10 +2,10 @@
 # e2e (test harness): what `vos run` promises about starting and ending a program, kept while its
 # start-up is made faster: the program's pid (inside its namespace, under init, pid 1) is a number
 # no other live process on the host has (its keeper's host pid, to which a signal sent from the
-# host is passed on), with a /proc of its own, only stdin/stdout/stderr, libvos.so preloaded and
-# default SIGPIPE; a script without #! still runs (via /bin/sh); a foreground `vos run` returns
-# with the first process's status, and what that process left running (a daemon) stays under vos
-# until it ends too; then the name is free.
+# host is passed on), with a /proc and an IPC namespace of its own, only stdin/stdout/stderr,
+# libvos.so preloaded and default SIGPIPE; a script without #! still runs (via /bin/sh); a
+# foreground `vos run` returns with the first process's status, and what that process left
+# running (a daemon) stays under vos until it ends too; then the name is free.
 set -euo pipefail
 [[ -n ${E2E_TRACE:-} ]] && set -x
 # shellcheck source=../lib.sh
@@ -17,7 +17,7 @@ uniq=$$-$RANDOM
 
 # Identity, fds, preload and signal state, as the program sees them.
 "$VOS" run -- sh -c 'echo "pid=$$ ppid=$PPID"; ls /proc/self/fd | tr "\n" " "; echo;
-  echo "preload=$LD_PRELOAD"; grep SigIgn /proc/self/status' \
+  echo "preload=$LD_PRELOAD"; grep SigIgn /proc/self/status; echo "ipc=$(readlink /proc/self/ns/ipc)"' \
   </dev/null >"$W/inside.log" 3>"$W/extra-fd.log" 2>>"$W/run.log" ||
   e2e_die "vos run of the probe failed"
 grep -q '^pid=[0-9]* ppid=1$' "$W/inside.log" || e2e_die "program is not under pid 1: $(head -1 "$W/inside.log")"
@@ -25,6 +25,10 @@ grep -q '^pid=[0-9]* ppid=1$' "$W/inside.log" || e2e_die "program is not under p
 grep -qx '0 1 2 3 ' "$W/inside.log" || e2e_die "program did not get exactly fds 0-2"
 grep -q '^preload=.*libvos\.so' "$W/inside.log" || e2e_die "libvos.so is not preloaded"
 grep -q '^SigIgn:[[:space:]]*0*$' "$W/inside.log" || e2e_die "program starts with ignored signals"
+# Its System V IPC objects are its own, under ids no other program takes (restore needs that).
+grep -q '^ipc=ipc:\[[0-9]*\]$' "$W/inside.log" || e2e_die "no IPC namespace in: $(cat "$W/inside.log")"
+! grep -qxF "ipc=$(readlink /proc/self/ns/ipc)" "$W/inside.log" ||
+  e2e_die "program shares the caller's IPC namespace"
 e2e_log "ok: $(tr '\n' ' ' <"$W/inside.log")"
 
 # A script without #! runs with /bin/sh, as with execvp.
