@@ -2,11 +2,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "base/clocks.h"
 #include "cli/commands.h"
 #include "cli/image_names.h"
 #include "cli/launch.h"
+#include "image/image_writer.h"
 #include "keeper/as_user.h"
 #include "keeper/spawn_program.h"
 #include "restore/restore.h"
@@ -75,6 +77,12 @@ int cmd_restore(const RestoreArgs& args) {
       return 1;
     }
     a.image = *latest;
+  }
+  // What a checkpoint that died left beside the image goes (the next checkpoint would remove it
+  // too).
+  std::string image_dir = std::filesystem::path(a.image).parent_path().string();
+  for (const auto& left : image::remove_dead_temporaries(image_dir.empty() ? "." : image_dir)) {
+    std::fprintf(stderr, "vos restore: removed %s, left by a checkpoint that died\n", left.c_str());
   }
   auto img = restore::load_image(a.image);
   if (!img) {
