@@ -7,6 +7,16 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }
+  bool deleted_files = false;
+  for (const auto& f : proc.fds) {
+    deleted_files |= f.deleted;
+  }
+  for (const auto& a : proc.areas) {
+    deleted_files |= a.kind == AreaKind::kDeletedFile;
+  }
+  if (deleted_files) {
+    writer.require_version(abi::kImageVersionDeletedFiles);
+  }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
   VOS_TRY(writer.end_section(), "blobs");

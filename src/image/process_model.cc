@@ -17,7 +17,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(AreaKind, {{AreaKind::kAnon, "anon"},
                                         {AreaKind::kVdso, "vdso"},
                                         {AreaKind::kVvar, "vvar"},
                                         {AreaKind::kVvarVclock, "vvar_vclock"},
-                                        {AreaKind::kVsyscall, "vsyscall"}})
+                                        {AreaKind::kVsyscall, "vsyscall"},
+                                        {AreaKind::kDeletedFile, "deleted-file"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kDir, "dir"},
@@ -50,9 +51,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PosixTimer, id, clockid, notify,
                                                 overrun)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
-                                                mtime_ns, ino, stdio, pipe_write_end, data, count,
-                                                clockid, interval_ns, value_ns, sigmask, epoll,
-                                                sockaddr, backlog, sock_type, semaphore, dup_of)
+                                                mtime_ns, ino, dev, mode, deleted, content_hash,
+                                                stdio, pipe_write_end, data, count, clockid,
+                                                interval_ns, value_ns, sigmask, epoll, sockaddr,
+                                                backlog, sock_type, semaphore, dup_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
@@ -70,8 +72,9 @@ namespace {
 
 // nlohmann maps an unknown enum string to the first value; an image must not be misread that way.
 Status check_kinds(const nlohmann::json& j) {
-  static const std::vector<std::string> areas = {"anon", "file", "shared-anon", "memfd",
-                                                 "vdso", "vvar", "vvar_vclock", "vsyscall"};
+  static const std::vector<std::string> areas = {"anon",        "file",     "shared-anon",
+                                                 "memfd",       "vdso",     "vvar",
+                                                 "vvar_vclock", "vsyscall", "deleted-file"};
   static const std::vector<std::string> fds = {
       "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",    "epoll",
       "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device"};
