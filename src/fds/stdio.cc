@@ -15,7 +15,7 @@ class Stdio final : public FdKindHandler {
     mode_t t = f.type();
     return (t == S_IFIFO || t == S_IFCHR || t == S_IFSOCK) && all.stdio_index(f) >= 0;
   }
-  Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink&,
                  image::FdState& out) const override {
     out.stdio = all.stdio_index(f);
     return {};
