@@ -66,7 +66,10 @@ int cmd_restore(const RestoreArgs& a) {
     std::fprintf(stderr, "vos restore: %s\n", img.error().describe().c_str());
     return 1;
   }
-  auto ok = restore::check_restorable(*img);
+  auto files = a.files == "rewind" ? fds::RestorePolicy::Files::kRewind
+               : a.files == "keep" ? fds::RestorePolicy::Files::kKeep
+                                   : fds::RestorePolicy::Files::kCheck;
+  auto ok = restore::check_restorable(*img, files);
   if (!ok) {
     std::fprintf(stderr, "vos restore: %s\n", ok.error().describe().c_str());
     return 1;
@@ -93,6 +96,12 @@ int cmd_restore(const RestoreArgs& a) {
   auto pages = restore::open_page_sources(*img);
   if (!pages) {
     std::fprintf(stderr, "vos restore: %s\n", pages.error().describe().c_str());
+    return 1;
+  }
+  // Last before the program is recreated, once nothing else can refuse the restore: the files
+  // it had open are changed only for a restore that goes ahead.
+  if (auto rewound = restore::prepare_restore(*img, files); !rewound) {
+    std::fprintf(stderr, "vos restore: %s\n", rewound.error().describe().c_str());
     return 1;
   }
   o.detach = a.detach;
