@@ -4,7 +4,9 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "capture/obstacles.h"
@@ -48,6 +50,13 @@ struct CaptureContext {
   fds::FileContentPolicy files;  // what is kept of regular files' contents
   // Files the program writes, hashed by finish_fds once it runs again.
   std::vector<fds::LateHash> late_hashes;
+  // File contents the image keeps (deleted files, --with-files), written after `blobs`.
+  struct FileContent {
+    int fd = -1;
+    std::unique_ptr<char[]> bytes;
+    size_t size = 0;
+  };
+  std::vector<FileContent> file_contents;
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};
@@ -72,6 +81,9 @@ Status capture_fds(CaptureContext& ctx);
 // committed): hashes the files it writes (late_hashes). Returns a note naming the files it
 // could not hash, or "".
 std::string finish_fds(CaptureContext& ctx);
+// When the image is written: gives each stored file content its place after `blobs` (the fds'
+// data) and returns them in that order.
+std::vector<std::string_view> place_file_contents(CaptureContext& ctx);
 // smaps VmFlags of each mapping, keyed by its start (" rd wr ... " with spaces around each).
 Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);
 // After a copy-on-write snapshot was read: fails if a mapping read from it was not a faithful

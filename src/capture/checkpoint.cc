@@ -126,7 +126,8 @@ Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t*
   }
   *pages_copied = ctx.img.pages_stored;
   ctx.img.pages_stored = pages_referenced(ctx.img);
-  return image::finish_image(writer, ctx.blobs, ctx.img);
+  auto contents = place_file_contents(ctx);
+  return image::finish_image(writer, ctx.blobs, ctx.img, contents);
 }
 
 // A copy-on-write copy of the frozen program's memory: a clone of its main thread without

@@ -102,10 +102,10 @@ Status capture_fds(CaptureContext& ctx) {
   VOS_TRY(check_file_data(*all, ctx.files), "{}", ctx.who);
   fds::CaptureSink sink;
   sink.add_blob = [&ctx](const void* data, size_t size) { return ctx.add_blob(data, size); };
-  sink.reserve_blob = [&ctx](size_t size) {
-    image::BlobRef ref{ctx.blobs.size(), size};
-    ctx.blobs.resize(ctx.blobs.size() + size);
-    return std::make_pair(ref, ctx.blobs.data() + ref.offset);
+  sink.file_content = [&ctx](int fd, size_t size) {
+    // Not zeroed: it is read into at once.
+    ctx.file_contents.push_back({fd, std::make_unique_for_overwrite<char[]>(size), size});
+    return ctx.file_contents.back().bytes.get();
   };
   sink.files = ctx.files;
   for (const auto& f : all->fds) {
@@ -160,8 +160,7 @@ std::string finish_fds(CaptureContext& ctx) {
       continue;
     }
     if (!late.file.valid()) {
-      s->content_hash =
-          fds::hash_hex(std::string_view(ctx.blobs).substr(s->data.offset, s->data.size));
+      s->content_hash = fds::hash_hex(late.stored);
       continue;
     }
     auto h = fds::hash_prefix(late.file.get(), late.size);
@@ -185,6 +184,21 @@ std::string finish_fds(CaptureContext& ctx) {
     }
   }
   return note;
+}
+
+std::vector<std::string_view> place_file_contents(CaptureContext& ctx) {
+  std::vector<std::string_view> parts;
+  uint64_t at = ctx.blobs.size();
+  for (const auto& c : ctx.file_contents) {
+    for (auto& s : ctx.img.fds) {
+      if (s.fd == c.fd) {
+        s.data = {at, c.size};
+      }
+    }
+    parts.emplace_back(c.bytes.get(), c.size);
+    at += c.size;
+  }
+  return parts;
 }
 
 }  // namespace vos::capture

@@ -77,14 +77,16 @@ struct LateHash {
   int fd = -1;    // the program's fd whose FdState gets the hash
   UniqueFd file;  // opened while it was stopped: the same file, whatever the program does next
   uint64_t size = 0;
+  std::string_view stored;  // instead of `file`: the content the image keeps (--with-files)
 };
 
 // Where a kind's capture puts what it keeps.
 struct CaptureSink {
   AddBlob add_blob;
-  // `size` bytes of blobs to fill in place (a file's content read straight into the image's
-  // blobs); valid until the next blob is added.
-  std::function<std::pair<image::BlobRef, char*>(size_t size)> reserve_blob;
+  // Room for the `size` bytes of fd `fd`'s file content, read straight into it. It goes into
+  // the blobs after all others when the image is written, once the program runs again: the
+  // driver then sets the fd's data.offset (a large file is not copied while the program waits).
+  std::function<char*(int fd, size_t size)> file_content;
   FileContentPolicy files;
   std::vector<LateHash> late_hashes;
 };

@@ -105,14 +105,16 @@ class RegularFile final : public FdKindHandler {
     if (!file) {
       return std::move(file).error();
     }
+    std::string_view content;
     if (stored) {
-      auto [ref, where] = sink.reserve_blob(out.size);
+      char* where = sink.file_content(f.fd, out.size);
       VOS_TRY(read_prefix(file->get(), where, out.size), "reading {}", f.link);
-      out.data = ref;
+      content = std::string_view(where, out.size);
+      out.data = {0, out.size};  // placed by the driver
     }
     if (!out.deleted) {
       // Hashed once the program runs again: the stored copy, or the file itself.
-      sink.late_hashes.push_back({f.fd, stored ? UniqueFd() : std::move(*file), out.size});
+      sink.late_hashes.push_back({f.fd, stored ? UniqueFd() : std::move(*file), out.size, content});
     }
     return {};
   }

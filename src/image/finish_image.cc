@@ -3,7 +3,8 @@
 
 namespace vos::image {
 
-Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc) {
+Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc,
+                    const std::vector<std::string_view>& more_blobs) {
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }
@@ -19,6 +20,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
+  for (auto more : more_blobs) {
+    VOS_TRY(writer.write(more.data(), more.size()), "blobs");
+  }
   VOS_TRY(writer.end_section(), "blobs");
   std::string meta = to_json(proc).dump(1);
   VOS_TRY(writer.begin_section(abi::SectionType::kMeta), "meta");

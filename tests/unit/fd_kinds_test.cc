@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <string>
 
@@ -108,17 +109,19 @@ TEST(FdKinds, DeletedAndWrittenFilesAreCapturedAsThePolicySays) {
     blobs.append(static_cast<const char*>(d), n);
     return r;
   };
-  sink.reserve_blob = [&](size_t n) {
-    image::BlobRef r{blobs.size(), n};
-    blobs.resize(blobs.size() + n);
-    return std::make_pair(r, blobs.data() + r.offset);
+  std::map<int, std::string> contents;
+  sink.file_content = [&](int fd, size_t n) {
+    contents[fd].resize(n);
+    return contents[fd].data();
   };
   image::FdState d, d2, o;
   ASSERT_TRUE(file->capture(probe(del), *all, sink, d));
   ASSERT_TRUE(file->capture(probe(del2), *all, sink, d2));
   ASSERT_TRUE(file->capture(probe(out), *all, sink, o));
   EXPECT_TRUE(d.deleted && d2.deleted && !o.deleted);
-  EXPECT_EQ(blobs.substr(d.data.offset, d.data.size), "deleted!");
+  EXPECT_EQ(contents[del], "deleted!");
+  EXPECT_EQ(d.data.size, 8u);
+  EXPECT_EQ(contents.count(out), 0u);
   EXPECT_EQ(d2.data.size, 0u);
   EXPECT_EQ(d.ino, 0u);  // (set by the driver, not the kind)
   EXPECT_EQ(d.mode, 0600u);
