@@ -159,11 +159,12 @@ std::string finish_fds(CaptureContext& ctx) {
     if (s == nullptr) {
       continue;
     }
-    if (!late.file.valid()) {
+    if (!late.file.valid() && late.unreadable.empty()) {
       s->content_hash = fds::hash_hex(late.stored);
       continue;
     }
-    auto h = fds::hash_prefix(late.file.get(), late.size);
+    auto h = late.file.valid() ? fds::hash_prefix(late.file.get(), late.size)
+                               : Result<std::string>(user_error("{}", late.unreadable));
     if (h) {
       s->content_hash = *h;
     } else {

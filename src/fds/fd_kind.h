@@ -78,6 +78,7 @@ struct LateHash {
   UniqueFd file;  // opened while it was stopped: the same file, whatever the program does next
   uint64_t size = 0;
   std::string_view stored;  // instead of `file`: the content the image keeps (--with-files)
+  std::string unreadable;   // neither: why vos could not read the file (it is not hashed)
 };
 
 // Where a kind's capture puts what it keeps.
