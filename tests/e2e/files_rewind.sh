@@ -22,7 +22,8 @@ LINES=1500
 
 # writer.py MODE DIR N: MODE "sequence" writes line i of out.txt at its offset and to log.txt
 # (O_APPEND); MODE "state" reads its counter from state.txt, appends that line to out.txt and
-# writes counter + 1 back over state.txt. Each step ~2 ms; progress says how far it got.
+# writes counter + 1 back over state.txt. Each step ~2 ms; progress says how far it got. At step
+# 2N/3 it waits for DIR/finish, so that it is surely still running when the harness kills it.
 cat >"$W/writer.py" <<'EOF'
 import os, sys, time
 
@@ -36,10 +37,17 @@ def progress(i):
         f.write("%d\n" % i)
     os.replace(os.path.join(d, "progress.tmp"), os.path.join(d, "progress"))
 
+def gate(i):
+    if i == 2 * n // 3:
+        progress(i)
+        while not os.path.exists(os.path.join(d, "finish")):
+            time.sleep(0.01)
+
 out = os.open(os.path.join(d, "out.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 if mode == "sequence":
     log = os.open(os.path.join(d, "log.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     for i in range(n):
+        gate(i)
         os.write(out, line(i))
         os.write(log, b"step %d done\n" % i)
         if i % 20 == 0:
@@ -52,6 +60,7 @@ else:
         i = int(os.pread(state, 13, 0))
         if i >= n:
             break
+        gate(i)
         os.write(out, line(i))
         os.pwrite(state, b"%012d\n" % (i + 1), 0)
         if i % 20 == 0:
@@ -63,6 +72,7 @@ EOF
 # reference MODE: an uninterrupted run's files in $W/ref-MODE.
 reference() {
   mkdir "$W/ref-$1"
+  touch "$W/ref-$1/finish"
   "$PYTHON" "$W/writer.py" "$1" "$W/ref-$1" "$LINES" || e2e_die "uninterrupted $1 run failed"
 }
 
@@ -80,7 +90,8 @@ wait_progress() {
 }
 
 # crash_after_live_checkpoint MODE DIR [CHECKPOINT ARGS]: starts the writer under vos, takes a
-# live checkpoint a third of the way (IMG), lets it write 300 more steps and kills it.
+# live checkpoint a third of the way (IMG), lets it write on to two thirds and kills it there;
+# then lets the restored one go past that point.
 crash_after_live_checkpoint() {
   local mode=$1 dir=$2 pid
   shift 2
@@ -91,12 +102,14 @@ crash_after_live_checkpoint() {
   e2e_checkpoint "$NAME" "$W/img-$mode" "$@"
   local at
   at=$(progress "$dir")
-  wait_progress "$dir" $((at + 300)) "$NAME"
+  ((at < 2 * LINES / 3)) || e2e_die "the checkpoint took so long that the writer reached its end"
+  wait_progress "$dir" $((2 * LINES / 3)) "$NAME"
   pid=$(e2e_ps_pids "$NAME")
   [[ -n $pid ]] || e2e_die "$NAME is not listed by vos ps"
   kill -KILL "$pid"
   e2e_wait_gone "$NAME" 10 "the killed writer"
-  [[ ! -e $dir/done ]] || e2e_die "the writer finished before it was killed; raise LINES"
+  [[ ! -e $dir/done ]] || e2e_die "the writer finished before it was killed"
+  touch "$dir/finish"
   e2e_log "$mode: checkpointed at step ~$at, killed at step $(progress "$dir")"
 }
 
