@@ -12,16 +12,19 @@ inline constexpr char kImageMagic[8] = {'V', 'O', 'S', 'I', 'M', 'G', '\r', '\n'
 // (`posix_timers`: an older vos would ignore the key and restore a program whose timer ids lead
 // nowhere), version 4 file locks (`FdState.locks`: an older vos would restore a program that
 // believes it holds locks nobody holds), version 5 System V shared memory (`sysv_shm` segments and
-// `sysv-shm` mappings: an older vos would restore the program without the segments its ids name).
-// An image is written with the lowest version that holds what it needs, so a plain one is still
-// version 1, byte for byte as before, and an older vos keeps reading it; one that needs more is
-// refused by version by an older vos instead of being misread.
-inline constexpr uint32_t kImageVersion = 5;
+// `sysv-shm` mappings: an older vos would restore the program without the segments its ids name),
+// version 6 deleted files (an fd's `deleted` and the `deleted-file` mapping kind: an older vos
+// would reopen the "... (deleted)" name instead of recreating the file's content). An image is
+// written with the lowest version that holds what it needs, so a plain one is still version 1,
+// byte for byte as before, and an older vos keeps reading it; one that needs more is refused by
+// version by an older vos instead of being misread.
+inline constexpr uint32_t kImageVersion = 6;
 inline constexpr uint32_t kImageVersionPlain = 1;   // oldest version read; no page frames
 inline constexpr uint32_t kImageVersionFrames = 2;  // compressed page data
 inline constexpr uint32_t kImageVersionPosixTimers = 3;
 inline constexpr uint32_t kImageVersionFileLocks = 4;  // fds with file locks
 inline constexpr uint32_t kImageVersionSysvShm = 5;
+inline constexpr uint32_t kImageVersionDeletedFiles = 6;
 inline constexpr uint64_t kPageSize = 4096;
 // Sections start on this boundary so page data can be mmap()ed straight from the file.
 inline constexpr uint64_t kSectionAlign = 4096;

@@ -4,13 +4,16 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "capture/obstacles.h"
 #include "capture/page_ranges.h"
 #include "capture/page_reference.h"
 #include "capture/ptrace_session.h"
+#include "fds/fd_kind.h"
 #include "image/image_writer.h"
 #include "image/process_model.h"
 
@@ -48,6 +51,16 @@ struct CaptureContext {
   // trackable), stored in full; said in the checkpoint's note.
   uint64_t untracked_bytes = 0;
   uint32_t untracked_areas = 0;
+  fds::FileContentPolicy files;  // what is kept of regular files' contents
+  // Files the program writes, hashed by finish_fds once it runs again.
+  std::vector<fds::LateHash> late_hashes;
+  // File contents the image keeps (deleted files, --with-files), written after `blobs`.
+  struct FileContent {
+    int fd = -1;
+    std::unique_ptr<char[]> bytes;
+    size_t size = 0;
+  };
+  std::vector<FileContent> file_contents;
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};
@@ -59,7 +72,8 @@ struct CaptureContext {
 // Each part of the process is captured by one step; precheck steps run before anything is
 // frozen and add every object vos cannot handle to `obstacles`.
 void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles);
-void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles);
+void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
+                  const fds::FileContentPolicy& files);
 void precheck_process(pid_t pid, Obstacles& obstacles);
 void precheck_posix_timers(pid_t pid, Obstacles& obstacles);
 
@@ -68,6 +82,13 @@ Status capture_process_state(CaptureContext& ctx);
 // After capture_threads: a timer's signal found among the pending ones is taken out of them.
 Status capture_posix_timers(CaptureContext& ctx);
 Status capture_fds(CaptureContext& ctx);
+// After capture_fds, once the program runs again (or with --kill, before the image is
+// committed): hashes the files it writes (late_hashes). Returns a note naming the files it
+// could not hash, or "".
+std::string finish_fds(CaptureContext& ctx);
+// When the image is written: gives each stored file content its place after `blobs` (the fds'
+// data) and returns them in that order.
+std::vector<std::string_view> place_file_contents(CaptureContext& ctx);
 // smaps VmFlags of each mapping, keyed by its start (" rd wr ... " with spaces around each).
 Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);
 // After a copy-on-write snapshot was read: fails if a mapping read from it was not a faithful

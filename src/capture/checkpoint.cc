@@ -93,7 +93,43 @@ uint64_t pages_referenced(const image::ProcessImage& img) {
   return n;
 }
 
-Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t* pages_copied) {
+// Hashes the files the program writes (finish_fds) on a thread of its own, once the program
+// runs again, beside the writing of its pages.
+class FileHashing {
+ public:
+  explicit FileHashing(CaptureContext& ctx) : ctx_(ctx) {}
+  FileHashing(const FileHashing&) = delete;
+  FileHashing& operator=(const FileHashing&) = delete;
+  ~FileHashing() { (void)finish(); }
+  void start() {
+    if (!thread_.joinable() && !done_) {
+      thread_ = std::thread([this] { note_ = finish_fds(ctx_); });
+    }
+  }
+  // The note naming what could not be hashed ("" if all were).
+  std::string finish() {
+    if (thread_.joinable()) {
+      thread_.join();
+    } else if (!done_) {
+      note_ = finish_fds(ctx_);
+    }
+    done_ = true;
+    return note_;
+  }
+
+ private:
+  CaptureContext& ctx_;
+  std::thread thread_;
+  std::string note_;
+  bool done_ = false;
+};
+
+// Waits for the files' hashes first (`note` gets what could not be hashed).
+Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t* pages_copied,
+                      FileHashing& hashing, std::string* note) {
+  if (std::string files = hashing.finish(); !files.empty()) {
+    *note += (note->empty() ? "" : "; ") + files;
+  }
   // An incremental image's area gets its inherited runs first and its stored ones after; the
   // format lists them by address (a lazy restore's eager-page split relies on it).
   for (auto& a : ctx.img.areas) {
@@ -102,7 +138,8 @@ Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t*
   }
   *pages_copied = ctx.img.pages_stored;
   ctx.img.pages_stored = pages_referenced(ctx.img);
-  return image::finish_image(writer, ctx.blobs, ctx.img);
+  auto contents = place_file_contents(ctx);
+  return image::finish_image(writer, ctx.blobs, ctx.img, contents);
 }
 
 // A copy-on-write copy of the frozen program's memory: a clone of its main thread without
@@ -183,14 +220,15 @@ void pause_for_test(const CheckpointOptions& opts, const char* point) {
 }  // namespace
 
 Status precheck(pid_t pid, const std::string& who, const std::string& log,
-                const std::vector<std::string>& known, bool own_ipc_namespace) {
+                const std::vector<std::string>& known, bool own_ipc_namespace,
+                const fds::FileContentPolicy& files) {
   Obstacles obstacles;
   for (const auto& k : known) {
     obstacles.add(user_error("{}", k));
   }
   precheck_process(pid, obstacles);
   precheck_memory(pid, own_ipc_namespace, obstacles);
-  precheck_fds(pid, log, obstacles);
+  precheck_fds(pid, log, obstacles, files);
   return obstacles.result(who);
 }
 
@@ -319,7 +357,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  if (auto st = precheck(pid, who, opts.log, opts.obstacles, opts.own_ipc_namespace); !st) {
+  if (auto st = precheck(pid, who, opts.log, opts.obstacles, opts.own_ipc_namespace, opts.files);
+      !st) {
     return std::move(st).error();
   }
   phase.mark("precheck");
@@ -352,6 +391,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   ctx.img.image_id = image::new_image_id();
   ctx.img.writes_tracked = opts.incremental || base.keep_tracking;
   ctx.own_ipc_namespace = opts.own_ipc_namespace;
+  ctx.files = opts.files;
   std::string mem_path = fmt::format("/proc/{}/mem", pid);
   UniqueFd mem(::open(mem_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!mem.valid()) {
@@ -551,13 +591,17 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     }
     return {};
   };
+  // Declared after ctx, whose fds it fills in: joined before ctx goes, even on an error.
+  FileHashing hashing(ctx);
   if (opts.kill) {
     pause_for_test(opts, "frozen");
     // Never resumed: everything is read from the frozen program, and nothing it could do
     // afterwards can postdate the image.
+    hashing.start();
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kAll), "memory of {}", who);
     VOS_TRY(writer->end_section(), "pages");
-    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
+    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied, hashing, &stats.note),
+            "writing image {}", opts.image_path);
     session->abandon();
     if (opts.before_kill) {
       opts.before_kill(opts.image_path);
@@ -575,10 +619,12 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       phase.mark("frozen_pages");
     }
     VOS_TRY(resume_program(), "checkpoint of {}", who);
+    hashing.start();
     pause_for_test(opts, "writing");
     VOS_TRY(to_memory->flush_to(*writer), "writing pages");
     VOS_TRY(writer->end_section(), "pages");
-    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
+    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied, hashing, &stats.note),
+            "writing image {}", opts.image_path);
     phase.mark("commit");
   } else {
     // Copy-on-write: the program runs on while its snapshot is written. Memory a snapshot does
@@ -594,13 +640,15 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     VOS_TRY(write_pages(ctx, to_image, pid, PagePass::kFrozenOnly), "memory of {}", who);
     phase.mark("frozen_pages");
     VOS_TRY(resume_program(), "checkpoint of {}", who);
+    hashing.start();
     pause_for_test(opts, "writing");
     VOS_TRY(write_pages(ctx, to_image, snap->pid(), PagePass::kSnapshotOnly),
             "memory of {} (snapshot)", who);
     phase.mark("snapshot_pages");
     VOS_TRY(check_snapshot(ctx, snap->pid()), "checkpoint of {}", who);
     VOS_TRY(writer->end_section(), "pages");
-    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied), "writing image {}", opts.image_path);
+    VOS_TRY(write_metadata(ctx, *writer, &stats.pages_copied, hashing, &stats.note),
+            "writing image {}", opts.image_path);
     phase.mark("commit");
   }
   stats.image = opts.image_path;

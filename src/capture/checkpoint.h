@@ -13,6 +13,7 @@
 #include "abi/image_abi.h"
 #include "base/result.h"
 #include "capture/incremental.h"
+#include "fds/fd_kind.h"
 
 namespace vos::capture {
 
@@ -59,6 +60,8 @@ struct CheckpointOptions {
   // Page data around the page cache (O_DIRECT): kAuto does so for a full image larger than half
   // the memory available, where filling the cache with it would push out what others use.
   enum class PageCache { kAuto, kUse, kBypass } page_cache = PageCache::kAuto;
+  // What is kept of regular files' contents (deleted files always; --with-files, the limit).
+  fds::FileContentPolicy files;
 };
 
 struct CheckpointStats {
@@ -94,7 +97,8 @@ struct CheckpointStats {
 // Refuses, naming every object, if anything in the process is beyond what vos can restore.
 // `who`: the process as the user knows it, for the message.
 Status precheck(pid_t pid, const std::string& who, const std::string& log = "",
-                const std::vector<std::string>& known = {}, bool own_ipc_namespace = true);
+                const std::vector<std::string>& known = {}, bool own_ipc_namespace = true,
+                const fds::FileContentPolicy& files = {});
 // `base` carries write tracking from one checkpoint of this program to the next (the keeper
 // keeps it); it is updated after every checkpoint once tracking was asked for.
 Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base);

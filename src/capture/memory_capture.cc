@@ -1,14 +1,20 @@
 // Host side (keeper). The address space: every mapping with its protection and backing, and the
 // pages only the process has (anonymous, or private copies of file pages). Pages that were never
-// touched, and file pages that are unchanged, are not stored.
+// touched, and file pages that are unchanged, are not stored. A mapping of a deleted file is
+// mapped again from the fd that holds it (whose content the image keeps), so that the two stay
+// one file.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "capture/capture_context.h"
 #include "capture/proc_files.h"
@@ -24,6 +30,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
+}
+
+// A mapped file whose name is gone (not a memfd or /dev/zero, whose names always say so).
+bool deleted_file(const MapsEntry& m) {
+  return starts_with(m.name, "/") && !starts_with(m.name, "/memfd:") &&
+         !starts_with(m.name, "/dev/zero") && !starts_with(m.name, "/SYSV") &&
+         ends_with(m.name, " (deleted)");
 }
 
 image::AreaKind classify(const MapsEntry& m) {
@@ -49,20 +62,54 @@ image::AreaKind classify(const MapsEntry& m) {
   if (m.shared && (starts_with(m.name, "/dev/zero") || m.name.empty())) {
     return AreaKind::kSharedAnon;
   }
+  if (deleted_file(m)) {
+    return AreaKind::kDeletedFile;
+  }
   if (starts_with(m.name, "/")) {
     return AreaKind::kFile;
   }
   return AreaKind::kAnon;
 }
 
-Status check_area(const MapsEntry& m) {
+// Deleted files the program holds open, by device and inode (what /proc/PID/maps shows).
+using HeldFiles = std::set<std::pair<dev_t, uint64_t>>;
+
+HeldFiles held_deleted_files(pid_t pid) {
+  HeldFiles held;
+  std::string dir = fmt::format("/proc/{}/fd", pid);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return held;
+  }
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') {
+      continue;
+    }
+    std::string fd = dir + "/" + e->d_name;
+    auto link = read_link(fd);
+    struct stat st {};
+    if (link && ends_with(*link, " (deleted)") && ::stat(fd.c_str(), &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+      held.insert({st.st_dev, st.st_ino});
+    }
+  }
+  ::closedir(d);
+  return held;
+}
+
+bool held(const HeldFiles& files, const MapsEntry& m) {
+  return files.count({makedev(m.dev_major, m.dev_minor), m.ino}) != 0;
+}
+
+Status check_area(const MapsEntry& m, const HeldFiles& files) {
   if (is_sysv_shm_mapping(m)) {
     return {};  // (sysv_shm_capture.cc checks attachments)
   }
-  if (starts_with(m.name, "/") && !starts_with(m.name, "/memfd:") &&
-      !starts_with(m.name, "/dev/zero") && ends_with(m.name, " (deleted)")) {
-    return user_error("mapping {:#x}-{:#x}: file {} was deleted: not supported yet", m.start, m.end,
-                      m.name);
+  if (deleted_file(m) && !held(files, m)) {
+    return user_error(
+        "mapping {:#x}-{:#x}: file {} was deleted, and no fd of the program holds "
+        "it: not supported yet",
+        m.start, m.end, m.name);
   }
   if (starts_with(m.name, "/dev/") && !starts_with(m.name, "/dev/zero") &&
       !starts_with(m.name, "/dev/shm/")) {
@@ -95,8 +142,9 @@ void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles) {
     obstacles.add(maps.error());
     return;
   }
+  HeldFiles files = held_deleted_files(pid);
   for (const auto& m : *maps) {
-    if (auto st = check_area(m); !st) {
+    if (auto st = check_area(m, files); !st) {
       obstacles.add(st.error());
     }
   }
@@ -131,8 +179,18 @@ Status plan_memory(CaptureContext& ctx) {
   if (!maps) {
     return std::move(maps).error();
   }
+  // Frozen, the fds are captured first; a pre-copy's plan (not frozen) asks the program's own.
+  HeldFiles files;
+  if (ctx.session == nullptr) {
+    files = held_deleted_files(ctx.pid);
+  }
+  for (const auto& fd : ctx.img.fds) {
+    if (fd.deleted) {
+      files.insert({static_cast<dev_t>(fd.dev), fd.ino});
+    }
+  }
   for (const auto& m : *maps) {
-    VOS_TRY(check_area(m), "process {}", ctx.pid);
+    VOS_TRY(check_area(m, files), "process {}", ctx.pid);
     image::MemoryArea a;
     a.start = m.start;
     a.end = m.end;
@@ -148,6 +206,15 @@ Status plan_memory(CaptureContext& ctx) {
       a.shm_id = static_cast<int32_t>(m.ino);  // the kernel numbers a segment's inode by its id
     }
     AreaPlan plan;
+    if (a.kind == image::AreaKind::kDeletedFile) {
+      for (const auto& fd : ctx.img.fds) {
+        if (fd.deleted && fd.dup_of < 0 && fd.ino == m.ino &&
+            fd.dev == makedev(m.dev_major, m.dev_minor)) {
+          a.memfd = fd.fd;
+          break;
+        }
+      }
+    }
     if (a.kind == image::AreaKind::kMemfd) {
       for (const auto& fd : ctx.img.fds) {
         if (fd.kind == image::FdKind::kMemfd && fd.ino == m.ino) {
@@ -165,7 +232,8 @@ Status plan_memory(CaptureContext& ctx) {
     plan.stores_pages = a.kind == image::AreaKind::kAnon ||
                         a.kind == image::AreaKind::kSharedAnon ||
                         (a.kind == image::AreaKind::kFile && !a.shared) ||
-                        (a.kind == image::AreaKind::kMemfd && !a.shared);
+                        (a.kind == image::AreaKind::kMemfd && !a.shared) ||
+                        (a.kind == image::AreaKind::kDeletedFile && !a.shared);
     // Private anonymous memory, whose own pages the kernel reports as written. Not private
     // file (or memfd) mappings: a written page discarded with MADV_DONTNEED reads the file's
     // data again, but the kernel leaves a write-protect marker in its place, so the page is

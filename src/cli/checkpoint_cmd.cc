@@ -7,10 +7,12 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/image_names.h"
 #include "cli/progress_display.h"
+#include "fds/fd_kind.h"
 #include "image/image_writer.h"
 #include "image/page_codec.h"
 #include "keeper/adopt.h"
@@ -19,13 +21,51 @@
 
 namespace vos::cli {
 
-namespace {}  // namespace
+namespace {
+
+// "4096", "64K", "256M", "1G", "2T" (powers of 1024; "MiB", "MB" read the same).
+std::optional<uint64_t> parse_size(const std::string& s) {
+  size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (!s.empty() && s[0] == '-') {
+    return std::nullopt;
+  }
+  std::string unit = s.substr(used);
+  static const std::pair<const char*, int> kUnits[] = {
+      {"", 0}, {"K", 10}, {"M", 20}, {"G", 30}, {"T", 40}};
+  for (const auto& [prefix, shift] : kUnits) {
+    for (const char* tail : {"", "B", "iB"}) {
+      if (unit == std::string(prefix) + tail && (shift == 0 || n <= (~0ull >> shift))) {
+        return static_cast<uint64_t>(n) << shift;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 int cmd_checkpoint(const CheckpointArgs& a) {
   auto codec = image::parse_codec(a.compress);
   if (!codec) {
     std::fprintf(stderr, "vos checkpoint: --compress: %s\n", codec.error().message().c_str());
     return 2;
+  }
+  std::optional<uint64_t> file_data_limit = fds::FileContentPolicy::kDefaultLimit;
+  if (!a.file_data_limit.empty()) {
+    file_data_limit = parse_size(a.file_data_limit);
+    if (!file_data_limit) {
+      std::fprintf(stderr,
+                   "vos checkpoint: --file-data-limit: '%s' is not a size (bytes, or a number "
+                   "with K, M, G or T)\n",
+                   a.file_data_limit.c_str());
+      return 2;
+    }
   }
   auto entry = keeper::find_entry(a.target);
   if (!entry) {
@@ -56,7 +96,9 @@ int cmd_checkpoint(const CheckpointArgs& a) {
                         {"compress", a.compress},
                         {"incremental", a.incremental || !a.parent.empty()},
                         {"precopy", !a.no_precopy},
-                        {"page_cache", a.page_cache}};
+                        {"page_cache", a.page_cache},
+                        {"with_files", a.with_files},
+                        {"file_data_limit", *file_data_limit}};
   if (const char* at = std::getenv("VOS_TEST_PAUSE_AT"); at != nullptr) {
     req["pause_at"] = at;  // tests only: see CheckpointOptions::pause_at
   }

@@ -23,6 +23,8 @@ struct CheckpointArgs {
   std::string compress = "none";    // page codec: none, lz4, zstd
   std::string progress = "auto";    // auto, always, never (ProgressDisplay)
   std::string page_cache = "auto";  // auto, yes, no
+  bool with_files = false;          // store the files the program has open for writing
+  std::string file_data_limit;      // bytes of file contents an image may hold ("" = default)
 };
 struct RestoreArgs {
   std::string image;
@@ -33,6 +35,7 @@ struct RestoreArgs {
   std::string name;
   bool detach = false;
   bool json = false;
+  std::string files = "check";  // check, rewind, keep: files changed since the checkpoint
 };
 
 int cmd_run(const RunArgs& a);

@@ -47,6 +47,30 @@ std::string timer_arming_string(const image::PosixTimer& t) {
   return s;
 }
 
+// What the image keeps of a regular file: "" for a file merely reopened by path.
+std::string file_detail(const image::FdState& f) {
+  if (f.kind != image::FdKind::kFile) {
+    return "";
+  }
+  if (f.dup_of >= 0) {
+    return fmt::format("  [same open file as fd {}]", f.dup_of);
+  }
+  std::string offset = fmt::format("offset {}", f.pos);
+  if (f.deleted) {
+    return fmt::format("  [deleted: recreated from {} bytes in the image, {}]", f.data.size,
+                       offset);
+  }
+  if (f.content_hash.empty()) {
+    return "";
+  }
+  if (f.size == 0) {
+    return fmt::format("  [written: empty at the checkpoint, {}]", offset);
+  }
+  return fmt::format("  [written: {} bytes at the checkpoint, {}, {}]", f.size,
+                     f.data.size == f.size ? "content in the image" : "hash " + f.content_hash,
+                     offset);
+}
+
 }  // namespace
 
 int cmd_inspect(const std::string& path, bool json) {
@@ -205,8 +229,8 @@ int cmd_inspect(const std::string& path, bool json) {
   }
   std::printf("fds       %zu\n", p.fds.size());
   for (const auto& f : p.fds) {
-    std::printf("  %3d %-11s %s\n", f.fd, image::fd_kind_name(f.kind),
-                f.sockaddr.empty() ? f.path.c_str() : f.sockaddr.c_str());
+    std::printf("  %3d %-11s %s%s\n", f.fd, image::fd_kind_name(f.kind),
+                f.sockaddr.empty() ? f.path.c_str() : f.sockaddr.c_str(), file_detail(f).c_str());
     for (const auto& l : f.locks) {
       std::printf("      %s\n", image::describe_lock(l).c_str());
     }

@@ -100,6 +100,19 @@ int main(int argc, char** argv) {
                      "available. Not with --compress")
         ->check(CLI::IsMember({"auto", "yes", "no"}))
         ->default_str("auto");
+    ck_cmd->add_flag(
+        "--with-files", ck.with_files,
+        "Also store the content of the files the program has open for writing (read while it "
+        "is stopped), so that vos restore --files=rewind can bring back a file it overwrote or "
+        "cut shorter after this checkpoint. Without it, --files=rewind can only cut back a file "
+        "that grew (vos records its size and a hash of what it held)");
+    ck_cmd
+        ->add_option("--file-data-limit", ck.file_data_limit,
+                     "Most file content the image may hold: the deleted files the program has "
+                     "open (always stored: nothing else holds them) and, with --with-files, the "
+                     "files it writes. A number of bytes, or with K, M, G or T (powers of 1024); "
+                     "over it the checkpoint is refused, naming the files")
+        ->default_str("256M");
   }
 
   vos::cli::RestoreArgs rs;
@@ -124,6 +137,20 @@ int main(int argc, char** argv) {
                      "program listens (the original, most likely): new clients then reach only "
                      "the restored copy. Without it such a restore is refused");
     rs_cmd->add_flag("--json", rs.json, "Print name, pid and restore time as JSON");
+    rs_cmd
+        ->add_option(
+            "--files", rs.files,
+            "What to do with the files the program had open when they changed since the "
+            "checkpoint (it ran on after a live checkpoint): check refuses a file that is gone or "
+            "changed size, naming it; rewind brings the files it had open for writing back to "
+            "their state at the checkpoint: one that only grew is cut back to its size then, once "
+            "what it held then is found unchanged (vos hashed it), and one overwritten, cut "
+            "shorter or gone is written back from the image if vos checkpoint --with-files "
+            "stored it, else refused (a file it only read must be as it was); keep takes them as "
+            "they are now (the program goes on at its recorded offsets). Deleted files are "
+            "recreated from the image whatever this says")
+        ->check(CLI::IsMember({"check", "rewind", "keep"}))
+        ->default_str("check");
     rs_cmd->footer(
         "Exit status in the foreground: as for vos run (the program's own; 75 if it was "
         "checkpointed with --kill again).");

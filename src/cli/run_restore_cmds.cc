@@ -89,8 +89,12 @@ int cmd_restore(const RestoreArgs& args) {
     std::fprintf(stderr, "vos restore: %s\n", img.error().describe().c_str());
     return 1;
   }
+  auto files = a.files == "rewind" ? fds::RestorePolicy::Files::kRewind
+               : a.files == "keep" ? fds::RestorePolicy::Files::kKeep
+                                   : fds::RestorePolicy::Files::kCheck;
   img->policy.take_unix_sockets = a.take_unix_sockets;
-  auto ok = restore::check_restorable(*img);
+  img->policy.files = files;
+  auto ok = restore::check_restorable(*img, files);
   if (!ok) {
     std::fprintf(stderr, "vos restore: %s\n", ok.error().describe().c_str());
     return 1;
@@ -127,6 +131,12 @@ int cmd_restore(const RestoreArgs& args) {
       std::fprintf(stderr, "vos restore: %s\n", st.error().describe().c_str());
       return 1;
     }
+  }
+  // Last before the program is recreated, once nothing else can refuse the restore: the files
+  // it had open are changed only for a restore that goes ahead.
+  if (auto rewound = restore::prepare_restore(*img, files); !rewound) {
+    std::fprintf(stderr, "vos restore: %s\n", rewound.error().describe().c_str());
+    return 1;
   }
   o.detach = a.detach;
   o.json = a.json;

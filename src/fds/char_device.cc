@@ -41,7 +41,7 @@ class CharDevice final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet&) const override {
     return f.type() == S_IFCHR && known(f.link, f.st.st_rdev) != nullptr;
   }
-  Status capture(const FdProbe&, const ProbeSet&, const AddBlob&, image::FdState&) const override {
+  Status capture(const FdProbe&, const ProbeSet&, CaptureSink&, image::FdState&) const override {
     return {};
   }
   Status check_restorable(const image::FdState& f, const RestorePolicy&) const override {

@@ -21,7 +21,7 @@ class Directory final : public FdKindHandler {
     }
     return {};
   }
-  Status capture(const FdProbe&, const ProbeSet&, const AddBlob&, image::FdState&) const override {
+  Status capture(const FdProbe&, const ProbeSet&, CaptureSink&, image::FdState&) const override {
     return {};
   }
   Status check_restorable(const image::FdState& f, const RestorePolicy&) const override {

@@ -17,7 +17,7 @@ class Epoll final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet&) const override {
     return anon_inode_name(f) == "eventpoll";
   }
-  Status capture(const FdProbe& f, const ProbeSet&, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet&, CaptureSink&,
                  image::FdState& out) const override {
     for (const auto& line : f.info.lines) {
       int tfd = 0;

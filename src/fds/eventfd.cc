@@ -15,7 +15,7 @@ class Eventfd final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet&) const override {
     return anon_inode_name(f) == "eventfd";
   }
-  Status capture(const FdProbe& f, const ProbeSet&, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet&, CaptureSink&,
                  image::FdState& out) const override {
     out.count = std::strtoull(f.info.get("eventfd-count").c_str(), nullptr, 16);
     out.semaphore = f.info.get("eventfd-semaphore") == "1";

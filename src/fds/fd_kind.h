@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "capture/proc_files.h"
 #include "image/process_model.h"
 
@@ -70,8 +71,46 @@ Result<ProbeSet> probe_fds(pid_t pid, const std::string& log = "");
 // Where a kind's capture puts bulk data (pipe contents, memfd contents): the image's blobs.
 using AddBlob = std::function<image::BlobRef(const void* data, size_t size)>;
 
-// How `vos restore` treats files that changed since the checkpoint (--files).
+// What a checkpoint keeps of regular files' contents (vos checkpoint --with-files,
+// --file-data-limit). Deleted files are always stored: nothing else holds their content.
+struct FileContentPolicy {
+  static constexpr uint64_t kDefaultLimit = 256ull << 20;
+  bool with_files = false;         // also the files the program has open for writing
+  uint64_t limit = kDefaultLimit;  // bytes of file contents one image may hold, in all
+};
+
+// A file the program has open for writing, whose first `size` bytes are hashed once it runs
+// again: hashing it while the program is stopped would lengthen its pause by a read of the file.
+struct LateHash {
+  int fd = -1;    // the program's fd whose FdState gets the hash
+  UniqueFd file;  // opened while it was stopped: the same file, whatever the program does next
+  uint64_t size = 0;
+  std::string_view stored;  // instead of `file`: the content the image keeps (--with-files)
+  std::string unreadable;   // neither: why vos could not read the file (it is not hashed)
+};
+
+// Where a kind's capture puts what it keeps.
+struct CaptureSink {
+  AddBlob add_blob;
+  // Room for the `size` bytes of fd `fd`'s file content, read straight into it. It goes into
+  // the blobs after all others when the image is written, once the program runs again: the
+  // driver then sets the fd's data.offset (a large file is not copied while the program waits).
+  std::function<char*(int fd, size_t size)> file_content;
+  FileContentPolicy files;
+  std::vector<LateHash> late_hashes;
+};
+
+// How `vos restore` treats the files the program had open that changed since the checkpoint
+// (--files), and the image they are checked against: several fds may hold one file, whose
+// record (content, hash) is kept with the lowest of them.
 struct RestorePolicy {
+  enum class Files {
+    kCheck,   // refuse a file that is gone or changed size
+    kRewind,  // bring each file back to its state at the checkpoint, or refuse
+    kKeep,    // take the files as they are now
+  } files = Files::kCheck;
+  const image::ProcessImage* proc = nullptr;
+  std::string_view blobs;
   // Bind a listening unix socket's path even though a running program listens there (the
   // original, most likely): new clients then reach the restored copy only.
   bool take_unix_sockets = false;
@@ -84,8 +123,9 @@ struct FdRecreate {
   const RestorePolicy& policy;
   int stdio_copy[3] = {-1, -1, -1};  // vos restore's own stdin, stdout, stderr
   int above = 3;                     // fds from here up are free of program numbers
-  // Objects several descriptors share (both ends of a pipe), created by the first of them and
-  // kept above every program fd until all are placed; the driver closes them at the end.
+  // Objects several descriptors share (both ends of a pipe, a deleted file), created by the
+  // first of them and kept above every program fd until all are placed; the driver closes them
+  // at the end.
   std::map<std::pair<image::FdKind, uint64_t>, std::vector<int>> shared;
 
   std::string_view blob(const image::BlobRef& ref) const {
@@ -105,15 +145,23 @@ class FdKindHandler {
   virtual bool matches(const FdProbe& f, const ProbeSet& all) const = 0;
   // Before anything is frozen: why `f` cannot be checkpointed, or nothing.
   virtual Status check(const FdProbe&, const ProbeSet&) const { return {}; }
+  // Bytes of file content capture() would store for `f` under `files` (counted against its
+  // limit before anything is frozen, and again at the freeze).
+  virtual uint64_t stored_bytes(const FdProbe&, const ProbeSet&, const FileContentPolicy&) const {
+    return 0;
+  }
   // While the program is frozen: fills in what this kind needs (`out` already holds the fd,
   // flags, close-on-exec, offset, link and inode).
-  virtual Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob& add_blob,
+  virtual Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink& sink,
                          image::FdState& out) const = 0;
   // Kinds of stage 1 refer to other descriptors (epoll): recreated once those are placed.
   virtual int stage() const { return 0; }
   // In `vos restore`, before anything is created: why `f` cannot be recreated on this machine
   // now (a file that is gone), or nothing.
   virtual Status check_restorable(const image::FdState&, const RestorePolicy&) const { return {}; }
+  // In `vos restore`, once every check passed and before the program is recreated: brings what
+  // `f` depends on outside the image to its state at the checkpoint (--files=rewind).
+  virtual Status prepare(const image::FdState&, const RestorePolicy&) const { return {}; }
   // In the new process: a descriptor for the object, which the caller moves to `f.fd`.
   virtual Result<int> recreate(FdRecreate& r, const image::FdState& f) const = 0;
 };

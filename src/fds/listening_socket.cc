@@ -51,7 +51,7 @@ class ListeningSocket final : public FdKindHandler {
     int d = f.socket->domain;
     return unix_ ? d == AF_UNIX : (d == AF_INET || d == AF_INET6);
   }
-  Status capture(const FdProbe& f, const ProbeSet&, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet&, CaptureSink&,
                  image::FdState& out) const override {
     if (f.socket->address.empty()) {
       return user_error("fd {}: cannot read the address of the listening socket", f.fd);

@@ -18,7 +18,7 @@ class Memfd final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet&) const override {
     return f.link_starts_with("/memfd:");
   }
-  Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob& add_blob,
+  Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink& sink,
                  image::FdState& out) const override {
     out.size = static_cast<uint64_t>(f.st.st_size);
     auto dup = remote::grab_fd(all.pid, f.fd);
@@ -29,7 +29,7 @@ class Memfd final : public FdKindHandler {
     if (::pread(dup->get(), data.data(), data.size(), 0) != static_cast<ssize_t>(data.size())) {
       return sys_error("reading memfd fd {}", f.fd);
     }
-    out.data = add_blob(data.data(), data.size());
+    out.data = sink.add_blob(data.data(), data.size());
     return {};
   }
   Result<int> recreate(FdRecreate& r, const image::FdState& f) const override {

@@ -63,7 +63,7 @@ class Pipe final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet& all) const override {
     return f.link_starts_with("pipe:") && both_ends_inside(f, all);
   }
-  Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob& add_blob,
+  Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink& sink,
                  image::FdState& out) const override {
     out.pipe_write_end = access_mode(f) == O_WRONLY;
     if (!out.pipe_write_end) {
@@ -71,7 +71,7 @@ class Pipe final : public FdKindHandler {
       if (!data) {
         return std::move(data).error();
       }
-      out.data = add_blob(data->data(), data->size());
+      out.data = sink.add_blob(data->data(), data->size());
     }
     return {};
   }

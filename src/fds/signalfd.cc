@@ -17,7 +17,7 @@ class Signalfd final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet&) const override {
     return anon_inode_name(f) == "signalfd";
   }
-  Status capture(const FdProbe& f, const ProbeSet&, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet&, CaptureSink&,
                  image::FdState& out) const override {
     out.sigmask = std::strtoull(f.info.get("sigmask").c_str(), nullptr, 16);
     return {};

@@ -23,7 +23,7 @@ class Stdio final : public FdKindHandler {
     }
     return (t == S_IFIFO || t == S_IFCHR || t == S_IFSOCK) && all.stdio_index(f) >= 0;
   }
-  Status capture(const FdProbe& f, const ProbeSet& all, const AddBlob& add_blob,
+  Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink& sink,
                  image::FdState& out) const override {
     out.stdio = all.stdio_index(f);
     if (f.type() == S_IFCHR) {
@@ -32,7 +32,7 @@ class Stdio final : public FdKindHandler {
       auto dup = remote::grab_fd(all.pid, f.fd);
       termios t{};
       if (dup && ::tcgetattr(dup->get(), &t) == 0) {
-        out.termios = add_blob(&t, sizeof t);
+        out.termios = sink.add_blob(&t, sizeof t);
         winsize ws{};
         if (::ioctl(dup->get(), TIOCGWINSZ, &ws) == 0) {
           out.tty_rows = ws.ws_row;

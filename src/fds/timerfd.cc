@@ -25,7 +25,7 @@ class Timerfd final : public FdKindHandler {
   bool matches(const FdProbe& f, const ProbeSet&) const override {
     return anon_inode_name(f) == "timerfd";
   }
-  Status capture(const FdProbe& f, const ProbeSet&, const AddBlob&,
+  Status capture(const FdProbe& f, const ProbeSet&, CaptureSink&,
                  image::FdState& out) const override {
     out.clockid = static_cast<int32_t>(std::strtol(f.info.get("clockid").c_str(), nullptr, 10));
     out.count = std::strtoull(f.info.get("ticks").c_str(), nullptr, 10);

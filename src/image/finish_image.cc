@@ -3,7 +3,8 @@
 
 namespace vos::image {
 
-Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc) {
+Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc,
+                    const std::vector<std::string_view>& more_blobs) {
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }
@@ -14,8 +15,21 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (!proc.sysv_shm.empty()) {
     writer.require_version(abi::kImageVersionSysvShm);
   }
+  bool deleted_files = false;
+  for (const auto& f : proc.fds) {
+    deleted_files |= f.deleted;
+  }
+  for (const auto& a : proc.areas) {
+    deleted_files |= a.kind == AreaKind::kDeletedFile;
+  }
+  if (deleted_files) {
+    writer.require_version(abi::kImageVersionDeletedFiles);
+  }
   VOS_TRY(writer.begin_section(abi::SectionType::kBlobs), "blobs");
   VOS_TRY(writer.write(blobs.data(), blobs.size()), "blobs");
+  for (auto more : more_blobs) {
+    VOS_TRY(writer.write(more.data(), more.size()), "blobs");
+  }
   VOS_TRY(writer.end_section(), "blobs");
   std::string meta = to_json(proc).dump(1);
   VOS_TRY(writer.begin_section(abi::SectionType::kMeta), "meta");

@@ -18,7 +18,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(AreaKind, {{AreaKind::kAnon, "anon"},
                                         {AreaKind::kVvar, "vvar"},
                                         {AreaKind::kVvarVclock, "vvar_vclock"},
                                         {AreaKind::kVsyscall, "vsyscall"},
-                                        {AreaKind::kSysvShm, "sysv-shm"}})
+                                        {AreaKind::kSysvShm, "sysv-shm"},
+                                        {AreaKind::kDeletedFile, "deleted-file"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kDir, "dir"},
@@ -60,10 +61,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PosixTimer, id, clockid, notify,
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FileLock, kind, type, start, len)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
-                                                mtime_ns, ino, stdio, pipe_write_end, data, count,
-                                                clockid, interval_ns, value_ns, sigmask, epoll,
-                                                sockaddr, backlog, sock_type, semaphore, dup_of,
-                                                termios, tty_rows, tty_cols, locks)
+                                                mtime_ns, ino, dev, mode, deleted, content_hash,
+                                                stdio, pipe_write_end, data, count, clockid,
+                                                interval_ns, value_ns, sigmask, epoll, sockaddr,
+                                                backlog, sock_type, semaphore, dup_of, termios,
+                                                tty_rows, tty_cols, locks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, uid, gid,
     groups, umask, personality, thp_disabled, rlimits, start_code, end_code, start_data, end_data,
@@ -83,7 +85,8 @@ namespace {
 Status check_kinds(const nlohmann::json& j) {
   static const std::vector<std::string> areas = {"anon",        "file",     "shared-anon",
                                                  "memfd",       "vdso",     "vvar",
-                                                 "vvar_vclock", "vsyscall", "sysv-shm"};
+                                                 "vvar_vclock", "vsyscall", "sysv-shm",
+                                                 "deleted-file"};
   static const std::vector<std::string> fds = {
       "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",    "epoll",
       "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device"};

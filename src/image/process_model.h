@@ -43,6 +43,8 @@ enum AreaAdvice : uint32_t {
   kAdviceMergeable = 1u << 5,   // mg: MADV_MERGEABLE (KSM)
 };
 
+// kDeletedFile: a file whose name is gone, mapped through a descriptor of the program that holds
+// it (`memfd`), which the restore recreates first.
 enum class AreaKind {
   kAnon,
   kFile,
@@ -53,6 +55,7 @@ enum class AreaKind {
   kVvarVclock,
   kVsyscall,
   kSysvShm,  // (part of) an attachment of a System V shared memory segment (shmat)
+  kDeletedFile
 };
 
 struct MemoryArea {
@@ -67,7 +70,7 @@ struct MemoryArea {
   uint64_t file_offset = 0;
   uint64_t dev = 0;
   uint64_t ino = 0;
-  int memfd = -1;  // for kMemfd: the program fd whose object backs this mapping
+  int memfd = -1;  // for kMemfd, kDeletedFile: the program fd whose object backs this mapping
   // For kSysvShm: the segment attached (SysvShm::id; file_offset is the offset in it), and
   // whether it was attached SHM_RDONLY (the mapping may never be made writable).
   int32_t shm_id = -1;
@@ -191,10 +194,19 @@ struct FdState {
   uint64_t pos = 0;
   uint64_t size = 0;  // regular files: checked on restore
   int64_t mtime_ns = 0;
-  uint64_t ino = 0;    // pipe/memfd identity, so ends and dups are matched on restore
+  uint64_t ino = 0;   // pipe/memfd identity, so ends and dups are matched on restore
+  uint64_t dev = 0;   // regular files: st_dev; with `ino`, several fds of one file
+  uint32_t mode = 0;  // regular files: permission bits (st_mode & 07777)
+  // Regular files. The file had no name left: its content is `data`, and the restore creates it
+  // again, unnamed, in the directory of `path`.
+  bool deleted = false;
+  // Regular files open for writing: XXH3-64 (16 hex digits) of the first `size` bytes, hashed
+  // once the program ran on; what `vos restore --files=rewind` checks before it cuts the file
+  // back to `size`. Empty: not recorded.
+  std::string content_hash;
   int32_t stdio = -1;  // kStdio: which of vos restore's stdin/out/err it becomes
   bool pipe_write_end = false;
-  BlobRef data;             // pipe: unread bytes; memfd: contents
+  BlobRef data;             // pipe: unread bytes; memfd, deleted or --with-files file: contents
   uint64_t count = 0;       // eventfd counter; timerfd ticks
   int32_t clockid = 0;      // timerfd
   int64_t interval_ns = 0;  // timerfd

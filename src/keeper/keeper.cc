@@ -189,6 +189,8 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.page_cache = page_cache == "yes"  ? capture::CheckpointOptions::PageCache::kUse
                     : page_cache == "no" ? capture::CheckpointOptions::PageCache::kBypass
                                          : capture::CheckpointOptions::PageCache::kAuto;
+  opts.files.with_files = req.value("with_files", false);
+  opts.files.limit = req.value("file_data_limit", fds::FileContentPolicy::kDefaultLimit);
   // Said before the program is killed, so the CLI that stands in for it knows why it ended.
   opts.before_kill = [this](const std::string& image) {
     note(fmt::format("{} {}", note::kCheckpointed, image));

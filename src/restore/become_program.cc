@@ -239,6 +239,33 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
     } else if (a.kind == image::AreaKind::kMemfd) {
       b.fd = a.memfd;
       b.file_offset = a.file_offset;
+    } else if (a.kind == image::AreaKind::kDeletedFile) {
+      // Through the program's fd, already recreated: the mapping and the fd are one file again.
+      // That fd may not allow this mapping (a read-only fd, a mapping made through another fd
+      // since closed): then a new descriptor of the same file.
+      bool rw = a.shared && (a.prot & PROT_WRITE);
+      int access = -1;
+      for (const auto& f : p.fds) {
+        if (f.fd == a.memfd) {
+          access = f.flags & O_ACCMODE;
+        }
+      }
+      b.fd = a.memfd;
+      if (access != O_RDWR && (rw || access != O_RDONLY)) {
+        std::string key = fmt::format("\nfd {}{}", a.memfd, rw ? "\n+w" : "");
+        auto it = map_fds.find(key);
+        if (it == map_fds.end()) {
+          int fd = ::open(fmt::format("/proc/self/fd/{}", a.memfd).c_str(),
+                          (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+          if (fd < 0) {
+            return sys_error("opening deleted file {} again to map it at {:#x}", a.name, a.start);
+          }
+          it = map_fds.emplace(key, fd).first;
+          helpers.push_back(fd);
+        }
+        b.fd = it->second;
+      }
+      b.file_offset = a.file_offset;
     } else {
       bool rw = a.shared && (a.prot & PROT_WRITE);
       auto own = locked.fd_for(a.name, rw);

@@ -127,9 +127,17 @@ Status check_blob(const LoadedImage& img, const image::BlobRef& ref, const char*
   return {};
 }
 
+fds::RestorePolicy restore_policy(const LoadedImage& img, fds::RestorePolicy::Files files) {
+  fds::RestorePolicy policy = img.policy;
+  policy.files = files;
+  policy.proc = &img.proc;
+  policy.blobs = img.blobs;
+  return policy;
+}
+
 }  // namespace
 
-Status check_restorable(const LoadedImage& img) {
+Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files) {
   const auto& p = img.proc;
   uint64_t pages_size = img.pages_size;
   if (p.threads.empty()) {
@@ -187,8 +195,18 @@ Status check_restorable(const LoadedImage& img) {
         return sys_error("file {} mapped by the program at {:#x} is gone", a.name, a.start);
       }
     }
+    if (a.kind == image::AreaKind::kDeletedFile &&
+        std::none_of(p.fds.begin(), p.fds.end(), [&](const image::FdState& f) {
+          return f.fd == a.memfd && f.deleted && f.ino == a.ino;
+        })) {
+      return user_error(
+          "image {}: corrupt: mapping {:#x} of deleted file {} names fd {}, which "
+          "does not hold it",
+          img.reader.path(), a.start, a.name, a.memfd);
+    }
   }
   VOS_TRY(check_sysv_shm_restorable(img), "System V shared memory");
+  fds::RestorePolicy policy = restore_policy(img, files);
   for (const auto& f : p.fds) {
     VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
     if (f.dup_of >= 0) {
@@ -199,8 +217,21 @@ Status check_restorable(const LoadedImage& img) {
       return user_error("fd {}: this vos cannot recreate kind {}", f.fd,
                         image::fd_kind_name(f.kind));
     }
-    VOS_TRY(kind->check_restorable(f, img.policy), "image {}", img.reader.path());
+    VOS_TRY(kind->check_restorable(f, policy), "image {}", img.reader.path());
     VOS_TRY(fds::check_locks_free(f), "image {}", img.reader.path());
+  }
+  return {};
+}
+
+Status prepare_restore(const LoadedImage& img, fds::RestorePolicy::Files files) {
+  fds::RestorePolicy policy = restore_policy(img, files);
+  for (const auto& f : img.proc.fds) {
+    if (f.dup_of >= 0) {
+      continue;
+    }
+    if (const auto* kind = fds::handler_for(f.kind)) {
+      VOS_TRY(kind->prepare(f, policy), "--files=rewind");
+    }
   }
   return {};
 }

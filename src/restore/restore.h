@@ -66,8 +66,13 @@ Result<LoadedImage> load_image(const std::string& path);
 // restore, which must not let the program run unless this passed.
 Status verify_pages(const LoadedImage& img);
 
-// Refuses early, with a clear message, what would make the restore fail half-way.
-Status check_restorable(const LoadedImage& img);
+// Refuses early, with a clear message, what would make the restore fail half-way, and files
+// that changed since the checkpoint in a way `files` (vos restore --files) does not take.
+Status check_restorable(const LoadedImage& img,
+                        fds::RestorePolicy::Files files = fds::RestorePolicy::Files::kCheck);
+// Once check_restorable passed, just before the program is recreated: brings the files it had
+// open back to their state at the checkpoint where `files` says so (--files=rewind).
+Status prepare_restore(const LoadedImage& img, fds::RestorePolicy::Files files);
 
 // The image fd and pages section offset for plain pages; for compressed ones a memfd holding
 // every page decompressed (multithreaded), which costs memory equal to the logical page data

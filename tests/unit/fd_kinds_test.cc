@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <map>
 #include <set>
+#include <string>
 
 #include "fds/fd_kind.h"
 #include "fds/sockaddr.h"
@@ -60,6 +63,75 @@ TEST(FdKinds, OwnDescriptorsAreRecognised) {
     }
   }
   for (int fd : {urandom, ev, p[0], p[1], s[0], s[1]}) {
+    ::close(fd);
+  }
+}
+
+// A deleted file's content is captured (it exists nowhere else), with its record on the lowest
+// of its fds; a named file open for writing is left to be hashed later, and stored only with
+// --with-files.
+TEST(FdKinds, DeletedAndWrittenFilesAreCapturedAsThePolicySays) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  std::string gone = dir + "/vos-fd-kinds-" + std::to_string(::getpid()) + ".tmp";
+  std::string named = gone + ".named";
+  int del = ::open(gone.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int del2 = ::open(gone.c_str(), O_RDONLY | O_CLOEXEC);
+  int out = ::open(named.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_TRUE(del >= 0 && del2 >= 0 && out >= 0);
+  ASSERT_EQ(::write(del, "deleted!", 8), 8);
+  ASSERT_EQ(::write(out, "output", 6), 6);
+  ASSERT_EQ(::unlink(gone.c_str()), 0);
+  auto all = probe_fds(::getpid());
+  ASSERT_TRUE(all) << all.error().describe();
+  auto probe = [&](int fd) -> const FdProbe& {
+    for (const auto& f : all->fds) {
+      if (f.fd == fd) {
+        return f;
+      }
+    }
+    ADD_FAILURE() << "fd " << fd << " not probed";
+    return all->fds.front();
+  };
+  const FdKindHandler* file = kind_taking(*all, del);
+  ASSERT_EQ(file, handler_for(image::FdKind::kFile));
+  FileContentPolicy plain, with_files;
+  with_files.with_files = true;
+  EXPECT_EQ(file->stored_bytes(probe(del), *all, plain), 8u);
+  EXPECT_EQ(file->stored_bytes(probe(del2), *all, plain), 0u);  // the record is with `del`
+  EXPECT_EQ(file->stored_bytes(probe(out), *all, plain), 0u);
+  EXPECT_EQ(file->stored_bytes(probe(out), *all, with_files), 6u);
+
+  std::string blobs;
+  CaptureSink sink;
+  sink.add_blob = [&](const void* d, size_t n) {
+    image::BlobRef r{blobs.size(), n};
+    blobs.append(static_cast<const char*>(d), n);
+    return r;
+  };
+  std::map<int, std::string> contents;
+  sink.file_content = [&](int fd, size_t n) {
+    contents[fd].resize(n);
+    return contents[fd].data();
+  };
+  image::FdState d, d2, o;
+  ASSERT_TRUE(file->capture(probe(del), *all, sink, d));
+  ASSERT_TRUE(file->capture(probe(del2), *all, sink, d2));
+  ASSERT_TRUE(file->capture(probe(out), *all, sink, o));
+  EXPECT_TRUE(d.deleted && d2.deleted && !o.deleted);
+  EXPECT_EQ(contents[del], "deleted!");
+  EXPECT_EQ(d.data.size, 8u);
+  EXPECT_EQ(contents.count(out), 0u);
+  EXPECT_EQ(d2.data.size, 0u);
+  EXPECT_EQ(d.ino, 0u);  // (set by the driver, not the kind)
+  EXPECT_EQ(d.mode, 0600u);
+  EXPECT_EQ(o.data.size, 0u);
+  ASSERT_EQ(sink.late_hashes.size(), 1u);  // the named file, hashed once the program runs
+  EXPECT_EQ(sink.late_hashes[0].fd, out);
+  EXPECT_TRUE(sink.late_hashes[0].file.valid());
+  EXPECT_EQ(sink.late_hashes[0].size, 6u);
+  ::unlink(named.c_str());
+  for (int fd : {del, del2, out}) {
     ::close(fd);
   }
 }

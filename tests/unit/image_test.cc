@@ -112,6 +112,58 @@ TEST_F(ImageTest, RoundTrip) {
   EXPECT_EQ(static_cast<unsigned char>(buf[1]), static_cast<unsigned char>((4096 + 1) * 7));
 }
 
+// An older vos would reopen a deleted file's "... (deleted)" name instead of recreating it: an
+// image with one says version 6; the new fields of a file round-trip, and an image with only
+// hashed or stored files (which an older vos restores as it always did) keeps version 1.
+TEST_F(ImageTest, DeletedFilesRoundTripAndNeedVersion4) {
+  for (int variant = 0; variant < 3; ++variant) {  // deleted fd, deleted mapping, neither
+    ProcessImage p;
+    p.pid = 2;
+    FdState f;
+    f.fd = 3;
+    f.path = "/tmp/x (deleted)";
+    f.dev = 0x10302;
+    f.ino = 77;
+    f.mode = 0640;
+    f.size = 5;
+    f.data = {0, 5};
+    f.deleted = variant == 0;
+    f.content_hash = variant == 2 ? "00112233aabbccdd" : "";
+    p.fds.push_back(f);
+    MemoryArea a;
+    a.start = 0x10000;
+    a.end = 0x11000;
+    a.kind = variant == 1 ? AreaKind::kDeletedFile : AreaKind::kAnon;
+    a.memfd = 3;
+    p.areas.push_back(a);
+    std::string path = dir_ + "/deleted" + std::to_string(variant) + ".vos";
+    auto w = ImageWriter::create(path);
+    ASSERT_TRUE(w) << w.error().describe();
+    auto done = finish_image(*w, "hello", p);
+    ASSERT_TRUE(done) << done.error().describe();
+    auto r = ImageReader::open(path);
+    ASSERT_TRUE(r) << r.error().describe();
+    EXPECT_EQ(r->header().version,
+              variant == 2 ? abi::kImageVersionPlain : abi::kImageVersionDeletedFiles);
+    auto meta = r->read_section(abi::SectionType::kMeta);
+    ASSERT_TRUE(meta);
+    auto back = process_from_json(*meta);
+    ASSERT_TRUE(back) << back.error().describe();
+    const FdState& b = back->fds.at(0);
+    EXPECT_EQ(b.deleted, variant == 0);
+    EXPECT_EQ(b.dev, 0x10302u);
+    EXPECT_EQ(b.mode, 0640u);
+    EXPECT_EQ(b.content_hash, f.content_hash);
+    EXPECT_EQ(back->areas.at(0).kind, a.kind);
+  }
+  // An fd from an older image: no device, mode or hash; not deleted.
+  auto old = process_from_json(R"({"fds": [{"fd": 3, "kind": "file", "path": "/x"}]})");
+  ASSERT_TRUE(old);
+  EXPECT_FALSE(old->fds.at(0).deleted);
+  EXPECT_EQ(old->fds.at(0).dev, 0u);
+  EXPECT_TRUE(old->fds.at(0).content_hash.empty());
+}
+
 // An older vos would ignore `posix_timers` and restore a program whose timer ids lead nowhere:
 // an image with timers says version 3, so that it refuses it; one without stays version 1.
 TEST_F(ImageTest, PosixTimersRoundTripAndNeedVersion3) {

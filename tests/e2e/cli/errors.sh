@@ -119,6 +119,13 @@ sleep 0.3
 IMG=$("$VOS" checkpoint "holder-$uniq" --dir "$W/img" --kill 2>>"$W/ck.log") || e2e_die "checkpoint of holder failed"
 echo more >>"$W/data.txt"
 expect_fail "changed size" "$VOS" restore "$IMG"
+grep -qF -- "--files=rewind" "$W/err.log" && grep -qF -- "--files=keep" "$W/err.log" ||
+  e2e_die "the refusal does not name --files=rewind and --files=keep: $(cat "$W/err.log")"
+# Rewinding undoes only what the program wrote; a file it only read is taken as it is, on request.
+expect_fail "did not have it open for writing" "$VOS" restore --files=rewind "$IMG"
+E2E_NAMES+=("kept-$uniq")
+"$VOS" restore --files=keep --name "kept-$uniq" --detach "$IMG" </dev/null >>"$W/restore.log" 2>&1 ||
+  e2e_die "restore --files=keep of a file that grew failed: $(tail -1 "$W/restore.log")"
 rm "$W/data.txt"
 expect_fail "is gone" "$VOS" restore "$IMG"
 
