@@ -63,7 +63,7 @@ e2e_wait_gone "$NAME" 5 "checkpoint --kill"
 grep -qF "big.tmp (deleted)  [deleted: recreated from 3145728 bytes in the image" "$W/inspect.txt" ||
   e2e_die "vos inspect does not show the deleted file: $(grep -F file "$W/inspect.txt")"
 version=$("$VOS" inspect --json "$IMG" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["version"])')
-((version == 4)) || e2e_die "an image with deleted files says version $version, want 4"
+((version == 6)) || e2e_die "an image with deleted files says version $version, want 6"
 
 mv "$W/d" "$W/d.away"
 expect_fail "but $W/d is gone" "$VOS" restore "$IMG"
