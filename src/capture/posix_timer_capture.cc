@@ -20,22 +20,6 @@ namespace vos::capture {
 
 namespace {
 
-Result<std::set<pid_t>> thread_ids(pid_t pid) {
-  std::string path = fmt::format("/proc/{}/task", pid);
-  DIR* d = ::opendir(path.c_str());
-  if (d == nullptr) {
-    return sys_error("listing threads of process {}", pid);
-  }
-  std::set<pid_t> out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') {
-      out.insert(static_cast<pid_t>(std::atoi(e->d_name)));
-    }
-  }
-  ::closedir(d);
-  return out;
-}
-
 Result<std::vector<image::PosixTimer>> read_timers(pid_t pid) {
   auto text = read_text_file(fmt::format("/proc/{}/timers", pid));
   if (!text) {
@@ -132,7 +116,7 @@ void precheck_posix_timers(pid_t pid, Obstacles& obstacles) {
   if (timers->empty()) {
     return;
   }
-  auto tids = thread_ids(pid);
+  auto tids = list_tasks(pid);
   if (!tids) {
     obstacles.add(tids.error());
     return;

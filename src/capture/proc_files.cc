@@ -1,6 +1,7 @@
 // Host side.
 #include "capture/proc_files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -78,6 +79,22 @@ Result<uint64_t> private_resident_bytes(pid_t pid) {
 
 Result<uint64_t> available_memory_bytes() {
   return sum_kib_fields("/proc/meminfo", {"\nMemAvailable:"});
+}
+
+Result<std::set<pid_t>> list_tasks(pid_t pid) {
+  std::string path = fmt::format("/proc/{}/task", pid);
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) {
+    return sys_error("listing threads of process {}", pid);
+  }
+  std::set<pid_t> out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') {
+      out.insert(static_cast<pid_t>(std::atoi(e->d_name)));
+    }
+  }
+  ::closedir(d);
+  return out;
 }
 
 Result<std::string> read_link(const std::string& path) {

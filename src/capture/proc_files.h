@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 namespace vos::capture {
 
 Result<std::string> read_text_file(const std::string& path);
+// The thread ids of process `pid` (/proc/PID/task).
+Result<std::set<pid_t>> list_tasks(pid_t pid);
 Result<std::string> read_link(const std::string& path);
 // The process's resident memory (/proc/PID/statm), file-backed pages included.
 Result<uint64_t> resident_bytes(pid_t pid);

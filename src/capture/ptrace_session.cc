@@ -14,6 +14,7 @@
 #include <set>
 
 #include "abi/kernel_uapi.h"
+#include "capture/proc_files.h"
 #include "remote/remote_calls.h"
 
 namespace vos::capture {
@@ -26,22 +27,6 @@ namespace {
 
 constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514,
                kErestartRestartBlock = -516;
-
-Result<std::set<pid_t>> list_tasks(pid_t pid) {
-  std::string path = fmt::format("/proc/{}/task", pid);
-  DIR* d = ::opendir(path.c_str());
-  if (d == nullptr) {
-    return sys_error("listing threads of process {}", pid);
-  }
-  std::set<pid_t> out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') {
-      out.insert(static_cast<pid_t>(std::atoi(e->d_name)));
-    }
-  }
-  ::closedir(d);
-  return out;
-}
 
 }  // namespace
 

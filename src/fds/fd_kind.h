@@ -170,6 +170,8 @@ class FdKindHandler {
 const std::vector<const FdKindHandler*>& fd_kinds();
 // The handler that recreates `kind`, or null for a kind this vos does not know.
 const FdKindHandler* handler_for(image::FdKind kind);
+// The handler that recreates fd `f`, or why there is none.
+Result<const FdKindHandler*> handler_of(const image::FdState& f);
 // Why no kind takes `f`: the refusal vos gives for it.
 Error unsupported_fd(const FdProbe& f);
 

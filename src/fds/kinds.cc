@@ -39,6 +39,13 @@ const FdKindHandler* handler_for(image::FdKind kind) {
   return nullptr;
 }
 
+Result<const FdKindHandler*> handler_of(const image::FdState& f) {
+  if (const auto* h = handler_for(f.kind)) {
+    return h;
+  }
+  return user_error("fd {}: this vos cannot recreate kind {}", f.fd, image::fd_kind_name(f.kind));
+}
+
 Error unsupported_fd(const FdProbe& f) {
   if (f.link_starts_with("pipe:")) {
     return user_error("fd {}: pipe shared with another process is not supported yet", f.fd);

@@ -107,11 +107,11 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
       if (f.dup_of >= 0) {
         continue;
       }
-      const auto* kind = fds::handler_for(f.kind);
-      if (kind == nullptr) {
-        return user_error("fd {}: this vos cannot recreate kind {}", f.fd,
-                          image::fd_kind_name(f.kind));
+      auto found = fds::handler_of(f);
+      if (!found) {
+        return std::move(found).error();
       }
+      const auto* kind = *found;
       if (kind->stage() != stage) {
         continue;
       }

@@ -212,12 +212,11 @@ Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files)
     if (f.dup_of >= 0) {
       continue;
     }
-    const auto* kind = fds::handler_for(f.kind);
-    if (kind == nullptr) {
-      return user_error("fd {}: this vos cannot recreate kind {}", f.fd,
-                        image::fd_kind_name(f.kind));
+    auto kind = fds::handler_of(f);
+    if (!kind) {
+      return std::move(kind).error();
     }
-    VOS_TRY(kind->check_restorable(f, policy), "image {}", img.reader.path());
+    VOS_TRY((*kind)->check_restorable(f, policy), "image {}", img.reader.path());
     VOS_TRY(fds::check_locks_free(f), "image {}", img.reader.path());
   }
   return {};
