@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "capture/lock_capture.h"
 #include "capture/obstacles.h"
 #include "capture/page_ranges.h"
 #include "capture/page_reference.h"
@@ -54,6 +55,8 @@ struct CaptureContext {
   fds::FileContentPolicy files;  // what is kept of regular files' contents
   // Files the program writes, hashed by finish_fds once it runs again.
   std::vector<fds::LateHash> late_hashes;
+  // flock locks held only through a mapping of their file, for plan_memory to put on it.
+  std::vector<MappedLock> mapped_locks;
   // File contents the image keeps (deleted files, --with-files), written after `blobs`.
   struct FileContent {
     int fd = -1;

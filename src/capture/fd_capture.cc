@@ -160,7 +160,7 @@ Status capture_fds(CaptureContext& ctx) {
   }
   ctx.late_hashes = std::move(sink.late_hashes);
   Obstacles lock_obstacles;
-  check_process_locks(*all, true, lock_obstacles);
+  check_process_locks(*all, true, lock_obstacles, &ctx.mapped_locks);
   if (!lock_obstacles.empty()) {
     return user_error("{}", lock_obstacles.items().front());
   }

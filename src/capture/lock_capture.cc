@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <set>
 #include <tuple>
@@ -47,7 +48,8 @@ Result<std::vector<image::FileLock>> capture_fd_locks(const fds::FdProbe& f, ima
   return out;
 }
 
-void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obstacles) {
+void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obstacles,
+                         std::vector<MappedLock>* mapped) {
   std::set<LockKey> shown;
   std::vector<const fds::FdProbe*> posix_locked;
   for (const auto& f : all.fds) {
@@ -114,10 +116,25 @@ void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obsta
     obstacles.add(proc_locks.error());
     return;
   }
+  std::set<std::string> mapped_files;
+  if (auto maps = read_maps(all.pid); maps) {
+    for (const auto& m : *maps) {
+      if (!m.name.empty() && m.name[0] == '/') {
+        mapped_files.insert(fds::lock_dev_ino(makedev(m.dev_major, m.dev_minor), m.ino));
+      }
+    }
+  }
   for (const auto& l : *proc_locks) {
     // OFD locks say pid -1 in /proc/locks: they are matched through fdinfo alone.
     if (l.waiting || l.pid != all.pid || shown.count(key_of(l)) != 0) {
       continue;
+    }
+    if (mapped != nullptr && l.lock_class == "FLOCK" && mapped_files.count(l.dev_ino) != 0) {
+      auto lock = fds::image_lock(l, -1);
+      if (lock) {
+        mapped->push_back({l.dev_ino, *lock});
+        continue;
+      }
     }
     obstacles.add(user_error(
         "lock '{}' is held by the program but not through any descriptor it has open (an open "

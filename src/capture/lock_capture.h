@@ -22,6 +22,15 @@ Result<std::vector<image::FileLock>> capture_fd_locks(const fds::FdProbe& f, ima
 // mapping, or owned by a thread with a descriptor table of its own). That last check only once
 // the program is `frozen`: while it runs, a lock taken between the probe and the read of
 // /proc/locks would look like one.
-void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obstacles);
+//
+// A flock lock held through a file the program maps but has no descriptor of (it opened,
+// locked, mapped and closed it: the JVM's hsperfdata file) is not an obstacle: it is put in
+// `mapped` (with the file's dev:inode, as lock lines write it) to be kept with that mapping.
+struct MappedLock {
+  std::string dev_ino;
+  image::FileLock lock;
+};
+void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obstacles,
+                         std::vector<MappedLock>* mapped = nullptr);
 
 }  // namespace vos::capture

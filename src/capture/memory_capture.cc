@@ -19,6 +19,7 @@
 #include "capture/capture_context.h"
 #include "capture/proc_files.h"
 #include "capture/sysv_shm_capture.h"
+#include "fds/file_locks.h"
 
 namespace vos::capture {
 
@@ -261,8 +262,23 @@ Status plan_memory(CaptureContext& ctx) {
                              vm == ctx.vm_flags.end() ||
                              vm->second.find(" dc ") != std::string::npos ||
                              vm->second.find(" wf ") != std::string::npos;
+    if (a.kind == image::AreaKind::kFile) {
+      // Locks kept by this mapping's open file description, on the first mapping of the file.
+      std::string key = fds::lock_dev_ino(makedev(m.dev_major, m.dev_minor), m.ino);
+      for (auto it = ctx.mapped_locks.begin(); it != ctx.mapped_locks.end();) {
+        if (it->dev_ino == key) {
+          a.locks.push_back(it->lock);
+          it = ctx.mapped_locks.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
     ctx.img.areas.push_back(std::move(a));
     ctx.area_plans.push_back(plan);
+  }
+  if (!ctx.mapped_locks.empty()) {
+    return user_error("a flock lock of the program is held through a mapping that is gone");
   }
   return {};
 }

@@ -213,6 +213,9 @@ int cmd_inspect(const std::string& path, bool json) {
     std::printf("  %012lx-%012lx %s %-11s %s  %s\n", static_cast<unsigned long>(a.start),
                 static_cast<unsigned long>(a.end), prot_string(a.prot, a.shared).c_str(),
                 image::area_kind_name(a.kind), pages.c_str(), a.name.c_str());
+    for (const auto& l : a.locks) {
+      std::printf("      %s (kept by this mapping)\n", image::describe_lock(l).c_str());
+    }
   }
   if (!p.sysv_shm.empty()) {
     std::printf("sysv shm  %zu segments\n", p.sysv_shm.size());

@@ -18,6 +18,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "capture/proc_files.h"
+#include "fds/unix_diag.h"
 #include "image/process_model.h"
 
 namespace vos::fds {
@@ -27,7 +28,8 @@ struct SocketInfo {
   int domain = 0;
   int type = 0;
   bool listening = false;
-  std::string address;  // getsockname, formatted as FdState::sockaddr
+  std::string address;                      // getsockname, formatted as FdState::sockaddr
+  std::optional<UnixSocketDiag> unix_diag;  // AF_UNIX: its peer and queue (sock_diag)
 };
 
 // What /proc says about one descriptor of the program (read before anything is frozen, and

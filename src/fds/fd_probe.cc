@@ -56,6 +56,12 @@ std::optional<SocketInfo> probe_socket(pid_t pid, int fd) {
   if (::getsockname(dup->get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
     s.address = format_sockaddr(ss, len);
   }
+  struct stat st {};
+  if (s.domain == AF_UNIX && ::fstat(dup->get(), &st) == 0) {
+    if (auto d = diag_unix_socket(st.st_ino); d) {
+      s.unix_diag = *d;
+    }
+  }
   return s;
 }
 

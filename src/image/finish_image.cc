@@ -18,6 +18,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   bool deleted_files = false;
   for (const auto& f : proc.fds) {
     deleted_files |= f.deleted;
+    if (f.kind == FdKind::kUnixOrphan) {
+      writer.require_version(abi::kImageVersionOrphanSockets);
+    }
   }
   for (const auto& a : proc.areas) {
     deleted_files |= a.kind == AreaKind::kDeletedFile;

@@ -33,7 +33,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kMemfd, "memfd"},
                                       {FdKind::kTcpListen, "tcp-listen"},
                                       {FdKind::kUnixListen, "unix-listen"},
-                                      {FdKind::kCharDevice, "char-device"}})
+                                      {FdKind::kCharDevice, "char-device"},
+                                      {FdKind::kUnixOrphan, "unix-orphan"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(LockKind, {{LockKind::kPosix, "posix"},
                                         {LockKind::kOfd, "ofd"},
@@ -44,9 +45,10 @@ NLOHMANN_JSON_SERIALIZE_ENUM(LockType, {{LockType::kRead, "read"}, {LockType::kW
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BlobRef, offset, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PageRun, vaddr, npages, offset, image)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FileLock, kind, type, start, len)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
                                                 advice, kind, name, file_offset, dev, ino, memfd,
-                                                shm_id, shm_rdonly, pages)
+                                                shm_id, shm_rdonly, locks, pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvShm, id, key, size, mode, removed, locked, uid,
                                                 gid, cuid, cgid, cpid, lpid, pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
@@ -59,7 +61,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PosixTimer, id, clockid, notify,
                                                 interval_ns, value_ns, expires_ns, signal_pending,
                                                 overrun)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpollTarget, fd, events, data)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FileLock, kind, type, start, len)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexec, path, pos, size,
                                                 mtime_ns, ino, dev, mode, deleted, content_hash,
                                                 stdio, pipe_write_end, data, count, clockid,
@@ -83,13 +84,12 @@ namespace {
 
 // nlohmann maps an unknown enum string to the first value; an image must not be misread that way.
 Status check_kinds(const nlohmann::json& j) {
-  static const std::vector<std::string> areas = {"anon",        "file",     "shared-anon",
-                                                 "memfd",       "vdso",     "vvar",
-                                                 "vvar_vclock", "vsyscall", "sysv-shm",
-                                                 "deleted-file"};
+  static const std::vector<std::string> areas = {
+      "anon", "file",        "shared-anon", "memfd",    "vdso",
+      "vvar", "vvar_vclock", "vsyscall",    "sysv-shm", "deleted-file"};
   static const std::vector<std::string> fds = {
-      "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",    "epoll",
-      "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device"};
+      "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",     "epoll",
+      "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device", "unix-orphan"};
   auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
                   const char* what) -> Status {
     if (!list.is_array()) {
@@ -108,11 +108,15 @@ Status check_kinds(const nlohmann::json& j) {
   VOS_TRY(check(j.value("fds", nlohmann::json()), fds, "fd"), "metadata");
   static const std::vector<std::string> lock_kinds = {"posix", "ofd", "flock"};
   static const std::vector<std::string> lock_types = {"read", "write"};
-  const auto fd_list = j.value("fds", nlohmann::json());
-  if (!fd_list.is_array()) {
-    return {};
+  // Locks are kept by descriptors, and by mappings (flock through a file mapped then closed).
+  nlohmann::json holders = nlohmann::json::array();
+  for (const char* list : {"fds", "areas"}) {
+    const auto items = j.value(list, nlohmann::json());
+    if (items.is_array()) {
+      holders.insert(holders.end(), items.begin(), items.end());
+    }
   }
-  for (const auto& f : fd_list) {
+  for (const auto& f : holders) {
     if (!f.is_object() || !f.contains("locks")) {
       continue;
     }
@@ -179,7 +183,10 @@ std::string describe_lock(const FileLock& l) {
 }
 
 bool has_file_locks(const ProcessImage& p) {
-  return std::any_of(p.fds.begin(), p.fds.end(), [](const FdState& f) { return !f.locks.empty(); });
+  return std::any_of(p.fds.begin(), p.fds.end(),
+                     [](const FdState& f) { return !f.locks.empty(); }) ||
+         std::any_of(p.areas.begin(), p.areas.end(),
+                     [](const MemoryArea& a) { return !a.locks.empty(); });
 }
 
 std::string new_image_id() {

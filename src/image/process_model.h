@@ -43,6 +43,18 @@ enum AreaAdvice : uint32_t {
   kAdviceMergeable = 1u << 5,   // mg: MADV_MERGEABLE (KSM)
 };
 
+// A file lock held through a descriptor. POSIX record locks belong to the process (any close of
+// the file in it releases them), OFD and flock locks to the open file description.
+enum class LockKind { kPosix, kOfd, kFlock };
+enum class LockType { kRead, kWrite };
+
+struct FileLock {
+  LockKind kind = LockKind::kPosix;
+  LockType type = LockType::kRead;
+  uint64_t start = 0;  // first byte; 0 for flock (whole file)
+  uint64_t len = 0;    // bytes; 0: to the end of the file, however far it grows (as l_len 0)
+};
+
 // kDeletedFile: a file whose name is gone, mapped through a descriptor of the program that holds
 // it (`memfd`), which the restore recreates first.
 enum class AreaKind {
@@ -75,6 +87,11 @@ struct MemoryArea {
   // whether it was attached SHM_RDONLY (the mapping may never be made writable).
   int32_t shm_id = -1;
   bool shm_rdonly = false;
+  // kFile: flock locks held through the open file description this mapping keeps (the program
+  // opened the file, locked it, mapped it and closed the descriptor: every JVM does so with its
+  // hsperfdata file). On the first mapping of the file only; restore takes them on the descriptor
+  // it maps the file through, which the mapping then keeps.
+  std::vector<FileLock> locks;
   std::vector<PageRun> pages;
 };
 
@@ -171,18 +188,7 @@ enum class FdKind {
   kTcpListen,
   kUnixListen,
   kCharDevice,  // by path: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty
-};
-
-// A file lock held through a descriptor. POSIX record locks belong to the process (any close of
-// the file in it releases them), OFD and flock locks to the open file description.
-enum class LockKind { kPosix, kOfd, kFlock };
-enum class LockType { kRead, kWrite };
-
-struct FileLock {
-  LockKind kind = LockKind::kPosix;
-  LockType type = LockType::kRead;
-  uint64_t start = 0;  // first byte; 0 for flock (whole file)
-  uint64_t len = 0;    // bytes; 0: to the end of the file, however far it grows (as l_len 0)
+  kUnixOrphan,  // a connected unix stream/seqpacket socket whose peer is closed (sock_type)
 };
 
 struct FdState {

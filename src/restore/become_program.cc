@@ -23,8 +23,8 @@
 #include "restore/page_checks_plan.h"
 #include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
-#include "restore/terminal_restore.h"
 #include "restore/sysv_shm_restore.h"
+#include "restore/terminal_restore.h"
 
 extern "C" {
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
@@ -273,6 +273,16 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
         return std::move(own).error().context(fmt::format("mapping at {:#x}", a.start));
       }
       std::string key = a.name + (rw ? "\n+w" : "");
+      if (!a.locks.empty()) {
+        // The flock locks this mapping's open file description holds: one of its own.
+        if (*own >= 0) {
+          return user_error(
+              "mapping at {:#x}: {} holds both POSIX locks of the program and flock locks kept "
+              "only by the mapping; vos cannot restore both",
+              a.start, a.name);
+        }
+        key += fmt::format("\n+locks at {:#x}", a.start);
+      }
       if (*own >= 0) {
         map_fds.emplace(key, *own);  // the program's: not among the helpers to close
       }
@@ -284,6 +294,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
         }
         it = map_fds.emplace(key, fd).first;
         helpers.push_back(fd);
+        VOS_TRY(take_mapping_locks(fd, a), "mapping of {} at {:#x}", a.name, a.start);
       }
       b.fd = it->second;
       b.file_offset = a.file_offset;

@@ -140,10 +140,17 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
       return sys_error("thread {}: restoring signal mask", t.tid);
     }
   }
+  bool running = false;
   for (const auto& t : p.threads) {
     if (::ptrace(PTRACE_DETACH, t.tid, 0, 0) != 0) {
+      // Once one thread runs, the program may end (exit_group) before the others are detached:
+      // their ESRCH is then the program's own doing, not a failed restore.
+      if (running && errno == ESRCH) {
+        continue;
+      }
       return sys_error("thread {}: letting it run", t.tid);
     }
+    running = true;
   }
   return out;
 }

@@ -205,6 +205,15 @@ Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files)
           img.reader.path(), a.start, a.name, a.memfd);
     }
   }
+  for (const auto& a : p.areas) {
+    if (!a.locks.empty()) {  // flock locks kept by a mapping alone (a JVM's hsperfdata file)
+      image::FdState held;
+      held.path = a.name;
+      held.locks = a.locks;
+      VOS_TRY(fds::check_locks_free(held), "image {}: mapping at {:#x}", img.reader.path(),
+              a.start);
+    }
+  }
   VOS_TRY(check_sysv_shm_restorable(img), "System V shared memory");
   fds::RestorePolicy policy = restore_policy(img, files);
   for (const auto& f : p.fds) {

@@ -66,6 +66,17 @@ Status take(int fd, const FileLock& l) {
       image::describe_lock(l), theirs);
 }
 
+}  // namespace
+
+Status take_mapping_locks(int fd, const image::MemoryArea& a) {
+  for (const auto& l : a.locks) {
+    VOS_TRY(take(fd, l), "{}", a.name);
+  }
+  return {};
+}
+
+namespace {
+
 bool lock_less(const FileLock& a, const FileLock& b) {
   return std::tie(a.kind, a.type, a.start, a.len) < std::tie(b.kind, b.type, b.start, b.len);
 }

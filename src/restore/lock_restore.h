@@ -21,6 +21,10 @@ namespace vos::restore {
 // must never run believing it holds a lock it does not.
 Status take_file_locks(const image::ProcessImage& p);
 
+// On the descriptor the restore maps area `a` through (kept by the mapping once closed): the
+// flock locks the program held only through that mapping, without waiting.
+Status take_mapping_locks(int fd, const image::MemoryArea& a);
+
 // The program's descriptors of files it holds POSIX locks on. Such a file must be mapped (and
 // given to PR_SET_MM_MAP) through one of them, not through a descriptor the restore opens and
 // later closes.

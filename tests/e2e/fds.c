@@ -1,16 +1,19 @@
 // e2e case (runs under vos): one of each kind of file descriptor, each in a state the restore must
 // carry: files at non-zero offsets (O_RDWR with a dup sharing its offset, O_RDONLY mid-way,
 // O_APPEND), /dev/null at fd 100, a pipe holding unread data, an eventfd with a count, a
-// semaphore eventfd, an epoll set with data values, a periodic timerfd and a signalfd with a
-// queued SIGUSR2. After the pause every fd keeps its number, flags, FD_CLOEXEC, target and
-// offset, and each behaves as before: writes land at the offset, the pipe returns its bytes, the
-// counters read back, epoll reports all four ready fds, the timer keeps ticking, and the signal
-// arrives once with its value.
+// semaphore eventfd, an epoll set with data values, a periodic timerfd, a signalfd with a
+// queued SIGUSR2, and two unix sockets (stream, non-blocking; seqpacket) whose socketpair peer
+// was closed (a JVM's NIO keeps one). After the pause every fd keeps its number, flags, FD_CLOEXEC,
+// target and offset, and each behaves as before: writes land at the offset, the pipe returns its
+// bytes, the counters read back, epoll reports all four ready fds, the timer keeps ticking, and the
+// signal arrives once with its value, and the orphaned sockets read end-of-file and refuse writes
+// (EPIPE).
 #define _GNU_SOURCE  // before any libc header
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/timerfd.h>
@@ -54,9 +57,12 @@ static void expect_same(const struct FdState* b) {
   E2E_CHECK(a.fdflags == b->fdflags, "%s: F_GETFD %d became %d", b->name, b->fdflags, a.fdflags);
   E2E_CHECK(a.offset == b->offset, "%s: offset %lld became %lld", b->name, (long long)b->offset,
             (long long)a.offset);
-  // Pipe inode numbers may change with the restore; the kind may not.
-  int is_pipe = strncmp(b->target, "pipe:[", 6) == 0;
-  E2E_CHECK(is_pipe ? strncmp(a.target, "pipe:[", 6) == 0 : strcmp(a.target, b->target) == 0,
+  // Pipe and socket inode numbers may change with the restore; the kind may not.
+  size_t kind_len = strncmp(b->target, "pipe:[", 6) == 0     ? 6
+                    : strncmp(b->target, "socket:[", 8) == 0 ? 8
+                                                             : 0;
+  E2E_CHECK(kind_len != 0 ? strncmp(a.target, b->target, kind_len) == 0
+                          : strcmp(a.target, b->target) == 0,
             "%s: now points to \"%s\", was \"%s\"", b->name, a.target, b->target);
   E2E_CHECK(a.dev == b->dev && a.ino == b->ino, "%s: no longer the same file", b->name);
 }
@@ -136,6 +142,15 @@ int main(int argc, char** argv) {
     E2E_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, watched[i], &ev) == 0, "epoll_ctl: %s", strerror(errno));
   }
 
+  int orphans[2];
+  for (int i = 0; i < 2; i++) {
+    int sv[2];
+    int type = i == 0 ? SOCK_STREAM | SOCK_NONBLOCK : SOCK_SEQPACKET | SOCK_CLOEXEC;
+    E2E_CHECK(socketpair(AF_UNIX, type, 0, sv) == 0, "socketpair: %s", strerror(errno));
+    close(sv[1]);
+    orphans[i] = sv[0];
+  }
+
   struct FdState fds[] = {
       {.name = "rw file", .fd = rw},
       {.name = "dup of rw file", .fd = rw_dup},
@@ -149,6 +164,8 @@ int main(int argc, char** argv) {
       {.name = "timerfd", .fd = tfd},
       {.name = "signalfd", .fd = sfd},
       {.name = "epoll", .fd = ep},
+      {.name = "orphaned stream socket", .fd = orphans[0]},
+      {.name = "orphaned seqpacket socket", .fd = orphans[1]},
   };
   enum { kFds = sizeof fds / sizeof fds[0] };
   for (int i = 0; i < kFds; i++) {
@@ -240,5 +257,18 @@ int main(int argc, char** argv) {
             "signalfd: signal %u code %d value %d pid %u", si.ssi_signo, si.ssi_code, si.ssi_int,
             si.ssi_pid);
   E2E_CHECK(read(sfd, &si, sizeof si) < 0 && errno == EAGAIN, "SIGUSR2 delivered twice");
+
+  for (int i = 0; i < 2; i++) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    E2E_CHECK(getsockopt(orphans[i], SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                  type == (i == 0 ? SOCK_STREAM : SOCK_SEQPACKET),
+              "orphaned socket %d: type %d", i, type);
+    char c;
+    E2E_CHECK(read(orphans[i], &c, 1) == 0, "orphaned socket %d: read gives no end-of-file: %s", i,
+              strerror(errno));
+    E2E_CHECK(send(orphans[i], "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE,
+              "orphaned socket %d: a write did not fail with EPIPE (%s)", i, strerror(errno));
+  }
   e2e_pass();
 }

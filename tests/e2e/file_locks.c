@@ -7,6 +7,8 @@
 //   ofd    OFD locks (owned by the open file description): a write lock on 0-9 and a read lock
 //          from 20 to EOF, through an fd that has a dup sharing them;
 //   flock  flock(LOCK_EX) on one file, flock(LOCK_SH) on another;
+//   mapped flock(LOCK_EX) held only by a shared mapping: the file was opened, locked, mapped and
+//          its fd closed (every JVM does so with its /tmp/hsperfdata_USER/PID file);
 //   wait   an OFD write lock on 0-99 and a flock(LOCK_SH), held through two fds, while three
 //          threads wait: F_OFD_SETLKW on 50-59 and POSIX F_SETLKW on 60-69 (through other fds;
 //          POSIX and OFD locks conflict), and flock(LOCK_EX).
@@ -253,6 +255,7 @@ static void check_from_another_process(void) {
         probe_flock("flock_ex", LOCK_SH, 0),
         probe_flock("flock_sh", LOCK_EX, 0),
         probe_flock("flock_sh", LOCK_SH, 1),
+        probe_flock("mapped", LOCK_SH, 0),
     };
     // clang-format on
     char msg[512] = "";
@@ -307,6 +310,12 @@ int main(int argc, char** argv) {
     e2e_skip("the kernel has no OFD locks (F_OFD_SETLK: EINVAL)");
   }
   E2E_CHECK(set_lock(ofd_fd, F_OFD_SETLK, F_RDLCK, 20, 0) == 0, "F_OFD_SETLK: %s", strerror(errno));
+  int mapped_fd = make_file("mapped");
+  E2E_CHECK(flock(mapped_fd, LOCK_EX | LOCK_NB) == 0, "flock: %s", strerror(errno));
+  char* mapped = mmap(NULL, kFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, mapped_fd, 0);
+  E2E_CHECK(mapped != MAP_FAILED, "mmap: %s", strerror(errno));
+  close(mapped_fd);
+  memcpy(mapped + 100, "perf", 4);
   ofd_dup = dup(ofd_fd);
   E2E_CHECK(ofd_dup >= 0, "dup: %s", strerror(errno));
   E2E_CHECK(flock(flock_ex_fd, LOCK_EX | LOCK_NB) == 0, "flock: %s", strerror(errno));
@@ -332,8 +341,8 @@ int main(int argc, char** argv) {
   enum { kFds = sizeof fds / sizeof fds[0] };
   static struct Lines all_before, fd_before[kFds];
   read_locks("/proc/locks", &all_before);
-  // 3 POSIX, 2 OFD, 2 flock, 2 held on "wait", 3 waiting.
-  E2E_CHECK(all_before.n == 12, "/proc/locks lists %d lock lines of this case, want 12",
+  // 3 POSIX, 2 OFD, 3 flock, 2 held on "wait", 3 waiting.
+  E2E_CHECK(all_before.n == 13, "/proc/locks lists %d lock lines of this case, want 13",
             all_before.n);
   for (int i = 0; i < kFds; i++) {
     fdinfo_locks(fds[i], &fd_before[i]);
@@ -372,6 +381,13 @@ int main(int argc, char** argv) {
   memcpy(shared + 3000, "again", 5);
   E2E_CHECK(pread(posix_fd, got, 5, 3000) == 5 && memcmp(got, "again", 5) == 0,
             "the mapping is no longer shared with the file");
+
+  memcpy(mapped + 200, "data", 4);
+  int again = open_file("mapped", O_RDONLY);
+  E2E_CHECK(pread(again, got, 4, 100) == 4 && memcmp(got, "perf", 4) == 0 &&
+                pread(again, got, 4, 200) == 4 && memcmp(got, "data", 4) == 0,
+            "the flock-held mapping is no longer the file's");
+  close(again);
 
   // Releasing the blocking locks lets each waiter through.
   atomic_store(&released, 1);

@@ -67,6 +67,46 @@ TEST(FdKinds, OwnDescriptorsAreRecognised) {
   }
 }
 
+// One end of a socketpair whose other end is closed is a kind of its own (nothing can reach it),
+// refused while it still holds unread data; with its peer open it is a connection (not yet).
+TEST(FdKinds, SocketWhosePeerIsClosed) {
+  int alive[2], orphan[2], unread[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, alive), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, orphan), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, unread), 0);
+  ASSERT_EQ(::write(unread[1], "ab", 2), 2);
+  ::close(orphan[1]);
+  ::close(unread[1]);
+  auto all = probe_fds(::getpid());
+  ASSERT_TRUE(all) << all.error().describe();
+  auto probe_of = [&](int fd) -> const FdProbe& {
+    for (const auto& f : all->fds) {
+      if (f.fd == fd) {
+        return f;
+      }
+    }
+    ADD_FAILURE() << "fd " << fd << " not probed";
+    return all->fds.front();
+  };
+  const auto& o = probe_of(orphan[0]);
+  ASSERT_TRUE(o.socket && o.socket->unix_diag);
+  EXPECT_EQ(o.socket->unix_diag->peer_ino, 0u);
+  EXPECT_NE(probe_of(alive[0]).socket->unix_diag->peer_ino, 0u);
+  EXPECT_EQ(probe_of(unread[0]).socket->unix_diag->queued_bytes, 2u);
+  const auto* h = kind_taking(*all, orphan[0]);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->kind(), image::FdKind::kUnixOrphan);
+  EXPECT_EQ(kind_taking(*all, alive[0]), nullptr);
+  const auto* u = kind_taking(*all, unread[0]);
+  ASSERT_EQ(u, h);
+  auto refused = u->check(probe_of(unread[0]), *all);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("2 unread byte"), std::string::npos);
+  for (int fd : {alive[0], alive[1], orphan[0], unread[0]}) {
+    ::close(fd);
+  }
+}
+
 // A deleted file's content is captured (it exists nowhere else), with its record on the lowest
 // of its fds; a named file open for writing is left to be hashed later, and stored only with
 // --with-files.
