@@ -57,6 +57,9 @@ struct CaptureContext {
   std::vector<fds::LateHash> late_hashes;
   // flock locks held only through a mapping of their file, for plan_memory to put on it.
   std::vector<MappedLock> mapped_locks;
+  // /proc/locks as read right after the freeze (see checkpoint()): locks the program holds
+  // through no descriptor are refused, or kept with the mapping that holds them.
+  std::vector<fds::LockLine> proc_locks;
   // File contents the image keeps (deleted files, --with-files), written after `blobs`.
   struct FileContent {
     int fd = -1;

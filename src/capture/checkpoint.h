@@ -31,11 +31,11 @@ struct CheckpointProgress {
 
 struct CheckpointOptions {
   std::string image_path;
-  std::string name;   // recorded so the restored program keeps its vos name
-  std::string who;    // the program in messages, as its user knows it ("process 1234": host pid)
-  std::string log;    // the program's vos log, captured as the terminal it stands for
+  std::string name;  // recorded so the restored program keeps its vos name
+  std::string who;   // the program in messages, as its user knows it ("process 1234": host pid)
+  std::string log;   // the program's vos log, captured as the terminal it stands for
   bool tty_foreground = false;  // recorded: its process group was its terminal's foreground one
-  bool kill = false;  // end the program once the image is on disk, never resuming it
+  bool kill = false;            // end the program once the image is on disk, never resuming it
   // With kill: runs once the image is committed, just before the program is killed.
   std::function<void(const std::string& image)> before_kill;
   pid_t ns_last_pid = 0;  // recorded: the last pid the program's namespace handed out

@@ -99,7 +99,7 @@ void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
       obstacles.add(locks.error());
     }
   }
-  check_process_locks(*all, false, obstacles);
+  check_process_locks(*all, nullptr, obstacles);
   if (auto st = check_file_data(*all, files); !st) {
     obstacles.add(st.error());
   }
@@ -160,7 +160,7 @@ Status capture_fds(CaptureContext& ctx) {
   }
   ctx.late_hashes = std::move(sink.late_hashes);
   Obstacles lock_obstacles;
-  check_process_locks(*all, true, lock_obstacles, &ctx.mapped_locks);
+  check_process_locks(*all, &ctx.proc_locks, lock_obstacles, &ctx.mapped_locks);
   if (!lock_obstacles.empty()) {
     return user_error("{}", lock_obstacles.items().front());
   }

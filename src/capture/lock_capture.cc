@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -48,8 +49,8 @@ Result<std::vector<image::FileLock>> capture_fd_locks(const fds::FdProbe& f, ima
   return out;
 }
 
-void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obstacles,
-                         std::vector<MappedLock>* mapped) {
+void check_process_locks(const fds::ProbeSet& all, const std::vector<fds::LockLine>* frozen_locks,
+                         Obstacles& obstacles, std::vector<MappedLock>* mapped) {
   std::set<LockKey> shown;
   std::vector<const fds::FdProbe*> posix_locked;
   for (const auto& f : all.fds) {
@@ -108,28 +109,26 @@ void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obsta
     }
   }
 
-  if (!frozen) {
+  if (frozen_locks == nullptr) {
     return;
   }
-  auto proc_locks = fds::read_proc_locks("/proc/locks");
-  if (!proc_locks) {
-    obstacles.add(proc_locks.error());
-    return;
-  }
-  std::set<std::string> mapped_files;
-  if (auto maps = read_maps(all.pid); maps) {
-    for (const auto& m : *maps) {
-      if (!m.name.empty() && m.name[0] == '/') {
-        mapped_files.insert(fds::lock_dev_ino(makedev(m.dev_major, m.dev_minor), m.ino));
-      }
-    }
-  }
-  for (const auto& l : *proc_locks) {
+  std::optional<std::set<std::string>> mapped_files;  // read only for a lock no fd shows
+  for (const auto& l : *frozen_locks) {
     // OFD locks say pid -1 in /proc/locks: they are matched through fdinfo alone.
     if (l.waiting || l.pid != all.pid || shown.count(key_of(l)) != 0) {
       continue;
     }
-    if (mapped != nullptr && l.lock_class == "FLOCK" && mapped_files.count(l.dev_ino) != 0) {
+    if (mapped != nullptr && l.lock_class == "FLOCK" && !mapped_files) {
+      mapped_files.emplace();
+      if (auto maps = read_maps(all.pid); maps) {
+        for (const auto& m : *maps) {
+          if (!m.name.empty() && m.name[0] == '/') {
+            mapped_files->insert(fds::lock_dev_ino(makedev(m.dev_major, m.dev_minor), m.ino));
+          }
+        }
+      }
+    }
+    if (mapped != nullptr && l.lock_class == "FLOCK" && mapped_files->count(l.dev_ino) != 0) {
       auto lock = fds::image_lock(l, -1);
       if (lock) {
         mapped->push_back({l.dev_ino, *lock});

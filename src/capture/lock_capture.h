@@ -7,6 +7,7 @@
 
 #include "capture/obstacles.h"
 #include "fds/fd_kind.h"
+#include "fds/file_locks.h"
 #include "image/process_model.h"
 
 namespace vos::capture {
@@ -20,8 +21,8 @@ Result<std::vector<image::FileLock>> capture_fd_locks(const fds::FdProbe& f, ima
 // one of its own and closing that would release the program's locks), and locks /proc/locks
 // gives the program that no descriptor shows (on an open file description kept only by a
 // mapping, or owned by a thread with a descriptor table of its own). That last check only once
-// the program is `frozen`: while it runs, a lock taken between the probe and the read of
-// /proc/locks would look like one.
+// the program is frozen, with `frozen_locks` the lines of /proc/locks read since (null while it
+// runs: a lock taken between the probe and the read of /proc/locks would look like one).
 //
 // A flock lock held through a file the program maps but has no descriptor of (it opened,
 // locked, mapped and closed it: the JVM's hsperfdata file) is not an obstacle: it is put in
@@ -30,7 +31,7 @@ struct MappedLock {
   std::string dev_ino;
   image::FileLock lock;
 };
-void check_process_locks(const fds::ProbeSet& all, bool frozen, Obstacles& obstacles,
-                         std::vector<MappedLock>* mapped = nullptr);
+void check_process_locks(const fds::ProbeSet& all, const std::vector<fds::LockLine>* frozen_locks,
+                         Obstacles& obstacles, std::vector<MappedLock>* mapped = nullptr);
 
 }  // namespace vos::capture

@@ -188,7 +188,9 @@ TEST_F(LockFiles, OwnLocksAreCapturedFromFdinfo) {
     }
   }
   capture::Obstacles none;
-  capture::check_process_locks(*all, true, none);
+  auto proc_locks = fds::read_proc_locks();
+  ASSERT_TRUE(proc_locks);
+  capture::check_process_locks(*all, &*proc_locks, none);
   EXPECT_TRUE(none.empty()) << none.items().front();
 }
 
@@ -209,13 +211,47 @@ TEST_F(LockFiles, APosixLockedMappingWithoutAFittingFdIsRefused) {
   auto all = fds::probe_fds(::getpid());
   ASSERT_TRUE(all);
   capture::Obstacles found;
-  capture::check_process_locks(*all, false, found);
+  capture::check_process_locks(*all, nullptr, found);
   ::munmap(m, 4096);
   ASSERT_FALSE(found.empty());
   EXPECT_NE(found.items().front().find(fmt::format("fd {}: {}/m holds POSIX locks", ro, dir_)),
             std::string::npos)
       << found.items().front();
   EXPECT_NE(found.items().front().find("none is open read-write"), std::string::npos);
+}
+
+// An flock on an open file description that only a mapping keeps: no fdinfo shows it, only
+// /proc/locks as read once the program is frozen (the checkpoint reads it right after the freeze).
+TEST_F(LockFiles, ALockHeldThroughNoDescriptorIsRefusedOnceFrozen) {
+  int fd = ::open((dir_ + "/k").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 4096), 0);
+  void* m = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  ::close(fd);
+  auto all = fds::probe_fds(::getpid());
+  ASSERT_TRUE(all);
+  capture::Obstacles running;
+  capture::check_process_locks(*all, nullptr, running);
+  EXPECT_TRUE(running.empty()) << running.items().front();
+  auto proc_locks = fds::read_proc_locks();
+  ASSERT_TRUE(proc_locks);
+  capture::Obstacles frozen;
+  capture::check_process_locks(*all, &*proc_locks, frozen);
+  // The checkpoint keeps such a flock with the mapping of its file instead (the JVM's case).
+  capture::Obstacles kept;
+  std::vector<capture::MappedLock> mapped;
+  capture::check_process_locks(*all, &*proc_locks, kept, &mapped);
+  ::munmap(m, 4096);
+  ASSERT_FALSE(frozen.empty());
+  EXPECT_NE(frozen.items().front().find("not through any descriptor it has open"),
+            std::string::npos)
+      << frozen.items().front();
+  EXPECT_TRUE(kept.empty()) << kept.items().front();
+  ASSERT_EQ(mapped.size(), 1u);
+  EXPECT_EQ(mapped[0].lock.kind, LockKind::kFlock);
+  EXPECT_EQ(mapped[0].lock.type, LockType::kWrite);
 }
 
 TEST_F(LockFiles, TakingALockHeldElsewhereFailsNamingIt) {
