@@ -41,6 +41,13 @@
  *      READY_FILE.verify at once and remembers it, so a later full check still
  *      reports BAD even if the damage were somehow undone.
  *
+ * MEM_PROGRAM_SPIN=N (1 or more): the loop does not sleep between ticks but spins
+ * on CLOCK_MONOTONIC, on the main thread and N-1 more threads, each on a core of
+ * its own if there are enough: stall_ms is then the largest gap any of them saw
+ * between two clock reads (no tick subtracted), the pause a busy program feels,
+ * CPU taken from it by others included. A program that sleeps between ticks
+ * (the default) hides that.
+ *
  * The process keeps no file descriptor open between steps, so it needs
  * nothing from a checkpoint tool beyond memory, registers and signals.
  */
@@ -48,6 +55,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -182,6 +191,23 @@ static void report(const char *verify_path, const char *status, double stall_ms,
         fprintf(stderr, "mem_program: cannot write %s: %s\n", verify_path, strerror(errno));
 }
 
+/* MEM_PROGRAM_SPIN: the largest gap each extra spinner saw since the last report, read and
+ * reset by the main loop's report. */
+enum { MAX_SPINNERS = 64 };
+static _Atomic double spinner_gap[MAX_SPINNERS];
+
+static void *spinner(void *arg) {
+    _Atomic double *gap = arg;
+    double last = now_ms();
+    for (;;) {
+        double now = now_ms();
+        if (now - last > atomic_load_explicit(gap, memory_order_relaxed))
+            atomic_store_explicit(gap, now - last, memory_order_relaxed);
+        last = now;
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 5) {
         fprintf(stderr, "usage: %s SIZE_MIB READY_FILE [DIRTY_MIB [spread|block]]\n", argv[0]);
@@ -258,10 +284,25 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    const char *spin_env = getenv("MEM_PROGRAM_SPIN");
+    int spinners = spin_env ? atoi(spin_env) : 0;
+    if (spinners < 0 || spinners > MAX_SPINNERS) {
+        fprintf(stderr, "mem_program: MEM_PROGRAM_SPIN must be 0..%d\n", MAX_SPINNERS);
+        return 2;
+    }
+    for (int i = 1; i < spinners; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, spinner, &spinner_gap[i]) != 0) {
+            fprintf(stderr, "mem_program: pthread_create failed\n");
+            return 1;
+        }
+    }
+
     uint64_t rng = SEED;
     size_t sticky_bad = region_words;   /* first bad word seen by the sampler */
     double max_gap = 0, last = now_ms();
     const struct timespec tick = {0, TICK_MS * 1000000L};
+    double next_sample = 0;
 
     for (;;) {
         /* A gap much longer than one tick means the whole process was held
@@ -270,6 +311,11 @@ int main(int argc, char **argv) {
         if (now - last > max_gap) max_gap = now - last;
         last = now;
 
+        /* Spinning, the sample is taken once a tick, not on every clock read. */
+        if (spinners > 0 && now < next_sample && !verify_requested && !dirty_requested &&
+            !corrupt_requested)
+            continue;
+        next_sample = now + TICK_MS;
         size_t bad = sampled_bad_word(&rng);
         if (bad < region_words && sticky_bad == region_words) {
             sticky_bad = bad;
@@ -306,12 +352,17 @@ int main(int argc, char **argv) {
             char status[64];
             if (b == region_words) snprintf(status, sizeof status, "OK");
             else snprintf(status, sizeof status, "BAD %zu", b * sizeof *region);
-            double stall = max_gap > TICK_MS ? max_gap - TICK_MS : 0;
+            double stall = spinners > 0 ? max_gap : max_gap > TICK_MS ? max_gap - TICK_MS : 0;
+            for (int i = 1; i < spinners; i++) {
+                double g = atomic_exchange(&spinner_gap[i], 0.0);
+                if (g > stall) stall = g;
+            }
             report(verify_path, status, stall, now_ms() - t);
             max_gap = 0;
             last = now_ms();    /* the full check's own time is not a stall */
         }
 
-        clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);   /* EINTR is fine */
+        if (spinners == 0)
+            clock_nanosleep(CLOCK_MONOTONIC, 0, &tick, NULL);   /* EINTR is fine */
     }
 }

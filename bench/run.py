@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+import felt
 import overhead
 import speed
 
@@ -34,7 +35,7 @@ DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_me
 DEFAULT_CPU_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_cpu_program")
 DEFAULT_FRESH_READ_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_fresh_read")
 DEFAULT_MICRO_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_micro_calls")
-PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy")
+PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy", "felt")
 DEFAULT_PARTS = ("launch", "micro", "cpu", "sizes")
 LAUNCH_GOAL_MS = 2.0    # the speed issue: `vos run` start-up over bare
 DEFAULT_JSON_OUT = os.path.join(SCRIPT_DIR, "results", "latest.json")
@@ -432,7 +433,7 @@ def checkpoint(s, name, ckpt_dir, size, kill, compress=None, extra=()):
             # Incremental images (absent otherwise).
             "pages": info.get("pages"), "pages_inherited": info.get("pages_inherited"),
             "parent": info.get("parent"), "note": info.get("note"),
-            "phases": info.get("phases")}
+            "phases": info.get("phases"), "background_cpu": info.get("background_cpu")}
 
 
 def start_under_vos(s, name, size, ready, extra=()):
@@ -702,6 +703,8 @@ def print_report(doc, reps):
         print("\n" + speed.render_incremental(rows, reps, doc["incremental"]["note"]))
     if "lazy" in doc:
         print("\n" + speed.render_lazy([entry["summary"] for entry in doc["lazy"]], reps))
+    if "felt" in doc:
+        print("\n" + felt.render_felt([entry["summary"] for entry in doc["felt"]], reps))
 
 
 def print_launch(launch):
@@ -835,6 +838,13 @@ def parse_args(argv):
     p.add_argument("--dirty-layout", choices=("spread", "block"), default="spread",
                    help="part incremental: rewrite every k-th page (spread) or one "
                         "contiguous block (default: %(default)s)")
+    p.add_argument("--spinners", default="1,2",
+                   help="part felt: how many threads of the program spin (busy cores), one "
+                        "row each (default: %(default)s)")
+    p.add_argument("--background-cpu", default="default,off",
+                   help="part felt: the class of vos's threads while the program runs "
+                        "(VOS_BACKGROUND_CPU: idle, batch, nice, off; 'default' is vos's own "
+                        "choice), one row each, alternated (default: %(default)s)")
     p.add_argument("--hugepage", action="store_true",
                    help="parts sizes, incremental, lazy: the program asks for transparent huge "
                         "pages (MADV_HUGEPAGE), as databases and JVMs do; with THP set to "
@@ -845,6 +855,14 @@ def parse_args(argv):
     except ValueError:
         p.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
     args.codecs = [c for c in args.codecs.split(",") if c]
+    args.background_cpu = [None if c == "default" else c
+                           for c in args.background_cpu.split(",") if c]
+    if any(c not in (None, "idle", "batch", "nice", "off") for c in args.background_cpu):
+        p.error("--background-cpu: choose from default, idle, batch, nice, off")
+    try:
+        args.spinners = [int(x) for x in args.spinners.split(",") if x]
+    except ValueError:
+        p.error(f"--spinners: expected comma-separated integers, got {args.spinners!r}")
     if (any(x <= 0 for x in args.sizes) or min(args.reps, args.launch_reps, args.micro_rounds,
                                                args.cpu_reps, args.cpu_millions) <= 0):
         p.error("sizes and repetition counts must be positive")
@@ -907,7 +925,7 @@ def warn_if_low_memory(sizes):
 def main(argv=None):
     args = parse_args(argv)
     resolve_tools(args)
-    if {"sizes", "incremental", "lazy"} & set(args.parts):
+    if {"sizes", "incremental", "lazy", "felt"} & set(args.parts):
         warn_if_low_memory(args.sizes)
     # SIGTERM must also reach the cleanup in `finally`.
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -924,7 +942,8 @@ def main(argv=None):
                    "micro_rounds": args.micro_rounds, "micro_min_time": args.micro_min_time,
                    "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps,
                    "codecs": args.codecs, "dirty_mib": args.dirty_mib,
-                   "dirty_layout": args.dirty_layout, "hugepage": args.hugepage},
+                   "dirty_layout": args.dirty_layout, "hugepage": args.hugepage,
+                   "spinners": args.spinners, "background_cpu": args.background_cpu},
         "status": "running",
     }
     status = 1
@@ -964,6 +983,24 @@ def main(argv=None):
                           flush=True)
                     reps.append(speed.lazy_rep(s, sys.modules[__name__], size, rep))
                 doc["lazy"].append({"summary": speed.summarize_lazy(size, reps), "reps": reps})
+        if "felt" in args.parts:
+            doc["felt"] = []
+            for size in args.sizes:
+                for spinners in args.spinners:
+                    # The classes alternate within each rep: the machine's noise drifts.
+                    reps = {c: [] for c in args.background_cpu}
+                    for rep in range(args.reps):
+                        for c in args.background_cpu:
+                            print(f"bench: felt pause, {size} MiB, {spinners} busy core(s), "
+                                  f"vos threads {c or 'default'}, rep {rep + 1}/{args.reps}",
+                                  flush=True)
+                            reps[c].append(felt.felt_rep(s, sys.modules[__name__], size,
+                                                         spinners, min(args.dirty_mib, size),
+                                                         rep, c))
+                    for c in args.background_cpu:
+                        doc["felt"].append({"summary": felt.summarize_felt(size, spinners, c,
+                                                                           reps[c]),
+                                            "reps": reps[c]})
         print_report(doc, args.reps)
         all_ok = (all(e["summary"]["ok"] for e in doc.get("sizes", []))
                   and all(e["summary"]["ok"] for e in doc.get("incremental", {}).get("sizes", []))

@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/cpu_class.h"
 #include "capture/capture_context.h"
 #include "capture/page_writer.h"
 #include "capture/precopy_round.h"
@@ -411,6 +412,13 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     }
     phase.mark("start_tracking");
   }
+  // From here until the freeze, and again once the program runs, vos works beside it: its
+  // threads take only CPU time the program leaves (base/cpu_class.h).
+  struct ForegroundAtEnd {
+    ~ForegroundAtEnd() { cpu_class::all_threads_to_foreground(); }
+  } foreground_at_end;
+  cpu_class::StarvationGuard starvation_guard;
+  cpu_class::all_threads_to_background();
   if (precopy) {
     guard.armed = true;
     VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
@@ -489,6 +497,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   // Starting disk writes can block on a busy disk: not while the program waits for us (with
   // --kill it never runs again, so the sooner the disk starts, the better).
   writer->set_writeback_behind(opts.kill);
+  cpu_class::all_threads_to_foreground();  // the program waits for every step from here
+  phase.mark("foreground");
   // Reading /proc/locks takes the kernel's file_rwsem for writing, which waits for an RCU grace
   // period (5-20 ms here) unless another writer left it within about one: read once while the
   // program runs, the read right after the freeze takes ~0.1 ms.
@@ -594,6 +604,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     pause_for_test(opts, "frozen");
     auto r = session->resume();
     stats.add_stop(ms_since(frozen_at));
+    cpu_class::all_threads_to_background();
     writer->set_writeback_behind(true);
     phase.mark("resume");
     if (!r) {
@@ -701,6 +712,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       guard.done = true;
     }
   }
+  stats.background_cpu = starvation_guard.summary();
   stats.total_ms = ms_since(start);
   return stats;
 }

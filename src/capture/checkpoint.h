@@ -90,6 +90,8 @@ struct CheckpointStats {
   uint64_t pages_inherited = 0;  // found in parent images (incremental)
   std::string parent;            // the image this one builds on, if incremental
   std::string note;              // why an incremental checkpoint had to be a full one
+  // The class vos's threads had while the program ran (cpu_class::StarvationGuard::summary).
+  std::string background_cpu;
   // Where the time went, step by step (ms), in order: shown by `vos checkpoint --json`.
   std::vector<std::pair<std::string, double>> phases;
 };

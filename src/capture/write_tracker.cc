@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "abi/kernel_uapi.h"
+#include "base/cpu_class.h"
 #include "capture/proc_files.h"
 #include "capture/ptrace_session.h"
 
@@ -113,6 +114,7 @@ struct WriteTracker::MoveLog {
   }
 
   void read_events(int uffd) {
+    cpu_class::CriticalThread critical;  // the program's mremap waits for this thread
     pollfd fds[2] = {{uffd, POLLIN, 0}, {stop.get(), POLLIN, 0}};
     for (;;) {
       if (::poll(fds, 2, -1) < 0) {

@@ -216,6 +216,7 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
           {"phases", phases},
           {"image", stats->image},
           {"pause_ms", stats->pause_ms},
+          {"background_cpu", stats->background_cpu},
           {"stops_ms", stats->stops_ms},
           {"page_cache_bypassed", stats->page_cache_bypassed},
           {"total_ms", stats->total_ms},

@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "abi/kernel_uapi.h"
+#include "base/cpu_class.h"
 
 namespace vos::restore {
 
@@ -242,6 +243,7 @@ bool LazyServer::serve_fault(uint64_t addr) {
 }
 
 void LazyServer::serve_faults() {
+  cpu_class::CriticalThread critical;  // the program waits on every fault it serves
   pollfd fds[2] = {{uffd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
   std::vector<uint64_t> deferred;  // faults to serve once the memory map stops changing
   for (;;) {
