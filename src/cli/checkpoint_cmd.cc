@@ -17,6 +17,7 @@
 #include "image/page_codec.h"
 #include "keeper/adopt.h"
 #include "keeper/control.h"
+#include "keeper/program_processes.h"
 #include "keeper/registry.h"
 
 namespace vos::cli {
@@ -156,6 +157,15 @@ int cmd_ps(bool json) {
   if (json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& e : entries) {
+      nlohmann::json procs = nlohmann::json::array();
+      for (const auto& p : keeper::program_processes(e)) {
+        procs.push_back({{"pid", p.pid},
+                         {"host_pid", p.host_pid},
+                         {"ppid", p.ppid},
+                         {"pgid", p.pgid},
+                         {"sid", p.sid},
+                         {"command", p.command}});
+      }
       arr.push_back({{"name", e.name},
                      {"pid", e.pid},
                      {"keeper_pid", e.keeper_pid},
@@ -165,7 +175,8 @@ int cmd_ps(bool json) {
                      {"inner_pid", e.inner_pid},
                      {"argv", e.argv},
                      {"started_ms", e.started_ms},
-                     {"restored_from", e.restored_from}});
+                     {"restored_from", e.restored_from},
+                     {"processes", procs}});
     }
     std::printf("%s\n", arr.dump().c_str());
     return 0;
@@ -191,6 +202,14 @@ int cmd_ps(bool json) {
       std::printf("%-20s %-8u %8d  %s\n", e.name.c_str(), e.uid, e.pid, cmd.c_str());
     } else {
       std::printf("%-20s %8d  %s\n", e.name.c_str(), e.pid, cmd.c_str());
+    }
+    // The program's other processes (children, daemons it left), each under its host pid.
+    for (const auto& p : keeper::program_processes(e)) {
+      if (p.host_pid == e.pid) {
+        continue;
+      }
+      std::printf("%-*s %8d    %s  (pid %d inside, parent %d)\n", all_users ? 29 : 20, "",
+                  p.host_pid, p.command.c_str(), p.pid, p.ppid);
     }
   }
   return 0;

@@ -96,6 +96,14 @@ E2E_NAMES+=("left-$uniq")
 ((rc == 4)) || e2e_die "exit status 4 came back as $rc"
 left=$(pgrep -f "$marker") || e2e_die "the program's background child was killed when its parent ended"
 [[ -n $(e2e_ps_pids "left-$uniq") ]] || e2e_die "vos ps no longer lists left-$uniq while its child runs"
+# vos ps shows what is left of the program: that child alone, by host pid and command, its
+# parent vos's init (pid 1 inside) now that the first process is gone.
+procs=$("$VOS" ps --json | "$E2E_PYTHON" -c 'import json, sys
+e = next(p for p in json.load(sys.stdin) if p["name"] == sys.argv[1])
+print(" ".join("%d:%d:%s" % (p["host_pid"], p["ppid"], p["command"]) for p in e["processes"]))' \
+  "left-$uniq")
+[[ $procs == "$left:1:$marker 100" ]] || e2e_die "vos ps --json processes: '$procs', want '$left:1:$marker 100'"
+[[ $("$VOS" ps) == *"$left"*"$marker 100"* ]] || e2e_die "vos ps does not show the child $left: $("$VOS" ps)"
 expect_refusal=$("$VOS" checkpoint "left-$uniq" --dir "$W" 2>&1) && e2e_die "checkpoint of a program whose first process ended succeeded"
 [[ $expect_refusal == *"first process has ended"* ]] || e2e_die "unclear refusal: $expect_refusal"
 kill "$left"
