@@ -8,7 +8,9 @@ packages=(build-essential cmake pkg-config git python3 gzip iproute2 sqlite3
           libzstd-dev liblz4-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libfmt-dev
           libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
           postgresql-15         # e2e.real.postgres: postgres --single with System V shared memory
-          openjdk-17-jdk-headless)  # e2e.real.java: a JVM (threads, hsperfdata flock, NIO)
+          openjdk-17-jdk-headless   # e2e.real.java: a JVM (threads, hsperfdata flock, NIO)
+          tmux vim                  # e2e.real.tmux_daemon, e2e.real.vim
+          util-linux-extra)         # fincore, for e2e.cli.page_cache
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
