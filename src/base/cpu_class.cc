@@ -33,8 +33,7 @@ pid_t self_tid() {
 bool set_class(pid_t tid, Kind k, bool background) {
   sched_param none{};
   if (!background) {
-    // Nice first: SCHED_OTHER keeps the thread's nice value.
-    ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 0);
+    // SCHED_OTHER keeps the thread's nice value (19 after kBatch, kNice): reset it after.
     return ::sched_setscheduler(tid, SCHED_OTHER, &none) == 0 &&
            ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 0) == 0;
   }
@@ -252,7 +251,6 @@ std::string StarvationGuard::summary() const {
 
 std::string describe_thread(pid_t tid) {
   int policy = ::sched_getscheduler(tid);
-  errno = 0;
   int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
   const char* name = policy == SCHED_IDLE    ? "idle"
                      : policy == SCHED_BATCH ? "batch"

@@ -57,7 +57,9 @@ std::optional<SocketInfo> probe_socket(pid_t pid, int fd) {
     s.address = format_sockaddr(ss, len);
   }
   struct stat st {};
-  if (s.domain == AF_UNIX && ::fstat(dup->get(), &st) == 0) {
+  // Only a connected unix socket's peer tells its kind (unix_orphan_socket.cc): probes run again
+  // at the freeze, so the question is not asked of listening ones.
+  if (s.domain == AF_UNIX && !s.listening && ::fstat(dup->get(), &st) == 0) {
     if (auto d = diag_unix_socket(st.st_ino); d) {
       s.unix_diag = *d;
     }

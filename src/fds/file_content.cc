@@ -15,6 +15,27 @@ namespace {
 
 constexpr size_t kChunk = 1 << 20;  // larger reads gain nothing from the page cache
 
+// Reads bytes [at, at + size) of `fd` into `out`; `total` (the bytes the caller expects in all)
+// only names the shortfall when the file ends first.
+Status read_range(int fd, char* out, uint64_t at, uint64_t size, uint64_t total) {
+  uint64_t done = 0;
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, size - done));
+    ssize_t n = ::pread(fd, out + done, want, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return sys_error("reading at offset {}", at + done);
+    }
+    if (n == 0) {
+      return user_error("the file has only {} of its {} bytes", at + done, total);
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string without_deleted_suffix(const std::string& link) {
@@ -35,43 +56,20 @@ std::string directory_of(const std::string& path) {
 }
 
 Status read_prefix(int fd, char* out, uint64_t size) {
-  uint64_t done = 0;
-  while (done < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, size - done));
-    ssize_t n = ::pread(fd, out + done, want, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return sys_error("reading at offset {}", done);
-    }
-    if (n == 0) {
-      return user_error("the file has only {} of its {} bytes", done, size);
-    }
-    done += static_cast<uint64_t>(n);
-  }
-  return {};
+  return read_range(fd, out, 0, size, size);
 }
 
 Result<std::string> hash_prefix(int fd, uint64_t size) {
   std::vector<char> buf(
       static_cast<size_t>(std::min<uint64_t>(kChunk, std::max<uint64_t>(size, 1))));
   Xxh3Stream h;
-  uint64_t done = 0;
-  while (done < size) {
+  for (uint64_t done = 0; done < size;) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-    ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) {
-      continue;
+    if (auto read = read_range(fd, buf.data(), done, want, size); !read) {
+      return std::move(read).error();
     }
-    if (n < 0) {
-      return sys_error("reading at offset {}", done);
-    }
-    if (n == 0) {
-      return user_error("the file has only {} of its {} bytes", done, size);
-    }
-    h.update(buf.data(), static_cast<size_t>(n));
-    done += static_cast<uint64_t>(n);
+    h.update(buf.data(), want);
+    done += want;
   }
   return fmt::format("{:016x}", h.digest());
 }

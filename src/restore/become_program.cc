@@ -41,6 +41,17 @@ using abi::BlobSiginfo;
 using abi::BlobThread;
 using abi::RestoreArgs;
 
+// The blob's record of mapping `a`: its range, protection and advice, with no descriptor yet.
+BlobArea blob_area_of(const image::MemoryArea& a) {
+  BlobArea b{};
+  b.start = a.start;
+  b.end = a.end;
+  b.prot = a.prot;
+  b.fd = -1;
+  b.advice = a.advice;
+  return b;
+}
+
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMainStack = 256 * 1024;
 constexpr uint64_t kBlobSlack = 64 * 1024;  // .bss and alignment beyond the code's file size
@@ -212,23 +223,13 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
           areas.push_back(hole);
         }
       }
-      BlobArea part{};
-      part.start = a.start;
-      part.end = a.end;
-      part.prot = a.prot;
-      part.fd = -1;
-      part.advice = a.advice;
+      BlobArea part = blob_area_of(a);
       part.first_run = runs.size();
       part.flags = abi::kAreaShmPart | abi::kAreaShared;
       areas.push_back(part);
       continue;
     }
-    BlobArea b{};
-    b.start = a.start;
-    b.end = a.end;
-    b.prot = a.prot;
-    b.fd = -1;
-    b.advice = a.advice;
+    BlobArea b = blob_area_of(a);
     b.flags = (a.shared ? uint32_t{abi::kAreaShared} : 0u) |
               (a.growsdown ? uint32_t{abi::kAreaGrowsDown} : 0u);
     if (a.kind == image::AreaKind::kAnon || a.kind == image::AreaKind::kSharedAnon) {

@@ -170,8 +170,10 @@ static void* flock_waiter(void* arg) {
   return NULL;
 }
 
-// In a child (another process, another lock owner): what a second program sees.
-static const char* probe_posix(int fd, short type, off_t start, off_t len, short want) {
+// In a child (another process, another lock owner): what a second program sees, asked with
+// `cmd` (F_GETLK or F_OFD_GETLK, named `what`).
+static const char* probe_record(int fd, int cmd, const char* what, short type, off_t start,
+                                off_t len, short want) {
   static char why[256];
   struct flock l;
   memset(&l, 0, sizeof l);
@@ -179,36 +181,24 @@ static const char* probe_posix(int fd, short type, off_t start, off_t len, short
   l.l_whence = SEEK_SET;
   l.l_start = start;
   l.l_len = len;
-  if (fcntl(fd, F_GETLK, &l) != 0) {
-    snprintf(why, sizeof why, "F_GETLK: %s", strerror(errno));
+  if (fcntl(fd, cmd, &l) != 0) {
+    snprintf(why, sizeof why, "%s: %s", what, strerror(errno));
     return why;
   }
   if (l.l_type != want) {
-    snprintf(why, sizeof why, "F_GETLK %s %lld+%lld found type %d (want %d)",
+    snprintf(why, sizeof why, "%s %s %lld+%lld found type %d (want %d)", what,
              type == F_WRLCK ? "write" : "read", (long long)start, (long long)len, l.l_type, want);
     return why;
   }
   return NULL;
 }
 
+static const char* probe_posix(int fd, short type, off_t start, off_t len, short want) {
+  return probe_record(fd, F_GETLK, "F_GETLK", type, start, len, want);
+}
+
 static const char* probe_ofd(int fd, short type, off_t start, off_t len, short want) {
-  static char why[256];
-  struct flock l;
-  memset(&l, 0, sizeof l);
-  l.l_type = type;
-  l.l_whence = SEEK_SET;
-  l.l_start = start;
-  l.l_len = len;
-  if (fcntl(fd, F_OFD_GETLK, &l) != 0) {
-    snprintf(why, sizeof why, "F_OFD_GETLK: %s", strerror(errno));
-    return why;
-  }
-  if (l.l_type != want) {
-    snprintf(why, sizeof why, "F_OFD_GETLK %s %lld+%lld found type %d (want %d)",
-             type == F_WRLCK ? "write" : "read", (long long)start, (long long)len, l.l_type, want);
-    return why;
-  }
-  return NULL;
+  return probe_record(fd, F_OFD_GETLK, "F_OFD_GETLK", type, start, len, want);
 }
 
 static const char* probe_flock(const char* name, int op, int want_ok) {
