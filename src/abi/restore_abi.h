@@ -27,6 +27,10 @@ enum BlobAreaFlags : uint32_t {
   kAreaShmRdonly = 1u << 6,
   kAreaShmPart = 1u << 7,
   kAreaHole = 1u << 8,
+  // Shared anonymous memory of a process tree: a new mapping of the object the tree's first
+  // process made (mremap with old size 0 of `file_offset`, its address in the staging range),
+  // so that every process maps the same pages, as after the fork that shared them.
+  kAreaSharedObject = 1u << 9,
 };
 
 struct BlobArea {
@@ -160,11 +164,15 @@ struct RestoreArgs {
   int32_t nmoves;
   BlobMove moves[kMaxMoves];  // vdso/vvar: current -> temp -> program's address
   uint64_t move_temp;         // base of a free range used as the intermediate step
-  int32_t log_fd;             // failure messages go here
-  int32_t lazy_fd;            // >= 0: create a userfaultfd at this fd number for kAreaLazy areas
-  uint64_t close_fds;         // int32_t[nclose]: helper fds closed before the program resumes
-  uint64_t nclose;            // (the log fd is last, so failures are reported to the end)
-  uint64_t rseq_unreg_addr;   // the front end's own rseq area, unregistered first
+  // A process tree's shared anonymous memory, made by its first process (kAreaSharedObject):
+  // kept through the unmapping, removed once every area is mapped. 0: none.
+  uint64_t staging_start;
+  uint64_t staging_end;
+  int32_t log_fd;            // failure messages go here
+  int32_t lazy_fd;           // >= 0: create a userfaultfd at this fd number for kAreaLazy areas
+  uint64_t close_fds;        // int32_t[nclose]: helper fds closed before the program resumes
+  uint64_t nclose;           // (the log fd is last, so failures are reported to the end)
+  uint64_t rseq_unreg_addr;  // the front end's own rseq area, unregistered first
   uint32_t rseq_unreg_len;
   uint32_t rseq_unreg_sig;
   uint64_t areas;  // BlobArea[nareas]

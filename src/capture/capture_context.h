@@ -67,6 +67,8 @@ struct CaptureContext {
     size_t size = 0;
   };
   std::vector<FileContent> file_contents;
+  // Process trees: what the tree's other processes hold (fds::ProbeSet::elsewhere).
+  std::vector<std::pair<std::string, int>> elsewhere;
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};
@@ -78,8 +80,10 @@ struct CaptureContext {
 // Each part of the process is captured by one step; precheck steps run before anything is
 // frozen and add every object vos cannot handle to `obstacles`.
 void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles);
+// `elsewhere`: the descriptors of the tree's other processes (fds::ProbeSet::elsewhere).
 void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
-                  const fds::FileContentPolicy& files);
+                  const fds::FileContentPolicy& files,
+                  const std::vector<std::pair<std::string, int>>& elsewhere = {});
 void precheck_process(pid_t pid, Obstacles& obstacles);
 void precheck_posix_timers(pid_t pid, Obstacles& obstacles);
 
@@ -93,8 +97,12 @@ Status capture_fds(CaptureContext& ctx);
 // could not hash, or "".
 std::string finish_fds(CaptureContext& ctx);
 // When the image is written: gives each stored file content its place after `blobs` (the fds'
-// data) and returns them in that order.
-std::vector<std::string_view> place_file_contents(CaptureContext& ctx);
+// data), from offset `at` on (the blobs' size unless several processes' contents follow them),
+// and returns them in that order.
+std::vector<std::string_view> place_file_contents(CaptureContext& ctx, uint64_t at);
+inline std::vector<std::string_view> place_file_contents(CaptureContext& ctx) {
+  return place_file_contents(ctx, ctx.blobs.size());
+}
 // smaps VmFlags of each mapping, keyed by its start (" rd wr ... " with spaces around each).
 Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);
 // After a copy-on-write snapshot was read: fails if a mapping read from it was not a faithful
@@ -102,6 +110,11 @@ Result<std::map<uint64_t, std::string>> read_vm_flags(pid_t pid);
 Status check_snapshot(const CaptureContext& ctx, pid_t snapshot);
 // Lists the mappings (img.areas) and decides how each one's pages are read.
 Status plan_memory(CaptureContext& ctx);
+
+// Where injected calls can enter the kernel: any `syscall` instruction of the process's vDSO.
+Result<uint64_t> find_syscall_insn(const CaptureContext& ctx);
+// Whether `at` still holds a `syscall` instruction (found before the program was stopped).
+bool is_syscall_insn(const CaptureContext& ctx, uint64_t at);
 
 // Reads `size` bytes of the process's memory at `addr`.
 Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t size);

@@ -27,29 +27,6 @@
 
 namespace vos::capture {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-// Records how long each step took since the previous mark.
-class PhaseLog {
- public:
-  explicit PhaseLog(std::vector<std::pair<std::string, double>>& out) : out_(out) {}
-  void mark(const char* name) {
-    auto now = Clock::now();
-    out_.emplace_back(name, std::chrono::duration<double, std::milli>(now - last_).count());
-    last_ = now;
-  }
-
- private:
-  std::vector<std::pair<std::string, double>>& out_;
-  Clock::time_point last_ = Clock::now();
-};
-
 // Any `syscall` instruction the process can execute: the vDSO always has one.
 Result<uint64_t> find_syscall_insn(const CaptureContext& ctx) {
   auto maps = read_maps(ctx.pid);
@@ -75,6 +52,29 @@ bool is_syscall_insn(const CaptureContext& ctx, uint64_t at) {
   char code[2] = {};
   return read_memory(ctx, at, code, sizeof code).ok() && code[0] == '\x0f' && code[1] == '\x05';
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// Records how long each step took since the previous mark.
+class PhaseLog {
+ public:
+  explicit PhaseLog(std::vector<std::pair<std::string, double>>& out) : out_(out) {}
+  void mark(const char* name) {
+    auto now = Clock::now();
+    out_.emplace_back(name, std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  std::vector<std::pair<std::string, double>>& out_;
+  Clock::time_point last_ = Clock::now();
+};
 
 // Pages the image itself holds for its memory. Pre-copy may have written more copies (a page
 // written again after its copy is stored again at the freeze): those stay in the file,

@@ -83,6 +83,7 @@ struct CheckpointStats {
   uint64_t pages = 0;                // pages the image holds for the program's memory
   uint64_t pages_copied = 0;         // pages written to it, counting copies a pre-copy superseded
   uint64_t threads = 0;
+  uint64_t processes = 1;  // in the image (a process tree: all of them, zombies too)
   // The program held file locks: after --kill they are free only once all of its threads are
   // gone (the last one's exit closes its descriptors), which `tids` lets the caller wait for.
   bool file_locks = false;

@@ -77,12 +77,14 @@ Status check_file_data(const fds::ProbeSet& all, const fds::FileContentPolicy& f
 }  // namespace
 
 void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
-                  const fds::FileContentPolicy& files) {
+                  const fds::FileContentPolicy& files,
+                  const std::vector<std::pair<std::string, int>>& elsewhere) {
   auto all = fds::probe_fds(pid, log);
   if (!all) {
     obstacles.add(all.error());
     return;
   }
+  all->elsewhere = elsewhere;
   for (const auto& f : all->fds) {
     const auto* kind = kind_of(f, *all);
     if (kind == nullptr) {
@@ -110,6 +112,7 @@ Status capture_fds(CaptureContext& ctx) {
   if (!all) {
     return std::move(all).error();
   }
+  all->elsewhere = ctx.elsewhere;
   // The files may have grown since the precheck.
   VOS_TRY(check_file_data(*all, ctx.files), "{}", ctx.who);
   fds::CaptureSink sink;
@@ -210,9 +213,8 @@ std::string finish_fds(CaptureContext& ctx) {
   return note;
 }
 
-std::vector<std::string_view> place_file_contents(CaptureContext& ctx) {
+std::vector<std::string_view> place_file_contents(CaptureContext& ctx, uint64_t at) {
   std::vector<std::string_view> parts;
-  uint64_t at = ctx.blobs.size();
   for (const auto& c : ctx.file_contents) {
     for (auto& s : ctx.img.fds) {
       if (s.fd == c.fd) {

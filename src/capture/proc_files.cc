@@ -167,4 +167,22 @@ KeyValues parse_key_values(const std::string& text) {
   return kv;
 }
 
+Result<std::vector<std::string>> read_stat_fields(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/stat", pid));
+  if (!text) {
+    return std::move(text).error();
+  }
+  auto close = text->rfind(')');
+  if (close == std::string::npos) {
+    return user_error("cannot parse /proc/{}/stat", pid);
+  }
+  std::vector<std::string> fields = {"pid", "comm"};
+  std::istringstream in(text->substr(close + 2));
+  std::string f;
+  while (in >> f) {
+    fields.push_back(f);
+  }
+  return fields;
+}
+
 }  // namespace vos::capture

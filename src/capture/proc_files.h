@@ -18,6 +18,9 @@ Result<std::string> read_text_file(const std::string& path);
 // The thread ids of process `pid` (/proc/PID/task).
 Result<std::set<pid_t>> list_tasks(pid_t pid);
 Result<std::string> read_link(const std::string& path);
+// /proc/PID/stat split into fields, numbered as proc(5) does from 1 ("pid", "comm" stand in for
+// the first two: the command name may contain spaces and parentheses).
+Result<std::vector<std::string>> read_stat_fields(pid_t pid);
 // The process's resident memory (/proc/PID/statm), file-backed pages included.
 Result<uint64_t> resident_bytes(pid_t pid);
 // The part of it that is the program's own (anonymous and shared memory: RssAnon + RssShmem),

@@ -21,25 +21,6 @@ struct KernelSigaction {
   uint64_t handler, flags, restorer, mask;
 };
 
-// /proc/PID/stat, with the command name (which may contain spaces and parentheses) skipped.
-Result<std::vector<std::string>> read_stat_fields(pid_t pid) {
-  auto text = read_text_file(fmt::format("/proc/{}/stat", pid));
-  if (!text) {
-    return std::move(text).error();
-  }
-  auto close = text->rfind(')');
-  if (close == std::string::npos) {
-    return user_error("cannot parse /proc/{}/stat", pid);
-  }
-  std::vector<std::string> fields = {"pid", "comm"};
-  std::istringstream in(text->substr(close + 2));
-  std::string f;
-  while (in >> f) {
-    fields.push_back(f);
-  }
-  return fields;
-}
-
 Status capture_clocks(CaptureContext& ctx) {
   TimeOffsets prog = time_offsets(ctx.pid);
   ctx.img.monotonic_ns = host_clock_ns(CLOCK_MONOTONIC) + prog.monotonic_ns;

@@ -71,6 +71,38 @@ std::string file_detail(const image::FdState& f) {
                      offset);
 }
 
+// The processes of the image, the first one first: a summary (`vos inspect` and --json).
+nlohmann::json process_table(const image::ProcessImage& top) {
+  nlohmann::json out = nlohmann::json::array();
+  auto add = [&](const image::ProcessImage& p) {
+    std::string cmd;
+    for (const auto& a : p.argv) {
+      cmd += (cmd.empty() ? "" : " ") + a;
+    }
+    uint64_t pages = 0;
+    for (const auto& a : p.areas) {
+      for (const auto& r : a.pages) {
+        pages += r.npages;
+      }
+    }
+    out.push_back({{"pid", p.pid},
+                   {"ppid", p.ppid},
+                   {"pgid", p.pgid},
+                   {"sid", p.sid},
+                   {"zombie", p.zombie},
+                   {"exit_status", p.exit_status},
+                   {"threads", p.threads.size()},
+                   {"fds", p.fds.size()},
+                   {"pages", pages},
+                   {"command", cmd}});
+  };
+  add(top);
+  for (const auto& q : top.processes) {
+    add(q);
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_inspect(const std::string& path, bool json) {
@@ -143,6 +175,7 @@ int cmd_inspect(const std::string& path, bool json) {
                           {"frames", pages->frames().size()},
                           {"logical_bytes", pages->logical_size()},
                           {"stored_bytes", pages->stored_size()}}},
+                        {"processes", process_table(*proc)},
                         {"process", image::to_json(*proc)}};
     std::printf("%s\n", j.dump(1).c_str());
     if (!corrupt.empty()) {
@@ -160,6 +193,20 @@ int cmd_inspect(const std::string& path, bool json) {
               reader->header().version, static_cast<unsigned long>(reader->header().file_size));
   std::printf("program   %s  pid %d  \"%s\"\n", p.name.c_str(), p.pid, cmd.c_str());
   std::printf("cwd       %s\n", p.cwd.c_str());
+  if (!p.processes.empty()) {
+    std::printf("processes %zu (a tree; the details below are of the first one)\n",
+                p.processes.size() + 1);
+    for (const auto& q : process_table(p)) {
+      std::string state =
+          q["zombie"].get<bool>()
+              ? fmt::format("zombie, status {:#x}", q["exit_status"].get<int>())
+              : fmt::format("{} threads, {} fds, {} pages", q["threads"].get<size_t>(),
+                            q["fds"].get<size_t>(), q["pages"].get<uint64_t>());
+      std::printf("  pid %-6d parent %-6d group %-6d session %-6d %-30s %s\n", q["pid"].get<int>(),
+                  q["ppid"].get<int>(), q["pgid"].get<int>(), q["sid"].get<int>(), state.c_str(),
+                  q["command"].get<std::string>().c_str());
+    }
+  }
   std::printf("sections\n");
   for (const auto& s : sections) {
     std::printf("  %-14s offset %10lu  size %12lu  xxh3 %s  %s\n",

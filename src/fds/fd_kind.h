@@ -58,6 +58,9 @@ struct ProbeSet {
   // stands for a terminal, and is reconnected like one.
   dev_t log_dev = 0;
   ino_t log_ino = 0;
+  // Process trees: the descriptors the tree's other processes hold ("pipe:[123]" and the access
+  // mode), so that a pipe between two of its processes counts as the program's own.
+  std::vector<std::pair<std::string, int>> elsewhere;
 
   // Which of fds 0-2 refers to the same object as `f` (a terminal or a pipe the program shares
   // with whoever started it): `f` itself if it is one of them; -1 if none.

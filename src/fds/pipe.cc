@@ -1,5 +1,6 @@
-// Host side. Pipes whose both ends the program holds: recreated as one pipe, refilled with the
-// bytes that were unread (copied with tee() at the checkpoint, so the program still has them).
+// Host side. Pipes whose both ends the program holds (in one process, or in two of a process
+// tree): recreated as one pipe, refilled with the bytes that were unread (copied with tee() at
+// the checkpoint, so the program still has them).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -22,6 +23,12 @@ bool both_ends_inside(const FdProbe& f, const ProbeSet& all) {
     if (o.link == f.link) {
       reader |= access_mode(o) == O_RDONLY;
       writer |= access_mode(o) == O_WRONLY;
+    }
+  }
+  for (const auto& [link, mode] : all.elsewhere) {
+    if (link == f.link) {
+      reader |= mode == O_RDONLY;
+      writer |= mode == O_WRONLY;
     }
   }
   return reader && writer;
@@ -79,7 +86,7 @@ class Pipe final : public FdKindHandler {
     auto key = std::make_pair(image::FdKind::kPipe, f.ino);
     auto it = r.shared.find(key);
     if (it == r.shared.end()) {
-      VOS_TRY(create(r, f.ino), "fd {}: pipe", f.fd);
+      VOS_TRY(create(r, f), "fd {}: pipe", f.fd);
       it = r.shared.find(key);
     }
     int fd = ::fcntl(it->second[f.pipe_write_end ? 1 : 0], F_DUPFD_CLOEXEC, 0);
@@ -91,7 +98,8 @@ class Pipe final : public FdKindHandler {
 
  private:
   // Both ends, above every program fd, with the unread bytes (kept with the read end) back in.
-  static Status create(FdRecreate& r, uint64_t ino) {
+  static Status create(FdRecreate& r, const image::FdState& f) {
+    const uint64_t ino = f.ino;
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
       return sys_error("pipe2");
@@ -102,6 +110,14 @@ class Pipe final : public FdKindHandler {
       return sys_error("moving pipe ends");
     }
     r.shared[{image::FdKind::kPipe, ino}] = {*rd, *wr};
+    if (f.tree_desc != 0) {
+      // A pipe of a process tree: every end carries the unread bytes (the read end may be in
+      // another process than the one creating the pipe).
+      if (f.size != 0) {
+        ::fcntl(*wr, F_SETPIPE_SZ, static_cast<int>(f.size));
+      }
+      return write_all(*wr, r.blob(f.data));
+    }
     for (const auto& o : r.proc.fds) {
       if (o.kind == image::FdKind::kPipe && o.ino == ino && !o.pipe_write_end && o.dup_of < 0) {
         if (o.size != 0) {

@@ -5,6 +5,9 @@ namespace vos::image {
 
 Status finish_image(ImageWriter& writer, const std::string& blobs, const ProcessImage& proc,
                     const std::vector<std::string_view>& more_blobs) {
+  if (!proc.processes.empty()) {
+    writer.require_version(abi::kImageVersionTrees);
+  }
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }

@@ -48,7 +48,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ParentImage, path, image_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FileLock, kind, type, start, len)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, shared, growsdown,
                                                 advice, kind, name, file_offset, dev, ino, memfd,
-                                                shm_id, shm_rdonly, locks, pages)
+                                                shm_id, shm_rdonly, locks, pages, shared_object)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvShm, id, key, size, mode, removed, locked, uid,
                                                 gid, cuid, cgid, cpid, lpid, pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
@@ -66,13 +66,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 stdio, pipe_write_end, data, count, clockid,
                                                 interval_ns, value_ns, sigmask, epoll, sockaddr,
                                                 backlog, sock_type, semaphore, dup_of, termios,
-                                                tty_rows, tty_cols, locks)
+                                                tty_rows, tty_cols, locks, tree_desc)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
-    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, tty_foreground, uid, gid,
-    groups, umask, personality, thp_disabled, rlimits, start_code, end_code, start_data, end_data,
-    start_brk, brk, start_stack, arg_start, arg_end, env_start, env_end, auxv, monotonic_ns,
-    boottime_ns, realtime_ns, areas, threads, actions, shared_pending, itimers, posix_timers, fds,
-    sysv_shm, pages_stored, image_id, parents, pages_inherited, writes_tracked)
+    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, ppid, zombie, exit_status,
+    tty_foreground, uid, gid, groups, umask, personality, thp_disabled, rlimits, start_code,
+    end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end, env_start,
+    env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions, shared_pending,
+    itimers, posix_timers, fds, sysv_shm, pages_stored, image_id, parents, pages_inherited,
+    writes_tracked, processes)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;
@@ -129,6 +130,14 @@ Status check_kinds(const nlohmann::json& j) {
                  lock_types.end())) {
           return user_error("metadata: corrupt: unknown lock type {}", l["type"].dump());
         }
+      }
+    }
+  }
+  const auto others = j.value("processes", nlohmann::json());
+  if (others.is_array()) {
+    for (const auto& o : others) {
+      if (o.is_object()) {
+        VOS_TRY(check_kinds(o), "process {}", o.value("pid", 0));
       }
     }
   }

@@ -93,6 +93,10 @@ struct MemoryArea {
   // it maps the file through, which the mapping then keeps.
   std::vector<FileLock> locks;
   std::vector<PageRun> pages;
+  // Process trees, kSharedAnon: which shared object of the tree (from 1) this maps, at
+  // `file_offset` in it. Its pages are stored with the first mapping of it in the tree (others
+  // store what that one does not cover); every process maps the one object again.
+  uint32_t shared_object = 0;
 };
 
 // A System V shared memory segment of the program's IPC namespace. The program keeps the id
@@ -231,6 +235,11 @@ struct FdState {
   // Locks set through this open file description (fdinfo "lock:" lines); only on the lowest fd
   // of a dup group.
   std::vector<FileLock> locks;
+  // Process trees: a number (from 1) naming an object the whole tree shares, created once by the
+  // restore and handed to every process that holds it: an open file description held by several
+  // processes (one offset), or an end of a pipe (both ends of a pipe are made together). 0: this
+  // process's own.
+  uint32_t tree_desc = 0;
 };
 
 struct ProcessImage {
@@ -242,6 +251,11 @@ struct ProcessImage {
   int32_t ns_last_pid = 0;  // the last pid its namespace handed out (0: not recorded)
   int32_t pgid = 0;
   int32_t sid = 0;
+  int32_t ppid = 0;  // its parent, as the program sees it (1: vos's init, an orphan's reaper)
+  // Ended, not yet reaped by its parent: restored as a process that ends with `exit_status` (a
+  // wait status) once the tree is rebuilt, for the parent to collect.
+  bool zombie = false;
+  int32_t exit_status = 0;
   // Its process group was its terminal's foreground group (a full-screen program, a shell's
   // foreground job): it must be again on the terminal it is restored on.
   bool tty_foreground = false;
@@ -276,6 +290,10 @@ struct ProcessImage {
   // Taken with --incremental: the restored program's writes are tracked again from the restore
   // on, so that its next incremental image builds on this one.
   bool writes_tracked = false;
+  // A process tree (the top-level process only): every other process of the program, parents
+  // before their children. They share this image's blobs and pages sections; their own
+  // `processes` are empty.
+  std::vector<ProcessImage> processes;
 };
 
 nlohmann::json to_json(const ProcessImage& p);

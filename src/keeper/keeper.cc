@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "capture/tree_checkpoint.h"
 #include "image/page_codec.h"
 #include "keeper/keeper_state.h"
 #include "keeper/namespaces.h"
@@ -146,20 +147,7 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
     return nlohmann::json{{"ok", false}, {"error", why}};
   };
   watch->rescan();
-  std::string others = host_pids(host ? &*host : nullptr, watch->others());
-  if (!watch->root_alive()) {
-    return refuse(
-        fmt::format("its first process has ended; the processes it left run on (host pids {}): "
-                    "checkpointing them needs process trees, which are not supported yet",
-                    others));
-  }
   capture::CheckpointOptions opts;
-  if (!others.empty()) {
-    opts.obstacles.push_back(fmt::format(
-        "other processes run with it (host pids {}: its children, or processes it left): "
-        "process trees are not supported yet",
-        others));
-  }
   opts.image_path = req.value("image", "");
   opts.kill = req.value("kill", false);
   auto codec = image::parse_codec(req.value("compress", std::string("none")));
@@ -199,7 +187,15 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.progress = &progress;
   std::optional<ProgressReporter> reporter;
   reporter.emplace(conn, req.value("progress", false), progress);
-  auto stats = capture::checkpoint(program, opts, base);
+  // A program of several processes (children, or processes it left) is checkpointed as a tree;
+  // its first process alone, as before (pre-copy, incremental).
+  bool tree = !watch->others().empty() || !watch->root_alive();
+  std::set<pid_t> not_program = {1, ::getpid()};
+  if (lazy_watchdog > 0) {
+    not_program.insert(lazy_watchdog);
+  }
+  auto stats = tree ? capture::checkpoint_tree(watch->root_alive() ? program : 0, not_program, opts)
+                    : capture::checkpoint(program, opts, base);
   reporter.reset();
   if (!stats) {
     return refuse(stats.error().describe());
@@ -227,6 +223,7 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
           {"parent", stats->parent.empty() ? nlohmann::json() : nlohmann::json(stats->parent)},
           {"note", stats->note},
           {"threads", stats->threads},
+          {"processes", stats->processes},
           {"compress", image::codec_name(static_cast<uint32_t>(stats->codec))},
           {"pages_logical_bytes", stats->pages_logical_bytes},
           {"pages_stored_bytes", stats->pages_stored_bytes}};

@@ -17,6 +17,7 @@
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
 #include "keeper/spawn_program.h"
+#include "keeper/tree_pacing.h"
 #include "restore/terminal_restore.h"
 
 namespace vos::keeper {
@@ -103,6 +104,28 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
   report_running(k);
 }
 
+namespace {
+
+// What every restore does once the program runs.
+void finish_started_restore(Keeper& k, restore::LoadedImage& img, pid_t pid) {
+  k.program = pid;
+  if (img.proc.ns_last_pid > 0) {
+    // The program's next child gets the pid it would have had.
+    (void)set_next_pid(img.proc.ns_last_pid + 1);
+  }
+  if (restore::terminal_size_changed(img.proc)) {
+    ::kill(pid, SIGWINCH);  // it redraws for the terminal it has now
+  }
+  // The program has its pages (a lazy restore's server keeps its own copy of the fds): free the
+  // decompressed copies.
+  img.pages.owned.reset();
+  for (auto& p : img.parents) {
+    p.pages.owned.reset();
+  }
+}
+
+}  // namespace
+
 void keeper_for_restore(const std::string& name, restore::LoadedImage& img, KeeperPipes pipes) {
   Keeper k = start_keeper(name, pipes);
   if (auto c = k.open_control(); !c) {
@@ -111,6 +134,13 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   int sync[2], info[2], log[2];
   if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(info, O_CLOEXEC) != 0 ||
       ::pipe2(log, O_CLOEXEC) != 0) {
+    k.fail_start(sys_error("pipe"));
+  }
+  // A process tree: its first process creates the others, paced by the keeper.
+  const bool tree = !img.proc.processes.empty();
+  int up[2] = {-1, -1}, go_members[2] = {-1, -1}, go_program[2] = {-1, -1}, die[2] = {-1, -1};
+  if (tree && (::pipe2(up, O_CLOEXEC) != 0 || ::pipe2(go_members, O_CLOEXEC) != 0 ||
+               ::pipe2(go_program, O_CLOEXEC) != 0 || ::pipe2(die, O_CLOEXEC) != 0)) {
     k.fail_start(sys_error("pipe"));
   }
   uint64_t want = static_cast<uint64_t>(img.proc.pid);
@@ -129,11 +159,26 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     ::close(log[0]);
     ::close(k.control.release());
     reset_signals_for_program();
+    if (tree) {
+      ::close(up[0]);
+      ::close(go_members[1]);
+      ::close(go_program[1]);
+      ::close(die[1]);
+      restore::become_tree(img, sync[0], info[1], log[1],
+                           {up[1], go_members[0], go_program[0], die[0]});
+    }
     restore::become_program(img, sync[0], info[1], log[1]);
   }
   ::close(sync[0]);
   ::close(info[1]);
   ::close(log[1]);
+  TreePacing pacing{up[0], go_members[1], go_program[1], die[1]};
+  if (tree) {
+    ::close(up[1]);
+    ::close(go_members[0]);
+    ::close(go_program[0]);
+    ::close(die[0]);
+  }
   auto pid = static_cast<pid_t>(child);
   auto fail = [&](Error e) {
     ::kill(pid, SIGKILL);
@@ -183,6 +228,25 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   }
   (void)!::write(sync[1], "g", 1);
   ::close(sync[1]);
+  if (tree) {
+    auto procs = pace_tree_restore(img, pid, pacing, info[0], log[0]);
+    if (!procs) {
+      (void)join_verifier();
+      fail(std::move(procs).error());
+    }
+    if (auto done = restore::finish_restore_tree(*procs, img, join_verifier); !done) {
+      (void)join_verifier();
+      fail(std::move(done).error());
+    }
+    for (int fd : {pacing.up, pacing.go_members, pacing.go_program}) {
+      ::close(fd);
+    }
+    finish_started_restore(k, img, pid);
+    ::close(log[0]);
+    ::close(info[0]);
+    k.adopt_program(pid);
+    report_running(k);
+  }
   restore::RegionInfo region;
   if (::read(info[0], &region, sizeof region) != sizeof region) {
     // The new process gave up before the jump; its reason is in the log pipe.
@@ -195,10 +259,6 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   if (!done) {
     (void)join_verifier();
     fail(std::move(done).error());
-  }
-  if (img.proc.ns_last_pid > 0) {
-    // The program's next child gets the pid it would have had.
-    (void)set_next_pid(img.proc.ns_last_pid + 1);
   }
   if (done->tracker) {
     k.base_on_restored_image(img, std::move(*done->tracker));
@@ -236,15 +296,7 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
     }
     k.lazy = std::move(*server);
   }
-  if (restore::terminal_size_changed(img.proc)) {
-    ::kill(pid, SIGWINCH);  // it redraws for the terminal it has now
-  }
-  // The program has its pages (a lazy restore's server keeps its own copy of the fds): free the
-  // decompressed copies.
-  img.pages.owned.reset();
-  for (auto& p : img.parents) {
-    p.pages.owned.reset();
-  }
+  finish_started_restore(k, img, pid);
   ::close(log[0]);
   ::close(info[0]);
   k.adopt_program(pid);

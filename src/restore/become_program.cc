@@ -104,11 +104,12 @@ const char* area_map_name(image::AreaKind k) {
 }
 
 Status restore_attributes(const image::ProcessImage& p) {
-  // The keeper is session leader and group 1; the program may lead its own group or session.
-  if (p.sid == p.pid && ::setsid() < 0) {
+  // The keeper is session leader and group 1; the program may lead its own group or session
+  // (a process of a tree already does: it was made so before its children).
+  if (p.sid == p.pid && ::getsid(0) != p.pid && ::setsid() < 0) {
     return sys_error("setsid");
   }
-  if (p.sid != p.pid && p.pgid == p.pid && ::setpgid(0, 0) != 0) {
+  if (p.sid != p.pid && p.pgid == p.pid && ::getpgid(0) != p.pid && ::setpgid(0, 0) != 0) {
     return sys_error("setpgid");
   }
   if (::chdir(p.cwd.c_str()) != 0) {
@@ -137,7 +138,7 @@ Status restore_attributes(const image::ProcessImage& p) {
 }
 
 Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<int>& parent_fds,
-                      int info_fd, int log_fd, std::vector<int> helpers) {
+                      int info_fd, int log_fd, std::vector<int> helpers, const TreeShared* tree) {
   const auto& p = img.proc;
   const std::string& code = blob_code();
 
@@ -227,6 +228,21 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
       part.first_run = runs.size();
       part.flags = abi::kAreaShmPart | abi::kAreaShared;
       areas.push_back(part);
+      continue;
+    }
+    if (a.shared_object != 0) {
+      // The tree's object, made by its first process (tree_restore.cc).
+      auto it = tree != nullptr ? tree->memory.find(a.shared_object)
+                                : decltype(tree->memory)::const_iterator{};
+      if (tree == nullptr || it == tree->memory.end()) {
+        return user_error("mapping at {:#x}: corrupt image: shared object {} was not made", a.start,
+                          a.shared_object);
+      }
+      BlobArea b = blob_area_of(a);
+      b.flags = abi::kAreaShared | abi::kAreaSharedObject;
+      b.file_offset = it->second + a.file_offset;
+      b.first_run = runs.size();
+      areas.push_back(b);
       continue;
     }
     BlobArea b = blob_area_of(a);
@@ -431,6 +447,11 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   args->region_end = region + region_size;
   args->task_size = kTaskSize;
   std::vector<Range> keep = {{region, region + region_size}};
+  if (tree != nullptr && tree->staging_end > tree->staging_start) {
+    keep.push_back({tree->staging_start, tree->staging_end});
+    args->staging_start = tree->staging_start;
+    args->staging_end = tree->staging_end;
+  }
   for (const auto& [name, r] : self.parts) {
     keep.push_back(r);
   }
@@ -562,7 +583,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
                   static_cast<uint32_t>(auxv.size()),
                   static_cast<uint32_t>(exe_fd)};
 
-  RegionInfo info{region, region + region_size, args->lazy_fd, region + scratch_off};
+  RegionInfo info{::getpid(), region, region + region_size, args->lazy_fd, region + scratch_off};
   if (::write(info_fd, &info, sizeof info) != sizeof info) {
     return sys_error("telling the keeper where the restorer is");
   }
@@ -593,12 +614,20 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   if (::read(sync_fd, &go, 1) != 1) {
     ::_exit(70);  // the keeper is gone
   }
+  become_this_process(img, info_fd, log_fd, {sync_fd}, nullptr, false);
+}
+
+void become_this_process(const LoadedImage& img, int info_fd, int log_fd, std::vector<int> helpers,
+                         TreeShared* tree, bool tree_member) {
   // The blob reads pages from here: the image, or the memfd of decompressed pages.
   int image_fd = img.pages.fd;
   if (image_fd < 0) {
     die(log_fd, user_error("restore: page source not opened"));
   }
-  std::vector<int*> keep = {&sync_fd, &info_fd, &log_fd, &image_fd};
+  std::vector<int*> keep = {&info_fd, &log_fd, &image_fd};
+  for (int& fd : helpers) {
+    keep.push_back(&fd);
+  }
   std::vector<int> parent_fds;
   for (const auto& p : img.parents) {
     parent_fds.push_back(p.pages.fd);
@@ -606,7 +635,7 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   for (int& fd : parent_fds) {
     keep.push_back(&fd);
   }
-  auto s = restore_fds(img, keep);
+  auto s = restore_fds(img, keep, tree);
   if (!s) {
     die(log_fd, s.error());
   }
@@ -631,11 +660,15 @@ void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd
   }
   // After the program's resource limits (SHM_LOCK counts against RLIMIT_MEMLOCK), before the
   // blob replaces this address space (the contents go in through an attachment of this one).
-  s = recreate_sysv_shm(img, image_fd, parent_fds);
-  if (!s) {
-    die(log_fd, s.error());
+  // A tree's segments are made by its first process, before the others exist.
+  if (tree == nullptr) {
+    s = recreate_sysv_shm(img, image_fd, parent_fds);
+    if (!s) {
+      die(log_fd, s.error());
+    }
   }
-  s = build_and_jump(img, image_fd, parent_fds, info_fd, log_fd, {sync_fd});
+  (void)tree_member;
+  s = build_and_jump(img, image_fd, parent_fds, info_fd, log_fd, helpers, tree);
   die(log_fd, s.error());
 }
 

@@ -74,7 +74,7 @@ void close_all_but(const std::set<int>& keep) {
 
 }  // namespace
 
-Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
+Status restore_fds(const LoadedImage& img, std::vector<int*> keep, TreeShared* tree) {
   const auto& p = img.proc;
   int top = 2;
   for (const auto& f : p.fds) {
@@ -85,6 +85,11 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
   for (int i = 0; i < 3; ++i) {
     r.stdio_copy[i] = ::fcntl(i, F_DUPFD_CLOEXEC, top + 1);
     keep.push_back(&r.stdio_copy[i]);
+  }
+  if (tree != nullptr) {
+    for (auto& [desc, fd] : tree->fds) {
+      keep.push_back(&fd);
+    }
   }
   for (int* k : keep) {
     if (*k >= 0 && *k <= top) {
@@ -115,6 +120,20 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
       if (kind->stage() != stage) {
         continue;
       }
+      if (f.tree_desc != 0 && stage == 0) {
+        auto it = tree != nullptr ? tree->fds.find(f.tree_desc) : decltype(tree->fds)::iterator{};
+        if (tree == nullptr || it == tree->fds.end()) {
+          return user_error("fd {}: corrupt image: shared object {} was not made", f.fd,
+                            f.tree_desc);
+        }
+        int fd = ::fcntl(it->second, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+          return sys_error("fd {}: the tree's shared object {}", f.fd, f.tree_desc);
+        }
+        VOS_TRY(place(fd, f), "fds");
+        placed.insert(f.fd);
+        continue;
+      }
       auto fd = kind->recreate(r, f);
       if (!fd) {
         return std::move(fd).error().context(
@@ -132,6 +151,12 @@ Status restore_fds(const LoadedImage& img, std::vector<int*> keep) {
   }
   for (int i = 0; i < 3; ++i) {
     ::close(r.stdio_copy[i]);
+  }
+  if (tree != nullptr) {
+    for (auto& [desc, fd] : tree->fds) {
+      ::close(fd);
+    }
+    tree->fds.clear();
   }
   return {};
 }

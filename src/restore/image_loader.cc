@@ -137,8 +137,13 @@ fds::RestorePolicy restore_policy(const LoadedImage& img, fds::RestorePolicy::Fi
 
 }  // namespace
 
-Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files) {
-  const auto& p = img.proc;
+namespace {
+
+Status check_process_restorable(const LoadedImage& img, const image::ProcessImage& p,
+                                fds::RestorePolicy::Files files) {
+  if (p.zombie) {
+    return {};
+  }
   uint64_t pages_size = img.pages_size;
   if (p.threads.empty()) {
     return user_error("image {}: corrupt: no threads", img.reader.path());
@@ -214,8 +219,8 @@ Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files)
               a.start);
     }
   }
-  VOS_TRY(check_sysv_shm_restorable(img), "System V shared memory");
   fds::RestorePolicy policy = restore_policy(img, files);
+  policy.proc = &p;
   for (const auto& f : p.fds) {
     VOS_TRY(check_blob(img, f.data, "fd data"), "fd {}", f.fd);
     if (f.dup_of >= 0) {
@@ -231,15 +236,45 @@ Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files)
   return {};
 }
 
+}  // namespace
+
+Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files) {
+  VOS_TRY(check_process_restorable(img, img.proc, files), "process {}", img.proc.pid);
+  VOS_TRY(check_sysv_shm_restorable(img), "System V shared memory");
+  if (!img.proc.processes.empty() && img.lazy) {
+    return user_error("image {} holds {} processes: --lazy restores a single process only (yet)",
+                      img.reader.path(), img.proc.processes.size() + 1);
+  }
+  for (const auto& q : img.proc.processes) {
+    if (!q.processes.empty() || q.pid <= 1) {
+      return user_error("image {}: corrupt: process {} in the tree", img.reader.path(), q.pid);
+    }
+    VOS_TRY(check_process_restorable(img, q, files), "process {}", q.pid);
+  }
+  return {};
+}
+
 Status prepare_restore(const LoadedImage& img, fds::RestorePolicy::Files files) {
   fds::RestorePolicy policy = restore_policy(img, files);
-  for (const auto& f : img.proc.fds) {
-    if (f.dup_of >= 0) {
-      continue;
+  auto prepare = [&](const image::ProcessImage& p) -> Status {
+    policy.proc = &p;
+    for (const auto& f : p.fds) {
+      // A description the tree's processes share is brought back once.
+      if (f.dup_of >= 0 ||
+          (f.tree_desc != 0 && &p != &img.proc &&
+           std::any_of(img.proc.fds.begin(), img.proc.fds.end(),
+                       [&](const image::FdState& o) { return o.tree_desc == f.tree_desc; }))) {
+        continue;
+      }
+      if (const auto* kind = fds::handler_for(f.kind)) {
+        VOS_TRY(kind->prepare(f, policy), "--files=rewind");
+      }
     }
-    if (const auto* kind = fds::handler_for(f.kind)) {
-      VOS_TRY(kind->prepare(f, policy), "--files=rewind");
-    }
+    return {};
+  };
+  VOS_TRY(prepare(img.proc), "process {}", img.proc.pid);
+  for (const auto& q : img.proc.processes) {
+    VOS_TRY(prepare(q), "process {}", q.pid);
   }
   return {};
 }

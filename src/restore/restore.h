@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -83,6 +84,7 @@ Status open_page_sources(LoadedImage& img);
 
 // Where the blob region ended up, sent from the new process to the keeper before the jump.
 struct RegionInfo {
+  int64_t pid = 0;  // the process it is in (several send theirs on one pipe: a process tree)
   uint64_t start = 0;
   uint64_t end = 0;
   int64_t lazy_fd = -1;  // the lazy userfaultfd's number in the new process, if any
@@ -91,6 +93,36 @@ struct RegionInfo {
 
 // Never returns on success. On failure writes the error to `log_fd` and exits.
 [[noreturn]] void become_program(const LoadedImage& img, int sync_fd, int info_fd, int log_fd);
+
+// The objects a process tree's processes share, made once by the first process before it
+// creates the others, which inherit them.
+struct TreeShared {
+  std::map<uint32_t, int> fds;          // FdState::tree_desc -> a descriptor of it
+  std::map<uint32_t, uint64_t> memory;  // MemoryArea::shared_object -> its staging address
+  uint64_t staging_start = 0;           // the range holding them all (kept until mapped)
+  uint64_t staging_end = 0;
+};
+
+// What become_program does once the process exists and may go on: `helpers` are the restore's
+// own descriptors to close at the end; `tree` the shared objects of a process tree (null for a
+// single process), `tree_member` for every process of a tree but the first (System V segments
+// are the first one's to recreate).
+[[noreturn]] void become_this_process(const LoadedImage& img, int info_fd, int log_fd,
+                                      std::vector<int> helpers, TreeShared* tree, bool tree_member);
+
+// The pipes through which the keeper paces the rebuilding of a process tree (tree_restore.cc).
+struct TreePipes {
+  int up = -1;          // write end: each process says it reached a step (its pid, 4 bytes)
+  int go_members = -1;  // read end: one byte per process once all exist (and are traced)
+  int go_program = -1;  // read end: one byte per living process once the zombies have ended
+  int die = -1;         // read end: its end of file lets the zombies end
+};
+
+// The first process of a tree image (`img.proc.processes` not empty): creates the shared
+// objects and every other process with its pid, parent, session and group (each then becomes
+// itself as become_program does). Never returns.
+[[noreturn]] void become_tree(LoadedImage& img, int sync_fd, int info_fd, int log_fd,
+                              TreePipes pipes);
 
 // What finish_restore hands to the keeper besides a running program.
 struct FinishedRestore {
@@ -109,6 +141,17 @@ struct FinishedRestore {
 // error aborts the restore.
 Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
                                        const std::function<Status()>& gate);
+
+// One process of a tree being restored, parked in its blob.
+struct RestoredProcess {
+  pid_t pid = 0;
+  const image::ProcessImage* proc = nullptr;
+  RegionInfo region;
+};
+// finish_restore for every process of a tree at once: all are let run only once all are ready.
+// (Lazy restore and write tracking are for single processes: not done here.)
+Status finish_restore_tree(const std::vector<RestoredProcess>& procs, const LoadedImage& img,
+                           const std::function<Status()>& gate);
 
 const std::string& blob_code();  // the embedded last stage
 

@@ -234,9 +234,12 @@ e2e_run_dir() {
 
 # e2e_restore_wait IMAGE LOG [RESTORE ARGS...]: `vos restore IMAGE` in the foreground mode, run
 # as a background job so that a hang is reported (after E2E_RESTORE_TIMEOUT s, default 30)
-# instead of waiting for the CTest timeout; sets WAIT_RC.
+# instead of waiting for the CTest timeout; sets WAIT_RC. E2E_RESTORE_FLAGS (e.g.
+# --files=rewind, for a case whose files grow after the checkpoint) are added.
 e2e_restore_wait() {
-  "$VOS" restore "$1" "${@:3}" </dev/null >"$2" 2>&1 &
+  # shellcheck disable=SC2206  # word splitting of the flags is intended
+  local extra=(${E2E_RESTORE_FLAGS:-})
+  "$VOS" restore "$1" "${@:3}" "${extra[@]}" </dev/null >"$2" 2>&1 &
   E2E_BG_PIDS+=("$!")
   e2e_wait_pid "$!" "${E2E_RESTORE_TIMEOUT:-30}" "vos restore $1"
 }

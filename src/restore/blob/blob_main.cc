@@ -222,6 +222,20 @@ void map_areas(const RestoreArgs* a) {
     if (map_shm(ar)) {
       continue;
     }
+    if (ar.flags & vos::abi::kAreaSharedObject) {
+      long len = static_cast<long>(ar.end - ar.start);
+      long r = sys5(kMremap, static_cast<long>(ar.file_offset), 0, len,
+                    kMremapMaymove | kMremapFixed, static_cast<long>(ar.start));
+      if (r < 0 || static_cast<uint64_t>(r) != ar.start) {
+        fail("mremap of shared memory", r < 0 ? r : -22, ar.start);
+      }
+      r = sys3(kMprotect, static_cast<long>(ar.start), len, static_cast<long>(ar.prot));
+      if (r < 0) {
+        fail("mprotect", r, ar.start);
+      }
+      set_advice(ar);
+      continue;
+    }
     long len = static_cast<long>(ar.end - ar.start);
     long flags = kMapFixed | ((ar.flags & vos::abi::kAreaShared) ? kMapShared : kMapPrivate);
     if (ar.flags & vos::abi::kAreaMapAnon) {
@@ -305,6 +319,22 @@ void set_thread_state(const BlobThread* t) {
   }
   sys1(kSetTidAddress, static_cast<long>(t->clear_child_tid));
   sys2(kPrctl, kPrSetName, reinterpret_cast<long>(t->comm));
+}
+
+// Signals that reached the process during the restore are not the program's (a restored zombie's
+// SIGCHLD to its parent, which the program had already been sent before the checkpoint): taken
+// out, with every signal blocked, before the image's own pending signals are queued.
+void drop_stray_signals() {
+  uint64_t all = ~0ull;
+  struct {
+    long sec, nsec;
+  } now = {0, 0};
+  for (int i = 0; i < 256; ++i) {
+    if (sys4(kRtSigtimedwait, reinterpret_cast<long>(&all), 0, reinterpret_cast<long>(&now), 8) <
+        0) {
+      break;
+    }
+  }
 }
 
 // Signals queued to one thread: the kernel lets only the thread itself queue a signal that
@@ -441,6 +471,10 @@ extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
     create_lazy_uffd(a);
   }
   map_areas(a);
+  if (a->staging_end > a->staging_start) {
+    sys2(kMunmap, static_cast<long>(a->staging_start),
+         static_cast<long>(a->staging_end - a->staging_start));
+  }
   mark_shm_removed(a);
   if (a->has_mm_map) {
     long r = sys5(kPrctl, kPrSetMm, kPrSetMmMap, reinterpret_cast<long>(&a->mm_map),
@@ -453,6 +487,7 @@ extern "C" [[noreturn]] void vos_restore_main(const RestoreArgs* a) {
   create_threads(a);
   const auto* main_thread = reinterpret_cast<const BlobThread*>(a->threads);
   set_thread_state(main_thread);
+  drop_stray_signals();
   queue_shared_pending(a);
   queue_own_pending(a, main_thread->tid);
   const auto* close_fds = reinterpret_cast<const int32_t*>(a->close_fds);

@@ -61,6 +61,7 @@ enum : long {
   kSetTidAddress = 218,
   kExitGroup = 231,
   kTgkill = 234,
+  kRtSigtimedwait = 128,
   kRtSigqueueinfo = 129,
   kSigaltstack = 131,
   kRtTgsigqueueinfo = 297,

@@ -104,8 +104,18 @@ print(" ".join("%d:%d:%s" % (p["host_pid"], p["ppid"], p["command"]) for p in e[
   "left-$uniq")
 [[ $procs == "$left:1:$marker 100" ]] || e2e_die "vos ps --json processes: '$procs', want '$left:1:$marker 100'"
 [[ $("$VOS" ps) == *"$left"*"$marker 100"* ]] || e2e_die "vos ps does not show the child $left: $("$VOS" ps)"
-expect_refusal=$("$VOS" checkpoint "left-$uniq" --dir "$W" 2>&1) && e2e_die "checkpoint of a program whose first process ended succeeded"
-[[ $expect_refusal == *"first process has ended"* ]] || e2e_die "unclear refusal: $expect_refusal"
+# What is left is still the program: checkpointed (the leftover alone, an orphan of init) and
+# restored, it runs on under the same name with its pid and parent inside.
+img=$("$VOS" checkpoint "left-$uniq" --dir "$W" --kill 2>>"$W/run.log") ||
+  e2e_die "checkpoint of a program whose first process ended failed: $(tail -1 "$W/run.log")"
+e2e_wait_gone "left-$uniq" 10 "checkpoint --kill of the leftover"
+"$VOS" restore --detach "$img" </dev/null >>"$W/run.log" 2>&1 || e2e_die "restore of the leftover failed"
+left=$(pgrep -f "$marker") || e2e_die "the restored leftover does not run"
+procs=$("$VOS" ps --json | "$E2E_PYTHON" -c 'import json, sys
+e = next(p for p in json.load(sys.stdin) if p["name"] == sys.argv[1])
+print(" ".join("%d:%d:%s" % (p["host_pid"], p["ppid"], p["command"]) for p in e["processes"]))' \
+  "left-$uniq")
+[[ $procs == "$left:1:$marker 100" ]] || e2e_die "restored: vos ps --json processes: '$procs', want '$left:1:$marker 100'"
 kill "$left"
 e2e_wait_gone "left-$uniq" 10 "the program once its last process ended"
 "$VOS" run --name "left-$uniq" -- true </dev/null >>"$W/run.log" 2>&1 ||

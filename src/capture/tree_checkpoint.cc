@@ -1,0 +1,522 @@
+// Host side (keeper).
+#include "capture/tree_checkpoint.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+
+#include "capture/capture_context.h"
+#include "capture/page_writer.h"
+#include "capture/proc_files.h"
+#include "capture/sysv_shm_capture.h"
+#include "capture/tree_freeze.h"
+#include "image/finish_image.h"
+
+namespace vos::capture {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+constexpr int kKcmpFile = 0;
+
+// The descriptors a process holds, as the other processes of its tree see them from outside.
+std::vector<std::pair<std::string, int>> fd_ends(pid_t pid) {
+  std::vector<std::pair<std::string, int>> out;
+  auto all = fds::probe_fds(pid);
+  if (all) {
+    for (const auto& f : all->fds) {
+      out.emplace_back(f.link, f.flags & O_ACCMODE);
+    }
+  }
+  return out;
+}
+
+// For each process, what the others hold.
+std::map<pid_t, std::vector<std::pair<std::string, int>>> ends_elsewhere(
+    const std::vector<pid_t>& pids) {
+  std::map<pid_t, std::vector<std::pair<std::string, int>>> own, out;
+  for (pid_t p : pids) {
+    own[p] = fd_ends(p);
+  }
+  for (pid_t p : pids) {
+    auto& v = out[p];
+    for (pid_t q : pids) {
+      if (q != p) {
+        v.insert(v.end(), own[q].begin(), own[q].end());
+      }
+    }
+  }
+  return out;
+}
+
+// Parents before their children (the order a restore creates them in); the first process first.
+std::vector<pid_t> creation_order(pid_t first, const std::map<pid_t, pid_t>& parent_of) {
+  std::vector<pid_t> order;
+  std::set<pid_t> placed;
+  auto add_with_children = [&](auto&& self, pid_t p) -> void {
+    if (!placed.insert(p).second) {
+      return;
+    }
+    order.push_back(p);
+    for (const auto& [c, pp] : parent_of) {
+      if (pp == p) {
+        self(self, c);
+      }
+    }
+  };
+  if (first > 0 && parent_of.count(first) != 0) {
+    add_with_children(add_with_children, first);
+  }
+  for (const auto& [p, pp] : parent_of) {
+    if (parent_of.count(pp) == 0) {  // its parent is init (or outside): a root of its own
+      add_with_children(add_with_children, p);
+    }
+  }
+  return order;
+}
+
+struct Member {
+  pid_t pid = 0;
+  std::unique_ptr<CaptureContext> ctx;  // null for a zombie
+  image::ProcessImage zombie;
+};
+
+// Process groups and sessions the restore can rebuild: each led by a process of the tree (or
+// outside the namespace, as vos run's caller's are), and a process in its parent's session
+// unless it leads its own.
+void check_groups(const std::vector<Member>& members, const std::map<pid_t, pid_t>& parent_of,
+                  const std::map<pid_t, std::pair<pid_t, pid_t>>& group_session,
+                  Obstacles& obstacles) {
+  // 0: a group or session outside the namespace (vos run's caller's); 1: vos's own (init's,
+  // a detached program's). Both are whatever the restore gives the program.
+  auto vos_given = [](pid_t id) { return id == 0 || id == 1; };
+  for (const auto& [pid, gs] : group_session) {
+    auto [pgid, sid] = gs;
+    if (!vos_given(pgid) && group_session.count(pgid) == 0) {
+      obstacles.add(user_error(
+          "process {} is in process group {}, whose leader has ended (restoring such a group is "
+          "not supported yet)",
+          pid, pgid));
+    }
+    if (!vos_given(sid) && group_session.count(sid) == 0) {
+      obstacles.add(user_error(
+          "process {} is in session {}, whose leader has ended (not supported yet)", pid, sid));
+    }
+    auto pp = parent_of.find(pid);
+    if (sid != pid && pp != parent_of.end() && group_session.count(pp->second) != 0 &&
+        group_session.at(pp->second).second != sid) {
+      obstacles.add(user_error(
+          "process {} is in session {} but its parent {} is in session {} (not supported yet)", pid,
+          sid, pp->second, group_session.at(pp->second).second));
+    }
+  }
+  (void)members;
+}
+
+// Gives every object the tree's processes share one number (FdState::tree_desc): open file
+// descriptions held by several processes (kcmp), and every pipe end (a pipe's two ends are made
+// together, and the process holding the read end may not be the one that makes it). A pipe's
+// unread bytes go with each of its ends.
+Status share_descriptions(std::vector<Member>& members, Obstacles& obstacles) {
+  struct Held {
+    pid_t pid;
+    image::FdState* fd;
+  };
+  std::vector<Held> owners;  // one per description, in order
+  uint32_t next = 1;
+  for (auto& m : members) {
+    if (!m.ctx) {
+      continue;
+    }
+    auto& fds = m.ctx->img.fds;
+    for (auto& f : fds) {
+      if (f.dup_of >= 0) {
+        continue;
+      }
+      for (const auto& o : owners) {
+        if (o.fd->kind == f.kind && o.fd->ino == f.ino && o.fd->path == f.path &&
+            ::syscall(SYS_kcmp, o.pid, m.pid, kKcmpFile, o.fd->fd, f.fd) == 0) {
+          f.tree_desc = o.fd->tree_desc;
+          break;
+        }
+      }
+      if (f.tree_desc == 0) {
+        owners.push_back({m.pid, &f});
+        f.tree_desc = next++;  // provisional: kept only if shared or a pipe end
+      }
+    }
+  }
+  std::map<uint32_t, int> holders;
+  for (auto& m : members) {
+    if (!m.ctx) {
+      continue;
+    }
+    std::set<uint32_t> seen;
+    for (const auto& f : m.ctx->img.fds) {
+      if (f.dup_of < 0 && seen.insert(f.tree_desc).second) {
+        ++holders[f.tree_desc];
+      }
+    }
+  }
+  std::map<uint64_t, const image::FdState*> pipe_data;  // by pipe inode: its read end
+  for (const auto& o : owners) {
+    if (o.fd->kind == image::FdKind::kPipe && !o.fd->pipe_write_end) {
+      pipe_data.emplace(o.fd->ino, o.fd);
+    }
+  }
+  for (auto& m : members) {
+    if (!m.ctx) {
+      continue;
+    }
+    for (auto& f : m.ctx->img.fds) {
+      bool pipe = f.kind == image::FdKind::kPipe;
+      if (!pipe && holders[f.tree_desc] < 2) {
+        f.tree_desc = 0;
+        continue;
+      }
+      if (f.kind == image::FdKind::kEpoll) {
+        obstacles.add(
+            user_error("process {}: fd {}: an epoll instance shared with another "
+                       "process (not supported yet)",
+                       m.pid, f.fd));
+      }
+      if (pipe) {
+        if (auto it = pipe_data.find(f.ino); it != pipe_data.end()) {
+          f.data = it->second->data;
+          f.size = it->second->size;
+        }
+      }
+    }
+  }
+  return {};
+}
+
+// Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, inherited across fork) is one object per
+// shmem inode: each gets a number (MemoryArea::shared_object), and its pages are stored once,
+// with the first mapping of it; a later mapping stores them only if it covers part of the
+// object no earlier one did. Memory of other kinds shared between processes (a memfd or a
+// deleted file mapped by two) is refused until it is restored shared.
+void share_memory(std::vector<Member>& members, Obstacles& obstacles) {
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> ids;
+  std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> stored;  // ranges in the object
+  std::map<std::pair<uint64_t, uint64_t>, pid_t> other_kinds;
+  for (auto& m : members) {
+    if (!m.ctx) {
+      continue;
+    }
+    auto& areas = m.ctx->img.areas;
+    std::set<std::pair<uint64_t, uint64_t>> own;
+    for (size_t i = 0; i < areas.size(); ++i) {
+      auto& a = areas[i];
+      auto key = std::make_pair(a.dev, a.ino);
+      if (a.kind == image::AreaKind::kSharedAnon) {
+        auto [it, fresh] = ids.emplace(key, static_cast<uint32_t>(ids.size() + 1));
+        a.shared_object = it->second;
+        uint64_t from = a.file_offset, to = a.file_offset + (a.end - a.start);
+        auto& done = stored[a.shared_object];
+        bool covered = std::any_of(done.begin(), done.end(), [&](const auto& r) {
+          return r.first <= from && to <= r.second;
+        });
+        if (covered && i < m.ctx->area_plans.size()) {
+          m.ctx->area_plans[i].stores_pages = false;
+        } else {
+          done.emplace_back(from, to);
+        }
+        continue;
+      }
+      if (a.kind != image::AreaKind::kMemfd &&
+          !(a.kind == image::AreaKind::kDeletedFile && a.shared)) {
+        continue;
+      }
+      if (!own.insert(key).second) {
+        continue;
+      }
+      auto [it, fresh] = other_kinds.emplace(key, m.pid);
+      if (!fresh) {
+        obstacles.add(user_error(
+            "process {} shares memory at {:#x} ({}) with process {}: a memfd or deleted file "
+            "mapped by two processes is not supported yet",
+            m.pid, a.start, a.name, it->second));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_program,
+                                        const CheckpointOptions& opts) {
+  auto start = Clock::now();
+  CheckpointStats stats;
+  if (opts.incremental) {
+    return user_error("{}: --incremental is not supported for a program of several processes yet",
+                      opts.who);
+  }
+  auto who_of = [&](pid_t pid) {
+    return pid == first ? opts.who : fmt::format("process {} of {}", pid, opts.who);
+  };
+  // Before anything is frozen, every process: what would stop the checkpoint, named at once.
+  auto listed = namespace_processes(not_program);
+  if (!listed) {
+    return std::move(listed).error();
+  }
+  std::vector<pid_t> before(listed->begin(), listed->end());
+  {
+    auto elsewhere = ends_elsewhere(before);
+    Obstacles obstacles;
+    for (pid_t pid : before) {
+      auto st = read_tree_stat(pid);
+      if (!st || st->state == 'Z') {
+        continue;
+      }
+      Obstacles own;
+      precheck_process(pid, own);
+      precheck_memory(pid, opts.own_ipc_namespace, own);
+      precheck_fds(pid, pid == first ? opts.log : "", own, opts.files, elsewhere[pid]);
+      for (const auto& item : own.items()) {
+        obstacles.add(user_error("{}: {}", who_of(pid), item));
+      }
+    }
+    VOS_TRY(obstacles.result(opts.who), "checkpoint");
+  }
+  stats.phases.emplace_back("precheck", ms_since(start));
+  auto writer = image::ImageWriter::create(opts.image_path, opts.writer_pid);
+  if (!writer) {
+    return std::move(writer).error();
+  }
+  writer->set_page_codec(opts.codec);
+  if (opts.progress != nullptr) {
+    writer->count_page_bytes_in(&opts.progress->page_bytes);
+    writer->cancel_when(&opts.progress->cancelled);
+    uint64_t expected = 0;
+    for (pid_t pid : before) {
+      if (auto n = private_resident_bytes(pid); n) {
+        expected += *n;
+      }
+    }
+    opts.progress->expected_bytes = expected;
+  }
+  (void)fds::read_proc_locks();  // primed: see checkpoint()
+  auto frozen_at = Clock::now();
+  auto tree = freeze_tree(not_program);
+  if (!tree) {
+    return std::move(tree).error().context(fmt::format("freezing {}", opts.who));
+  }
+  stats.phases.emplace_back("freeze", ms_since(frozen_at));
+  auto proc_locks = fds::read_proc_locks();
+  if (!proc_locks) {
+    return std::move(proc_locks).error();
+  }
+  std::map<pid_t, pid_t> parent_of;
+  std::map<pid_t, std::pair<pid_t, pid_t>> group_session;
+  for (auto& [pid, session] : tree->live) {
+    auto st = read_tree_stat(pid);
+    if (!st) {
+      return std::move(st).error();
+    }
+    parent_of[pid] = st->ppid;
+    group_session[pid] = {st->pgid, st->sid};
+  }
+  Obstacles obstacles;
+  for (const auto& [pid, st] : tree->zombies) {
+    if (st.ppid == 1) {
+      continue;  // init reaps it any moment: as good as gone
+    }
+    if (auto tasks = list_tasks(pid); tasks && tasks->size() > 1) {
+      obstacles.add(
+          user_error("{}: its main thread has ended while its other threads run (not "
+                     "supported yet)",
+                     who_of(pid)));
+    }
+    parent_of[pid] = st.ppid;
+    group_session[pid] = {st.pgid, st.sid};
+  }
+  pid_t top = first > 0 && tree->live.count(first) != 0 ? first : 0;
+  if (top == 0) {
+    for (const auto& [pid, pp] : parent_of) {
+      if (pp == 1 && tree->live.count(pid) != 0) {
+        top = pid;
+        break;
+      }
+    }
+  }
+  if (top == 0) {
+    return user_error("{}: no process of the program is left to checkpoint", opts.who);
+  }
+  auto order = creation_order(top, parent_of);
+  auto elsewhere = ends_elsewhere(order);
+
+  std::vector<Member> members;
+  std::string blobs;  // one blobs section for all: each context appends to what the last left
+  auto capture_start = Clock::now();
+  for (pid_t pid : order) {
+    Member m;
+    m.pid = pid;
+    if (auto z = tree->zombies.find(pid); z != tree->zombies.end()) {
+      m.zombie.pid = pid;
+      m.zombie.ppid = z->second.ppid;
+      m.zombie.pgid = z->second.pgid;
+      m.zombie.sid = z->second.sid;
+      m.zombie.zombie = true;
+      m.zombie.exit_status = z->second.exit_code;
+      m.zombie.argv = {"[" + z->second.comm + "]"};
+      members.push_back(std::move(m));
+      continue;
+    }
+    m.ctx = std::make_unique<CaptureContext>();
+    auto& ctx = *m.ctx;
+    ctx.pid = pid;
+    ctx.who = who_of(pid);
+    ctx.log = pid == first ? opts.log : "";
+    ctx.img.pid = pid;
+    ctx.img.ppid = parent_of[pid];
+    ctx.own_ipc_namespace = opts.own_ipc_namespace;
+    ctx.files = opts.files;
+    ctx.elsewhere = elsewhere[pid];
+    ctx.proc_locks = *proc_locks;
+    ctx.session = &tree->live.at(pid);
+    ctx.blobs = std::move(blobs);
+    UniqueFd mem(::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mem.valid()) {
+      return sys_error("opening /proc/{}/mem", pid);
+    }
+    ctx.mem_fd = mem.release();
+    auto flags = read_vm_flags(pid);
+    if (!flags) {
+      return std::move(flags).error();
+    }
+    ctx.vm_flags = std::move(*flags);
+    auto insn = find_syscall_insn(ctx);
+    if (!insn) {
+      return std::move(insn).error();
+    }
+    ctx.session->set_syscall_insn(*insn);
+    VOS_TRY(capture_process_state(ctx), "checkpoint of {}", ctx.who);
+    VOS_TRY(capture_threads(ctx), "checkpoint of {}", ctx.who);
+    VOS_TRY(capture_posix_timers(ctx), "checkpoint of {}", ctx.who);
+    VOS_TRY(capture_fds(ctx), "checkpoint of {}", ctx.who);
+    VOS_TRY(plan_memory(ctx), "checkpoint of {}", ctx.who);
+    if (pid == top) {
+      // The segments belong to the namespace: listed once, with the top process.
+      VOS_TRY(capture_sysv_shm(ctx), "checkpoint of {}", ctx.who);
+    }
+    blobs = std::move(ctx.blobs);
+    members.push_back(std::move(m));
+  }
+  struct CloseMem {
+    std::vector<Member>& m;
+    ~CloseMem() {
+      for (auto& x : m) {
+        if (x.ctx && x.ctx->mem_fd >= 0) {
+          ::close(x.ctx->mem_fd);
+        }
+      }
+    }
+  } close_mem{members};
+  check_groups(members, parent_of, group_session, obstacles);
+  share_memory(members, obstacles);
+  VOS_TRY(share_descriptions(members, obstacles), "checkpoint of {}", opts.who);
+  VOS_TRY(obstacles.result(opts.who), "checkpoint");
+  stats.phases.emplace_back("capture", ms_since(capture_start));
+
+  auto pages_start = Clock::now();
+  VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+  WriterSink to_image(*writer);
+  for (auto& m : members) {
+    if (m.ctx) {
+      VOS_TRY(write_pages(*m.ctx, to_image, m.pid, PagePass::kAll), "memory of {}", m.ctx->who);
+    }
+  }
+  VOS_TRY(writer->end_section(), "pages");
+  stats.phases.emplace_back("pages", ms_since(pages_start));
+  std::string note;
+  std::vector<std::string_view> contents;
+  uint64_t at = blobs.size();
+  image::ProcessImage root;
+  for (auto& m : members) {
+    image::ProcessImage img;
+    if (m.ctx) {
+      if (std::string n = finish_fds(*m.ctx); !n.empty()) {
+        note += (note.empty() ? "" : "; ") + n;
+      }
+      auto parts = place_file_contents(*m.ctx, at);
+      for (auto p : parts) {
+        at += p.size();
+      }
+      contents.insert(contents.end(), parts.begin(), parts.end());
+      img = std::move(m.ctx->img);
+      for (const auto& a : img.areas) {
+        for (const auto& r : a.pages) {
+          stats.pages += r.npages;
+        }
+      }
+      stats.threads += img.threads.size();
+      for (const auto& t : img.threads) {
+        stats.tids.push_back(t.tid);
+      }
+      stats.file_locks = stats.file_locks || image::has_file_locks(img);
+    } else {
+      img = std::move(m.zombie);
+    }
+    if (m.pid == top) {
+      root = std::move(img);
+    } else {
+      root.processes.push_back(std::move(img));
+    }
+  }
+  for (const auto& s : root.sysv_shm) {
+    for (const auto& r : s.pages) {
+      stats.pages += r.npages;
+    }
+  }
+  root.name = opts.name;
+  root.ns_last_pid = opts.ns_last_pid;
+  root.tty_foreground = opts.tty_foreground;
+  root.image_id = image::new_image_id();
+  root.pages_stored = stats.pages;
+  stats.pages_copied = stats.pages;
+  VOS_TRY(image::finish_image(*writer, blobs, root, contents), "writing image {}", opts.image_path);
+  if (opts.kill) {
+    for (auto& [pid, session] : tree->live) {
+      session.abandon();
+    }
+    if (opts.before_kill) {
+      opts.before_kill(opts.image_path);
+    }
+    for (auto& [pid, session] : tree->live) {
+      ::kill(pid, SIGKILL);
+    }
+    stats.add_stop(ms_since(frozen_at));
+  } else {
+    Status resumed;
+    for (auto& [pid, session] : tree->live) {
+      if (auto r = session.resume(); !r && resumed) {
+        resumed = std::move(r);
+      }
+    }
+    stats.add_stop(ms_since(frozen_at));
+    VOS_TRY(std::move(resumed), "resuming after checkpoint");
+  }
+  stats.note = note;
+  stats.image = opts.image_path;
+  stats.bytes = writer->bytes_written();
+  stats.codec = opts.codec;
+  stats.pages_logical_bytes = writer->pages_logical_bytes();
+  stats.pages_stored_bytes = writer->pages_stored_bytes();
+  stats.processes = members.size();
+  stats.total_ms = ms_since(start);
+  return stats;
+}
+
+}  // namespace vos::capture
