@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import felt
+import tree
 import overhead
 import speed
 
@@ -35,7 +36,7 @@ DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_me
 DEFAULT_CPU_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_cpu_program")
 DEFAULT_FRESH_READ_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_fresh_read")
 DEFAULT_MICRO_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_micro_calls")
-PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy", "felt")
+PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy", "felt", "tree")
 DEFAULT_PARTS = ("launch", "micro", "cpu", "sizes")
 LAUNCH_GOAL_MS = 2.0    # the speed issue: `vos run` start-up over bare
 DEFAULT_JSON_OUT = os.path.join(SCRIPT_DIR, "results", "latest.json")
@@ -705,6 +706,8 @@ def print_report(doc, reps):
         print("\n" + speed.render_lazy([entry["summary"] for entry in doc["lazy"]], reps))
     if "felt" in doc:
         print("\n" + felt.render_felt([entry["summary"] for entry in doc["felt"]], reps))
+    if "tree" in doc:
+        print("\n" + tree.render_tree([entry["summary"] for entry in doc["tree"]], fmt))
 
 
 def print_launch(launch):
@@ -845,6 +848,8 @@ def parse_args(argv):
                    help="part felt: the class of vos's threads while the program runs "
                         "(VOS_BACKGROUND_CPU: idle, batch, nice, off; 'default' is vos's own "
                         "choice), one row each, alternated (default: %(default)s)")
+    p.add_argument("--trees", default="10x100,10x1",
+                   help="part tree: PROCESSESxMIB, comma separated (default: %(default)s)")
     p.add_argument("--hugepage", action="store_true",
                    help="parts sizes, incremental, lazy: the program asks for transparent huge "
                         "pages (MADV_HUGEPAGE), as databases and JVMs do; with THP set to "
@@ -868,6 +873,10 @@ def parse_args(argv):
         p.error("sizes and repetition counts must be positive")
     if "incremental" in args.parts and not 0 < args.dirty_mib <= min(args.sizes):
         p.error("--dirty-mib must be positive and at most the smallest size")
+    try:
+        args.trees = [tuple(int(v) for v in t.split("x")) for t in args.trees.split(",") if t]
+    except ValueError:
+        p.error(f"--trees: expected PROCESSESxMIB items, got {args.trees!r}")
     args.parts = [x for x in args.parts.split(",") if x]
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown or not args.parts:
@@ -885,6 +894,7 @@ def resolve_tools(args):
     for part, attr, target in (("sizes", "mem_program", "bench_mem_program"),
                                ("incremental", "mem_program", "bench_mem_program"),
                                ("lazy", "mem_program", "bench_mem_program"),
+                               ("tree", "mem_program", "bench_mem_program"),
                                ("cpu", "cpu_program", "bench_cpu_program"),
                                ("micro", "micro_program", "bench_micro_calls")):
         path = os.path.abspath(getattr(args, attr))
@@ -943,7 +953,8 @@ def main(argv=None):
                    "cpu_millions": args.cpu_millions, "cpu_reps": args.cpu_reps,
                    "codecs": args.codecs, "dirty_mib": args.dirty_mib,
                    "dirty_layout": args.dirty_layout, "hugepage": args.hugepage,
-                   "spinners": args.spinners, "background_cpu": args.background_cpu},
+                   "spinners": args.spinners, "background_cpu": args.background_cpu,
+                   "trees": args.trees},
         "status": "running",
     }
     status = 1
@@ -1001,10 +1012,20 @@ def main(argv=None):
                         doc["felt"].append({"summary": felt.summarize_felt(size, spinners, c,
                                                                            reps[c]),
                                             "reps": reps[c]})
+        if "tree" in args.parts:
+            doc["tree"] = []
+            for n, mib in args.trees:
+                reps = []
+                for rep in range(args.reps):
+                    print(f"bench: process tree, {n} x {mib} MiB, rep {rep + 1}/{args.reps}",
+                          flush=True)
+                    reps.append(tree.tree_rep(s, sys.modules[__name__], n, mib, rep))
+                doc["tree"].append({"summary": tree.summarize_tree(n, mib, reps), "reps": reps})
         print_report(doc, args.reps)
         all_ok = (all(e["summary"]["ok"] for e in doc.get("sizes", []))
                   and all(e["summary"]["ok"] for e in doc.get("incremental", {}).get("sizes", []))
                   and all(e["summary"]["ok"] for e in doc.get("lazy", []))
+                  and all(e["summary"]["ok"] for e in doc.get("tree", []))
                   and doc.get("launch", {}).get("exit_status_passed", True)
                   and doc.get("cpu", {}).get("same_result", True))
         doc["status"] = "ok" if all_ok else "wrong-results"

@@ -168,6 +168,9 @@ struct RestoreArgs {
   // kept through the unmapping, removed once every area is mapped. 0: none.
   uint64_t staging_start;
   uint64_t staging_end;
+  // The blob's own helper threads take ids above this and above every id of this process's
+  // threads: a process tree's other processes and threads are being made at the same time.
+  int64_t helper_tid_floor;
   int32_t log_fd;            // failure messages go here
   int32_t lazy_fd;           // >= 0: create a userfaultfd at this fd number for kAreaLazy areas
   uint64_t close_fds;        // int32_t[nclose]: helper fds closed before the program resumes

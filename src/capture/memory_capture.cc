@@ -106,7 +106,9 @@ Status check_area(const MapsEntry& m, const HeldFiles& files) {
   if (is_sysv_shm_mapping(m)) {
     return {};  // (sysv_shm_capture.cc checks attachments)
   }
-  if (deleted_file(m) && !held(files, m)) {
+  // (Shared, such a mapping is memory only its mappers reach, as a POSIX semaphore's after
+  // sem_unlink: kept as shared memory, see plan_memory.)
+  if (deleted_file(m) && !held(files, m) && !m.shared) {
     return user_error(
         "mapping {:#x}-{:#x}: file {} was deleted, and no fd of the program holds "
         "it: not supported yet",
@@ -214,6 +216,13 @@ Status plan_memory(CaptureContext& ctx) {
           a.memfd = fd.fd;
           break;
         }
+      }
+      if (a.memfd < 0) {
+        // Shared (check_area refused it private) and reached through no name or descriptor:
+        // memory like any shared memory (a POSIX semaphore, sem_open then sem_unlink). Restored
+        // as shared anonymous memory with the same pages.
+        a.kind = image::AreaKind::kSharedAnon;
+        plan.store_all = true;
       }
     }
     if (a.kind == image::AreaKind::kMemfd) {

@@ -1,7 +1,9 @@
 // Host side. Pipes whose both ends the program holds (in one process, or in two of a process
-// tree): recreated as one pipe, refilled with the bytes that were unread (copied with tee() at
+// tree), or one end whose other end is closed everywhere (make's pipe after its writer went):
+// recreated as one pipe, refilled with the bytes that were unread (copied with tee() at
 // the checkpoint, so the program still has them).
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <climits>
@@ -32,6 +34,21 @@ bool both_ends_inside(const FdProbe& f, const ProbeSet& all) {
     }
   }
   return reader && writer;
+}
+
+// The other end is closed everywhere (a reader sees POLLHUP once the last writer is gone, a
+// writer POLLERR once the last reader is): nothing outside the program can be on it, and the
+// restore makes the pipe and closes that end again.
+bool peer_closed(const FdProbe& f, const ProbeSet& all) {
+  auto dup = remote::grab_fd(all.pid, f.fd);
+  if (!dup) {
+    return false;
+  }
+  pollfd p{dup->get(), 0, 0};
+  if (::poll(&p, 1, 0) < 0) {
+    return false;
+  }
+  return access_mode(f) == O_RDONLY ? (p.revents & POLLHUP) != 0 : (p.revents & POLLERR) != 0;
 }
 
 // The unread bytes, without consuming them.
@@ -68,7 +85,7 @@ class Pipe final : public FdKindHandler {
  public:
   image::FdKind kind() const override { return image::FdKind::kPipe; }
   bool matches(const FdProbe& f, const ProbeSet& all) const override {
-    return f.link_starts_with("pipe:") && both_ends_inside(f, all);
+    return f.link_starts_with("pipe:") && (both_ends_inside(f, all) || peer_closed(f, all));
   }
   Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink& sink,
                  image::FdState& out) const override {

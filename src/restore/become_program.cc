@@ -447,6 +447,7 @@ Status build_and_jump(const LoadedImage& img, int image_fd, const std::vector<in
   args->region_end = region + region_size;
   args->task_size = kTaskSize;
   std::vector<Range> keep = {{region, region + region_size}};
+  args->helper_tid_floor = tree != nullptr ? tree->max_id : 0;
   if (tree != nullptr && tree->staging_end > tree->staging_start) {
     keep.push_back({tree->staging_start, tree->staging_end});
     args->staging_start = tree->staging_start;

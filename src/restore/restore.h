@@ -101,6 +101,7 @@ struct TreeShared {
   std::map<uint32_t, uint64_t> memory;  // MemoryArea::shared_object -> its staging address
   uint64_t staging_start = 0;           // the range holding them all (kept until mapped)
   uint64_t staging_end = 0;
+  int32_t max_id = 0;  // the highest pid or thread id of the tree
 };
 
 // What become_program does once the process exists and may go on: `helpers` are the restore's

@@ -316,6 +316,16 @@ void become_tree(LoadedImage& img, int sync_fd, int info_fd, int log_fd, TreePip
   Stage s{img,         info_fd, log_fd, pipes, {}, std::move(img.proc.processes), img.proc.sysv_shm,
           img.proc.pid};
   img.proc.processes.clear();
+  s.shared.max_id = img.proc.pid;
+  for (const auto& p : s.others) {
+    s.shared.max_id = std::max(s.shared.max_id, p.pid);
+    for (const auto& t : p.threads) {
+      s.shared.max_id = std::max(s.shared.max_id, t.tid);
+    }
+  }
+  for (const auto& t : img.proc.threads) {
+    s.shared.max_id = std::max(s.shared.max_id, t.tid);
+  }
   if (auto st = make_shared_objects(s); !st) {
     die(log_fd, st.error());
   }

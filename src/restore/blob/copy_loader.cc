@@ -187,16 +187,18 @@ struct CloneArgs {  // struct clone_args, version 2 (with set_tid)
       set_tid_size, cgroup;
 };
 
-// The loader thread takes a tid no thread of the program will ask for: above all of theirs.
+// The loader thread takes a tid no thread of the program will ask for: above all of theirs (of
+// the whole tree's, which other processes' loaders may be taking at the same time: a few tries).
 // It runs on the first thread's spare stack slot (the main thread runs on the main stack).
 bool start_loader_thread(const RestoreArgs* a, LoaderThread* t) {
   const auto* threads = reinterpret_cast<const BlobThread*>(a->threads);
   int64_t tid = sys0(kGetpid);
+  tid = a->helper_tid_floor > tid ? a->helper_tid_floor : tid;
   for (uint64_t i = 0; i < a->nthreads; ++i) {
     tid = threads[i].tid > tid ? threads[i].tid : tid;
   }
   t->running = 1;
-  for (int attempt = 0; attempt < 8; ++attempt) {
+  for (int attempt = 0; attempt < 64; ++attempt) {
     ++tid;
     CloneArgs ca = {};
     ca.flags = kThreadCloneFlags | kCloneChildCleartid;

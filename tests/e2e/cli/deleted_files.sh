@@ -74,22 +74,42 @@ e2e_wait_file "$W/ok" 20 "restored holder's check" "$NAME"
 [[ $(cat "$W/ok") == OK ]] || e2e_die "the restored deleted files differ"
 [[ -z $(ls -A "$W/d") ]] || e2e_die "the restore left names in $W/d: $(ls -A "$W/d")"
 
-# A mapping whose file is gone and which no fd holds: its content is nowhere vos could take it.
-E2E_NAMES+=("mapper-$uniq")
-# (libc's mmap: Python's mmap module keeps a duplicate of the fd.)
-e2e_vos_run "mapper-$uniq" "$W/run2.log" "$PYTHON" -c 'import ctypes, os, sys, time
+# A private mapping whose file is gone and which no fd holds: the file's part of its content is
+# nowhere vos could take it. A shared one is memory only its mappers reach (a POSIX semaphore
+# after sem_unlink): kept as shared memory, its content and writes through it intact.
+mapper() {  # NAME FLAGS (1 shared, 2 private)
+  E2E_NAMES+=("$1")
+  # (libc's mmap: Python's mmap module keeps a duplicate of the fd.)
+  e2e_vos_run "$1" "$W/run-$1.log" "$PYTHON" -c 'import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                       ctypes.c_long]
-p = sys.argv[1] + "/mapped.tmp"
+d, flags = sys.argv[1], int(sys.argv[2])
+p = d + "/mapped-%d.tmp" % flags
 fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
 os.write(fd, b"m" * 8192)
-assert libc.mmap(None, 8192, 3, 1, fd, 0) not in (None, ctypes.c_void_p(-1).value)
+addr = libc.mmap(None, 8192, 3, flags, fd, 0)
+assert addr not in (None, ctypes.c_void_p(-1).value)
 os.close(fd); os.unlink(p)
-open(sys.argv[1] + "/mapped", "w").close()
-time.sleep(100)' "$W"
-e2e_wait_file "$W/mapped" 20 "mapper start" "mapper-$uniq"
+m = (ctypes.c_char * 8192).from_address(addr)
+m[100] = b"x"
+open(d + "/mapped-%d" % flags, "w").close()
+while not os.path.exists(d + "/check-%d" % flags):
+    time.sleep(0.02)
+ok = m.raw == b"m" * 100 + b"x" + b"m" * 8091
+with open(d + "/ok-%d" % flags, "w") as f:
+    f.write("OK" if ok else "BAD")' "$W" "$2"
+  e2e_wait_file "$W/mapped-$2" 20 "mapper start" "$1"
+}
+mapper "mapper-$uniq" 2
 expect_fail "and no fd of the program holds it" "$VOS" checkpoint "mapper-$uniq" --dir "$W/img"
-grep -qF "$W/mapped.tmp (deleted)" "$W/err.log" || e2e_die "the refusal does not name the file"
+grep -qF "$W/mapped-2.tmp (deleted)" "$W/err.log" || e2e_die "the refusal does not name the file"
+mapper "shared-mapper-$uniq" 1
+e2e_checkpoint "shared-mapper-$uniq" "$W/img" --kill
+"$VOS" restore "$IMG" --detach </dev/null >"$W/restore.log" 2>&1 ||
+  e2e_die "restore of the shared mapping of a deleted file failed: $(cat "$W/restore.log")"
+touch "$W/check-1"
+e2e_wait_file "$W/ok-1" 20 "restored shared mapper's check" "shared-mapper-$uniq"
+[[ $(cat "$W/ok-1") == OK ]] || e2e_die "the shared mapping of a deleted file came back different"
 e2e_log "PASS"
