@@ -434,7 +434,8 @@ def checkpoint(s, name, ckpt_dir, size, kill, compress=None, extra=()):
             # Incremental images (absent otherwise).
             "pages": info.get("pages"), "pages_inherited": info.get("pages_inherited"),
             "parent": info.get("parent"), "note": info.get("note"),
-            "phases": info.get("phases"), "background_cpu": info.get("background_cpu")}
+            "phases": info.get("phases"), "background_cpu": info.get("background_cpu"),
+            "stops_ms": info.get("stops_ms")}
 
 
 def start_under_vos(s, name, size, ready, extra=()):
@@ -850,6 +851,8 @@ def parse_args(argv):
                         "choice), one row each, alternated (default: %(default)s)")
     p.add_argument("--trees", default="10x100,10x1",
                    help="part tree: PROCESSESxMIB, comma separated (default: %(default)s)")
+    p.add_argument("--tree-spin", action="store_true",
+                   help="part tree: every process spins on one thread (MEM_PROGRAM_SPIN=1)")
     p.add_argument("--hugepage", action="store_true",
                    help="parts sizes, incremental, lazy: the program asks for transparent huge "
                         "pages (MADV_HUGEPAGE), as databases and JVMs do; with THP set to "
@@ -954,7 +957,7 @@ def main(argv=None):
                    "codecs": args.codecs, "dirty_mib": args.dirty_mib,
                    "dirty_layout": args.dirty_layout, "hugepage": args.hugepage,
                    "spinners": args.spinners, "background_cpu": args.background_cpu,
-                   "trees": args.trees},
+                   "trees": args.trees, "tree_spin": args.tree_spin},
         "status": "running",
     }
     status = 1
@@ -1019,7 +1022,8 @@ def main(argv=None):
                 for rep in range(args.reps):
                     print(f"bench: process tree, {n} x {mib} MiB, rep {rep + 1}/{args.reps}",
                           flush=True)
-                    reps.append(tree.tree_rep(s, sys.modules[__name__], n, mib, rep))
+                    reps.append(tree.tree_rep(s, sys.modules[__name__], n, mib, rep,
+                                                  args.tree_spin))
                 doc["tree"].append({"summary": tree.summarize_tree(n, mib, reps), "reps": reps})
         print_report(doc, args.reps)
         all_ok = (all(e["summary"]["ok"] for e in doc.get("sizes", []))

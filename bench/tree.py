@@ -1,7 +1,9 @@
 """Part `tree` of bench/run.py: checkpoint and restore of a process tree.
 
 A shell under vos starts N mem_programs of MIB MiB each (N processes and the shell), each
-spinning on one thread (MEM_PROGRAM_SPIN=1) so that it measures the largest stall it saw. Per rep:
+measuring the largest stall of its loop (a 1 ms tick; with --tree-spin each spins on one thread
+instead, which with more processes than cores measures mostly the CPU they take from each other
+and from vos). Per rep:
 
   live     `vos checkpoint` leaving the tree running: vos's pause_ms, and the pause the
            processes felt (the largest stall of any of them);
@@ -62,12 +64,13 @@ def _start_tree(s, h, name, n, mib, readies):
             raise h.StepError(f"tree process never wrote {r}", cmd)
 
 
-def tree_rep(s, h, n, mib, rep):
+def tree_rep(s, h, n, mib, rep, spin=False):
     tag = f"{n}x{mib}-{rep}"
     name = f"vosbench-{os.getpid()}-tree-{tag}"
     readies = _ready_files(s, tag, n)
-    r = {"rep": rep, "processes": n, "mib": mib}
-    os.environ["MEM_PROGRAM_SPIN"] = "1"
+    r = {"rep": rep, "processes": n, "mib": mib, "spin": spin}
+    if spin:
+        os.environ["MEM_PROGRAM_SPIN"] = "1"
     try:
         _start_tree(s, h, name, n, mib, readies)
         pids = _host_pids(s, h, name, readies)
@@ -75,6 +78,8 @@ def tree_rep(s, h, n, mib, rep):
         ck = h.checkpoint(s, name, os.path.join(s.tmp, f"img-tree-{tag}-live"), n * mib,
                           kill=False)
         r["live_pause_ms"] = ck["pause_ms"]
+        r["live_stops_ms"] = ck.get("stops_ms")
+        r["live_phases"] = ck.get("phases")
         r["live_total_ms"] = ck["total_ms"]
         r["live_felt_ms"] = _verify_all(s, h, pids, readies, mib, "after live checkpoint")
         ck = h.checkpoint(s, name, os.path.join(s.tmp, f"img-tree-{tag}-kill"), n * mib,
@@ -96,7 +101,8 @@ def tree_rep(s, h, n, mib, rep):
     # The baseline: the same memory in one process, in the same rep.
     single = f"{name}-single"
     ready = os.path.join(s.tmp, f"tree-{tag}-single-ready")
-    os.environ["MEM_PROGRAM_SPIN"] = "1"
+    if spin:
+        os.environ["MEM_PROGRAM_SPIN"] = "1"
     try:
         h.start_under_vos(s, single, n * mib, ready)
     finally:

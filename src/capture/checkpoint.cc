@@ -220,6 +220,26 @@ void pause_for_test(const CheckpointOptions& opts, const char* point) {
 
 }  // namespace
 
+// Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
+// program itself); the stop is recorded in `stats`.
+Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats) {
+  auto stop_at = Clock::now();
+  auto stop = PtraceSession::freeze(ctx.pid);
+  if (!stop) {
+    return std::move(stop).error().context(fmt::format("freezing {}", ctx.who));
+  }
+  ctx.session = &*stop;
+  auto at = find_syscall_insn(ctx);
+  ctx.session = nullptr;
+  if (!at) {
+    return std::move(at).error();
+  }
+  auto tracker = WriteTracker::create(*stop, *at);
+  (void)stop->resume();
+  stats.add_stop(ms_since(stop_at));
+  return tracker;
+}
+
 Status precheck(pid_t pid, const std::string& who, const std::string& log,
                 const std::vector<std::string>& known, bool own_ipc_namespace,
                 const fds::FileContentPolicy& files) {
@@ -273,26 +293,6 @@ Status choose_page_cache(const CheckpointOptions& opts, uint64_t expected_bytes,
   }
   auto st = writer.bypass_page_cache();
   return asked ? st : Status{};  // if asked for, say why it cannot be done
-}
-
-// Creates the write tracker in a short stop of its own (the userfaultfd must be made by the
-// program itself); the stop is recorded in `stats`.
-Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats) {
-  auto stop_at = Clock::now();
-  auto stop = PtraceSession::freeze(ctx.pid);
-  if (!stop) {
-    return std::move(stop).error().context(fmt::format("freezing {}", ctx.who));
-  }
-  ctx.session = &*stop;
-  auto at = find_syscall_insn(ctx);
-  ctx.session = nullptr;
-  if (!at) {
-    return std::move(at).error();
-  }
-  auto tracker = WriteTracker::create(*stop, *at);
-  (void)stop->resume();
-  stats.add_stop(ms_since(stop_at));
-  return tracker;
 }
 
 // Decides whether this checkpoint can be incremental; the reason if not.

@@ -102,6 +102,11 @@ struct CheckpointStats {
 Status precheck(pid_t pid, const std::string& who, const std::string& log = "",
                 const std::vector<std::string>& known = {}, bool own_ipc_namespace = true,
                 const fds::FileContentPolicy& files = {});
+struct CaptureContext;
+// Creates the write tracker of process ctx.pid in a short stop of its own (the userfaultfd must
+// be made by the program itself); the stop is recorded in `stats`.
+Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats);
+
 // `base` carries write tracking from one checkpoint of this program to the next (the keeper
 // keeps it); it is updated after every checkpoint once tracking was asked for.
 Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, CheckpointBase& base);

@@ -68,7 +68,7 @@ user_regs_struct resumable_regs(const user_regs_struct& in, bool deliverable_sig
   return r;
 }
 
-Result<PtraceSession> PtraceSession::freeze(pid_t pid) {
+Result<PtraceSession> PtraceSession::freeze(pid_t pid, const std::set<pid_t>& interrupted) {
   PtraceSession s(pid);
   std::set<pid_t> seized;
   for (int round = 0; round < 100; ++round) {
@@ -82,16 +82,18 @@ Result<PtraceSession> PtraceSession::freeze(pid_t pid) {
         continue;
       }
       fresh = true;
-      if (::ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) != 0) {
-        if (errno == ESRCH) {
-          continue;  // the thread exited meanwhile
+      if (interrupted.count(tid) == 0) {
+        if (::ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) != 0) {
+          if (errno == ESRCH) {
+            continue;  // the thread exited meanwhile
+          }
+          return sys_error("ptrace seize of thread {} of process {}", tid, pid);
         }
-        return sys_error("ptrace seize of thread {} of process {}", tid, pid);
+        if (::ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0) {
+          return sys_error("ptrace interrupt of thread {}", tid);
+        }
       }
       seized.insert(tid);
-      if (::ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0) {
-        return sys_error("ptrace interrupt of thread {}", tid);
-      }
       auto st = wait_stop(tid);
       if (!st) {
         seized.erase(tid);

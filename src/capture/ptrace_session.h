@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <set>
 #include <vector>
 
 #include "base/result.h"
@@ -21,8 +22,10 @@ struct ThreadStop {
 
 class PtraceSession {
  public:
-  // Seizes and interrupts all threads of `pid`, looping until no new thread appears.
-  static Result<PtraceSession> freeze(pid_t pid);
+  // Seizes and interrupts all threads of `pid`, looping until no new thread appears. Threads in
+  // `interrupted` the caller has already seized and interrupted (several processes at once:
+  // their stops overlap); they are only waited for.
+  static Result<PtraceSession> freeze(pid_t pid, const std::set<pid_t>& interrupted = {});
   PtraceSession(PtraceSession&&) noexcept;
   PtraceSession& operator=(PtraceSession&&) = delete;
   ~PtraceSession();

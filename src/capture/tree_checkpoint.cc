@@ -10,8 +10,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 
+#include "base/cpu_class.h"
 #include "capture/capture_context.h"
+#include "capture/incremental.h"
 #include "capture/page_writer.h"
 #include "capture/proc_files.h"
 #include "capture/sysv_shm_capture.h"
@@ -284,6 +287,9 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       precheck_process(pid, own);
       precheck_memory(pid, opts.own_ipc_namespace, own);
       precheck_fds(pid, pid == first ? opts.log : "", own, opts.files, elsewhere[pid]);
+      if (::access(fmt::format("/proc/{}", pid).c_str(), F_OK) != 0) {
+        continue;  // ended meanwhile (a short-lived child): nothing of it to refuse
+      }
       for (const auto& item : own.items()) {
         obstacles.add(user_error("{}: {}", who_of(pid), item));
       }
@@ -306,6 +312,74 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       }
     }
     opts.progress->expected_bytes = expected;
+  }
+  // Live: each process's memory is copied while the tree runs (its writes tracked from a short
+  // stop of its own), so that the freeze copies only what was written since (see checkpoint()).
+  // A process forked after its turn, or whose memory cannot be tracked, is stored whole then.
+  const std::string image_id = image::new_image_id();
+  const bool precopy = opts.precopy && !opts.kill;
+  std::map<pid_t, CheckpointBase> bases;
+  uint64_t precopied_pages = 0;
+  struct ForegroundAtEnd {
+    ~ForegroundAtEnd() { cpu_class::all_threads_to_foreground(); }
+  } foreground_at_end;
+  std::optional<cpu_class::StarvationGuard> starvation_guard;
+  if (precopy) {
+    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+    auto precopy_start = Clock::now();
+    starvation_guard.emplace();
+    for (pid_t pid : before) {
+      auto st = read_tree_stat(pid);
+      if (!st || st->state == 'Z') {
+        continue;
+      }
+      CaptureContext pre;
+      pre.pid = pid;
+      pre.who = who_of(pid);
+      UniqueFd mem(::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mem.valid()) {
+        continue;  // ended meanwhile
+      }
+      pre.mem_fd = mem.get();
+      auto tracker = start_tracking(pre, stats);
+      if (!tracker) {
+        continue;  // stored whole at the freeze
+      }
+      cpu_class::all_threads_to_background();
+      auto& base = bases[pid];
+      base.tracker.emplace(std::move(*tracker));
+      base.follow_moves(true);
+      uint64_t stored = 0;
+      if (auto copied =
+              precopy_pages(pid, base, *writer, image_id, opts.image_path, false, &stored, nullptr);
+          !copied) {
+        bases.erase(pid);
+        if (::access(fmt::format("/proc/{}", pid).c_str(), F_OK) == 0) {
+          return std::move(copied).error().context(fmt::format("pre-copy of {}", pre.who));
+        }
+        continue;
+      }
+      precopied_pages += stored;
+      cpu_class::all_threads_to_foreground();
+    }
+    stats.phases.emplace_back("precopy", ms_since(precopy_start));
+  }
+  // Read while the tree runs (smaps is slow; so is finding a syscall instruction): kept for
+  // the processes that still look the same at the freeze.
+  std::map<pid_t, std::map<uint64_t, std::string>> vm_flags_before;
+  std::map<pid_t, uint64_t> insn_before;
+  for (pid_t pid : before) {
+    if (auto flags = read_vm_flags(pid); flags) {
+      vm_flags_before[pid] = std::move(*flags);
+    }
+    CaptureContext probe;
+    probe.pid = pid;
+    UniqueFd mem(::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    probe.mem_fd = mem.get();
+    if (auto insn = mem.valid() ? find_syscall_insn(probe) : Result<uint64_t>(user_error("gone"));
+        insn) {
+      insn_before[pid] = *insn;
+    }
   }
   (void)fds::read_proc_locks();  // primed: see checkpoint()
   auto frozen_at = Clock::now();
@@ -381,6 +455,7 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     ctx.log = pid == first ? opts.log : "";
     ctx.img.pid = pid;
     ctx.img.ppid = parent_of[pid];
+    ctx.img.image_id = image_id;
     ctx.own_ipc_namespace = opts.own_ipc_namespace;
     ctx.files = opts.files;
     ctx.elsewhere = elsewhere[pid];
@@ -392,12 +467,21 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       return sys_error("opening /proc/{}/mem", pid);
     }
     ctx.mem_fd = mem.release();
-    auto flags = read_vm_flags(pid);
-    if (!flags) {
-      return std::move(flags).error();
+    // (Flags read before the freeze; a mapping made since is read while frozen, as in
+    // checkpoint(). A process exec'd since has other mappings: they are read again.)
+    if (auto f = vm_flags_before.find(pid); f != vm_flags_before.end()) {
+      ctx.vm_flags = std::move(f->second);
+    } else {
+      auto flags = read_vm_flags(pid);
+      if (!flags) {
+        return std::move(flags).error();
+      }
+      ctx.vm_flags = std::move(*flags);
     }
-    ctx.vm_flags = std::move(*flags);
-    auto insn = find_syscall_insn(ctx);
+    auto known = insn_before.find(pid);
+    auto insn = known != insn_before.end() && is_syscall_insn(ctx, known->second)
+                    ? Result<uint64_t>(known->second)
+                    : find_syscall_insn(ctx);
     if (!insn) {
       return std::move(insn).error();
     }
@@ -410,6 +494,11 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     if (pid == top) {
       // The segments belong to the namespace: listed once, with the top process.
       VOS_TRY(capture_sysv_shm(ctx), "checkpoint of {}", ctx.who);
+    }
+    if (auto b = bases.find(pid); b != bases.end()) {
+      // Only what was written since its pre-copy is stored now; the rest is that copy.
+      b->second.follow_moves(false);
+      VOS_TRY(sync_tracking(ctx, b->second, true), "checkpoint of {}", ctx.who);
     }
     blobs = std::move(ctx.blobs);
     members.push_back(std::move(m));
@@ -431,7 +520,9 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
   stats.phases.emplace_back("capture", ms_since(capture_start));
 
   auto pages_start = Clock::now();
-  VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+  if (!precopy) {
+    VOS_TRY(writer->begin_section(abi::SectionType::kPages), "pages");
+  }
   WriterSink to_image(*writer);
   for (auto& m : members) {
     if (m.ctx) {
@@ -440,6 +531,18 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
   }
   VOS_TRY(writer->end_section(), "pages");
   stats.phases.emplace_back("pages", ms_since(pages_start));
+  if (!opts.kill) {
+    // Everything of the program is read: it runs again while the image is finished (the files
+    // it writes are hashed from here on, as for a single process).
+    Status resumed;
+    for (auto& [pid, session] : tree->live) {
+      if (auto r = session.resume(); !r && resumed) {
+        resumed = std::move(r);
+      }
+    }
+    stats.add_stop(ms_since(frozen_at));
+    VOS_TRY(std::move(resumed), "resuming after checkpoint");
+  }
   std::string note;
   std::vector<std::string_view> contents;
   uint64_t at = blobs.size();
@@ -483,9 +586,9 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
   root.name = opts.name;
   root.ns_last_pid = opts.ns_last_pid;
   root.tty_foreground = opts.tty_foreground;
-  root.image_id = image::new_image_id();
+  root.image_id = image_id;
   root.pages_stored = stats.pages;
-  stats.pages_copied = stats.pages;
+  stats.pages_copied = stats.pages + precopied_pages;
   VOS_TRY(image::finish_image(*writer, blobs, root, contents), "writing image {}", opts.image_path);
   if (opts.kill) {
     for (auto& [pid, session] : tree->live) {
@@ -498,15 +601,10 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       ::kill(pid, SIGKILL);
     }
     stats.add_stop(ms_since(frozen_at));
-  } else {
-    Status resumed;
-    for (auto& [pid, session] : tree->live) {
-      if (auto r = session.resume(); !r && resumed) {
-        resumed = std::move(r);
-      }
-    }
-    stats.add_stop(ms_since(frozen_at));
-    VOS_TRY(std::move(resumed), "resuming after checkpoint");
+  }
+  bases.clear();  // writes no longer tracked: the program is left as it was
+  if (starvation_guard) {
+    stats.background_cpu = starvation_guard->summary();
   }
   stats.note = note;
   stats.image = opts.image_path;

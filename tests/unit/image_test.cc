@@ -296,6 +296,69 @@ TEST_F(ImageTest, SysvShmRoundTripAndNeedsVersion4) {
   EXPECT_FALSE(old->areas[0].shm_rdonly);
 }
 
+// A process tree: the other processes ride in the top one's metadata, with what they share.
+TEST_F(ImageTest, ProcessTreeRoundTripAndNeedsVersion8) {
+  ProcessImage top;
+  top.pid = 100;
+  top.ppid = 1;
+  FdState out;
+  out.fd = 1;
+  out.tree_desc = 3;
+  top.fds.push_back(out);
+  MemoryArea shared;
+  shared.start = 0x7f0000000000;
+  shared.end = shared.start + 8192;
+  shared.shared = true;
+  shared.kind = AreaKind::kSharedAnon;
+  shared.shared_object = 2;
+  top.areas.push_back(shared);
+  ProcessImage child;
+  child.pid = 101;
+  child.ppid = 100;
+  child.pgid = 101;
+  child.fds.push_back(out);
+  child.areas.push_back(shared);
+  top.processes.push_back(child);
+  ProcessImage zombie;
+  zombie.pid = 102;
+  zombie.ppid = 100;
+  zombie.zombie = true;
+  zombie.exit_status = 7 << 8;
+  top.processes.push_back(zombie);
+  std::string path = dir_ + "/tree.vos";
+  auto w = ImageWriter::create(path);
+  ASSERT_TRUE(w) << w.error().describe();
+  ASSERT_TRUE(finish_image(*w, "", top));
+  auto r = ImageReader::open(path);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->header().version, abi::kImageVersionTrees);
+  auto meta = r->read_section(abi::SectionType::kMeta);
+  ASSERT_TRUE(meta);
+  auto back = process_from_json(*meta);
+  ASSERT_TRUE(back) << back.error().describe();
+  ASSERT_EQ(back->processes.size(), 2u);
+  EXPECT_EQ(back->fds[0].tree_desc, 3u);
+  EXPECT_EQ(back->areas[0].shared_object, 2u);
+  const ProcessImage& c = back->processes[0];
+  EXPECT_EQ(c.pid, 101);
+  EXPECT_EQ(c.ppid, 100);
+  EXPECT_EQ(c.pgid, 101);
+  EXPECT_EQ(c.fds[0].tree_desc, 3u);
+  EXPECT_EQ(c.areas[0].shared_object, 2u);
+  EXPECT_TRUE(c.processes.empty());
+  EXPECT_TRUE(back->processes[1].zombie);
+  EXPECT_EQ(back->processes[1].exit_status, 7 << 8);
+  // An unknown kind is refused in a process of the tree too, not read as the first kind.
+  auto bad = process_from_json(R"({"pid": 2, "processes": [{"pid": 3, "fds": [{"kind": "x"}]}]})");
+  EXPECT_FALSE(bad);
+  // A single process's image has none of it.
+  auto single = process_from_json(R"({"pid": 2, "fds": [{"fd": 0}]})");
+  ASSERT_TRUE(single);
+  EXPECT_TRUE(single->processes.empty());
+  EXPECT_EQ(single->fds[0].tree_desc, 0u);
+  EXPECT_FALSE(single->zombie);
+}
+
 // Page data written around the page cache (O_DIRECT, for whole pages from page-aligned memory)
 // and the rest through it must make the very same file as writing everything through it.
 TEST_F(ImageTest, PageDataAroundThePageCacheMakesTheSameFile) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # e2e process tree (runs in the test harness): a shell that forks and execs without pause (each
-# turn of its loop runs /bin/true, then appends the turn's number to a log) is checkpointed live
-# 20 times in a row; after each checkpoint the running program is killed and restored from that
-# image with --files=rewind, so the log is cut back to where the image was taken. A child caught
+# turn of its loop runs /bin/true, then appends the turn's number to a log it keeps open) is
+# checkpointed live 20 times in a row; after each checkpoint the running program is killed and
+# restored from that image with --files=rewind, so the log is cut back to where the image was
+# taken. A child caught
 # half-made or missed by the freeze, or a restore that is not the moment of its image, shows as
 # a gap or a repeat in the log, which must count 1, 2, 3... to the end.
 set -euo pipefail
@@ -13,7 +14,8 @@ e2e_setup
 CYCLES=${E2E_CYCLES:-20}
 NAME=e2e-forks-$$-$RANDOM
 # shellcheck disable=SC2016  # expanded by that sh
-e2e_vos_run "$NAME" "$W/run.log" sh -c 'i=0; while :; do i=$((i+1)); /bin/true; echo $i >>"$0"; done' \
+# The log stays open (fd 3, inherited by every child), so that the image records its size.
+e2e_vos_run "$NAME" "$W/run.log" sh -c 'exec 3>>"$0"; i=0; while :; do i=$((i+1)); /bin/true; echo $i >&3; done' \
   "$W/turns.log"
 host_pids() {
   "$VOS" ps --json | python3 -c 'import json, sys
