@@ -29,7 +29,7 @@ inline constexpr uint32_t kImageVersionDeletedFiles = 6;
 // the first): unix sockets whose peer is closed.
 inline constexpr uint32_t kImageVersionOrphanSockets = 7;
 // A process tree: the top-level process lists the others (`processes`), fds share descriptions
-// across them (`tree_desc`).
+// across them (`tree_desc`); and socketpairs (`unix-pair` fds).
 inline constexpr uint32_t kImageVersionTrees = 8;
 inline constexpr uint64_t kPageSize = 4096;
 // Sections start on this boundary so page data can be mmap()ed straight from the file.

@@ -183,7 +183,8 @@ Status share_descriptions(std::vector<Member>& members, Obstacles& obstacles) {
       continue;
     }
     for (auto& f : m.ctx->img.fds) {
-      bool pipe = f.kind == image::FdKind::kPipe;
+      // Both ends of a pipe or a socketpair are made together, by whichever process comes first.
+      bool pipe = f.kind == image::FdKind::kPipe || f.kind == image::FdKind::kUnixPair;
       if (!pipe && holders[f.tree_desc] < 2) {
         f.tree_desc = 0;
         continue;
@@ -194,7 +195,7 @@ Status share_descriptions(std::vector<Member>& members, Obstacles& obstacles) {
                        "process (not supported yet)",
                        m.pid, f.fd));
       }
-      if (pipe) {
+      if (f.kind == image::FdKind::kPipe) {
         if (auto it = pipe_data.find(f.ino); it != pipe_data.end()) {
           f.data = it->second->data;
           f.size = it->second->size;

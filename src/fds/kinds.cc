@@ -17,6 +17,7 @@ const FdKindHandler& pipe_kind();
 const FdKindHandler& tcp_listen_kind();
 const FdKindHandler& unix_listen_kind();
 const FdKindHandler& unix_orphan_socket_kind();
+const FdKindHandler& unix_pair_socket_kind();
 const FdKindHandler& stdio_kind();
 const FdKindHandler& eventfd_kind();
 const FdKindHandler& epoll_kind();
@@ -24,11 +25,20 @@ const FdKindHandler& timerfd_kind();
 const FdKindHandler& signalfd_kind();
 
 const std::vector<const FdKindHandler*>& fd_kinds() {
-  static const std::vector<const FdKindHandler*> kinds = {
-      &char_device_kind(), &memfd_kind(),      &regular_file_kind(), &directory_kind(),
-      &pipe_kind(),        &tcp_listen_kind(), &unix_listen_kind(),  &unix_orphan_socket_kind(),
-      &stdio_kind(),       &eventfd_kind(),    &epoll_kind(),        &timerfd_kind(),
-      &signalfd_kind()};
+  static const std::vector<const FdKindHandler*> kinds = {&char_device_kind(),
+                                                          &memfd_kind(),
+                                                          &regular_file_kind(),
+                                                          &directory_kind(),
+                                                          &pipe_kind(),
+                                                          &tcp_listen_kind(),
+                                                          &unix_listen_kind(),
+                                                          &unix_orphan_socket_kind(),
+                                                          &unix_pair_socket_kind(),
+                                                          &stdio_kind(),
+                                                          &eventfd_kind(),
+                                                          &epoll_kind(),
+                                                          &timerfd_kind(),
+                                                          &signalfd_kind()};
   return kinds;
 }
 

@@ -24,6 +24,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
     if (f.kind == FdKind::kUnixOrphan) {
       writer.require_version(abi::kImageVersionOrphanSockets);
     }
+    if (f.kind == FdKind::kUnixPair) {
+      writer.require_version(abi::kImageVersionTrees);
+    }
   }
   for (const auto& a : proc.areas) {
     deleted_files |= a.kind == AreaKind::kDeletedFile;

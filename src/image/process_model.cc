@@ -34,7 +34,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kTcpListen, "tcp-listen"},
                                       {FdKind::kUnixListen, "unix-listen"},
                                       {FdKind::kCharDevice, "char-device"},
-                                      {FdKind::kUnixOrphan, "unix-orphan"}})
+                                      {FdKind::kUnixOrphan, "unix-orphan"},
+                                      {FdKind::kUnixPair, "unix-pair"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(LockKind, {{LockKind::kPosix, "posix"},
                                         {LockKind::kOfd, "ofd"},
@@ -65,8 +66,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 mtime_ns, ino, dev, mode, deleted, content_hash,
                                                 stdio, pipe_write_end, data, count, clockid,
                                                 interval_ns, value_ns, sigmask, epoll, sockaddr,
-                                                backlog, sock_type, semaphore, dup_of, termios,
-                                                tty_rows, tty_cols, locks, tree_desc)
+                                                backlog, sock_type, semaphore, peer, messages,
+                                                shutdown, dup_of, termios, tty_rows, tty_cols,
+                                                locks, tree_desc)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, ppid, zombie, exit_status,
     tty_foreground, uid, gid, groups, umask, personality, thp_disabled, rlimits, start_code,
@@ -89,8 +91,9 @@ Status check_kinds(const nlohmann::json& j) {
       "anon", "file",        "shared-anon", "memfd",    "vdso",
       "vvar", "vvar_vclock", "vsyscall",    "sysv-shm", "deleted-file"};
   static const std::vector<std::string> fds = {
-      "file",    "dir",      "stdio", "devnull",    "pipe",        "eventfd",     "epoll",
-      "timerfd", "signalfd", "memfd", "tcp-listen", "unix-listen", "char-device", "unix-orphan"};
+      "file",       "dir",         "stdio",       "devnull",     "pipe",
+      "eventfd",    "epoll",       "timerfd",     "signalfd",    "memfd",
+      "tcp-listen", "unix-listen", "char-device", "unix-orphan", "unix-pair"};
   auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
                   const char* what) -> Status {
     if (!list.is_array()) {

@@ -193,6 +193,7 @@ enum class FdKind {
   kUnixListen,
   kCharDevice,  // by path: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty
   kUnixOrphan,  // a connected unix stream/seqpacket socket whose peer is closed (sock_type)
+  kUnixPair,    // one end of a socketpair whose other end the program holds (`peer`)
 };
 
 struct FdState {
@@ -227,7 +228,12 @@ struct FdState {
   int32_t backlog = 0;
   int32_t sock_type = 0;
   bool semaphore = false;  // eventfd
-  int32_t dup_of = -1;     // shares its open file description with this lower fd
+  // kUnixPair: the other end's inode (its FdState::ino), and the messages waiting in this end's
+  // receive queue (`data` holds their bytes back to back; a stream socket's are one "message").
+  uint64_t peer = 0;
+  std::vector<uint32_t> messages;
+  uint8_t shutdown = 0;  // kUnixPair: SHUT_RD (1) / SHUT_WR (2) bits this end was shut down with
+  int32_t dup_of = -1;   // shares its open file description with this lower fd
   // kStdio on a terminal: its mode (struct termios) and window size when captured.
   BlobRef termios;
   uint16_t tty_rows = 0;

@@ -1,5 +1,7 @@
 // e2e case: a parent with four forked workers (a process tree). Each worker streams numbered,
-// checksummable records to the parent through its own pipe, counts them in memory all of them
+// checksummable records to the parent through its own pipe (worker 0 mixes into each a word it
+// reads from a socketpair the parent filled at the start: the rest waits queued through the
+// checkpoint), counts them in memory all of them
 // share (MAP_SHARED|MAP_ANONYMOUS, inherited across fork), and appends a line now and then to a
 // log whose open file description all of them share (one offset: nothing overwritten). Worker 3
 // ends before ready and is left unreaped: a zombie through the checkpoint, whose exit status the
@@ -8,6 +10,7 @@
 // the groups, and every log line present once.
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "e2e_common.h"
@@ -27,9 +30,16 @@ struct Record {
   uint64_t value;
 };
 
-static uint64_t value_of(int worker, uint64_t k) {
-  return e2e_mix(((uint64_t)worker << 32) ^ k);
+static uint64_t word_of(uint64_t k) {
+  return e2e_mix(k + 777);
 }
+
+// Worker 0's records carry the word it read from the socketpair for them.
+static uint64_t value_of(int worker, uint64_t k) {
+  return e2e_mix(((uint64_t)worker << 32) ^ k) ^ (worker == 0 ? word_of(k) : 0);
+}
+
+static int words_fd = -1;  // worker 0's end of the socketpair
 
 static int records_of(int worker) {
   return worker == 3 ? kZombieRecords : kRecords;
@@ -53,6 +63,20 @@ static int write_all(int fd, const void* p, size_t n) {
 
 __attribute__((noreturn)) static void worker(int i, int out, int log_fd, pid_t parent) {
   for (int k = 0; k < records_of(i); ++k) {
+    uint64_t word = 0;
+    if (i == 0) {
+      size_t got = 0;
+      while (got < sizeof word) {
+        ssize_t n = read(words_fd, (char*)&word + got, sizeof word - got);
+        if (n <= 0) {
+          _exit(92);
+        }
+        got += (size_t)n;
+      }
+      if (word != word_of((uint64_t)k)) {
+        _exit(93);
+      }
+    }
     struct Record r = {(uint64_t)k, value_of(i, (uint64_t)k)};
     if (write_all(out, &r, sizeof r) != 0) {
       _exit(90);
@@ -92,6 +116,19 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < sizeof shared->pattern; ++k) {
     shared->pattern[k] = (char)(k * 7 + 1);
   }
+  int words[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, words) != 0) {
+    e2e_fail("socketpair: %s", strerror(errno));
+  }
+  // 20 KB queued at once (one write: thousands of small ones would fill the socket's send
+  // buffer with their overhead), read a word per record.
+  static uint64_t all_words[kRecords];
+  for (uint64_t k = 0; k < kRecords; ++k) {
+    all_words[k] = word_of(k);
+  }
+  if (write_all(words[0], all_words, sizeof all_words) != 0) {
+    e2e_fail("filling the socketpair: %s", strerror(errno));
+  }
   pid_t pids[kWorkers];
   int in[kWorkers];
   pid_t self = getpid();
@@ -109,6 +146,8 @@ int main(int argc, char** argv) {
       for (int j = 0; j < i; ++j) {
         close(in[j]);
       }
+      close(words[0]);
+      words_fd = words[1];
       if (i == 1) {
         setpgid(0, 0);
       }
@@ -128,6 +167,7 @@ int main(int argc, char** argv) {
     close(p[1]);
     in[i] = p[0];
   }
+  close(words[1]);
   struct Record last[kWorkers];
   uint64_t got[kWorkers] = {0};
   memset(last, 0, sizeof last);

@@ -56,7 +56,7 @@ TEST(FdKinds, OwnDescriptorsAreRecognised) {
   EXPECT_EQ(kind_of(urandom), "char-device");
   EXPECT_EQ(kind_of(ev), "eventfd");
   EXPECT_EQ(kind_of(p[0]), "pipe");
-  EXPECT_EQ(kind_of(s[0]), "none");  // connected sockets: not yet
+  EXPECT_EQ(kind_of(s[0]), "unix-pair");  // both ends are the program's
   for (const auto& f : all->fds) {
     if (f.fd == s[0]) {
       EXPECT_NE(unsupported_fd(f).message().find("connected socket"), std::string::npos);
@@ -68,7 +68,8 @@ TEST(FdKinds, OwnDescriptorsAreRecognised) {
 }
 
 // One end of a socketpair whose other end is closed is a kind of its own (nothing can reach it),
-// refused while it still holds unread data; with its peer open it is a connection (not yet).
+// refused while it still holds unread data; with its peer open it is a socketpair, kept when
+// the program holds the peer too (here it does).
 TEST(FdKinds, SocketWhosePeerIsClosed) {
   int alive[2], orphan[2], unread[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, alive), 0);
@@ -96,7 +97,8 @@ TEST(FdKinds, SocketWhosePeerIsClosed) {
   const auto* h = kind_taking(*all, orphan[0]);
   ASSERT_NE(h, nullptr);
   EXPECT_EQ(h->kind(), image::FdKind::kUnixOrphan);
-  EXPECT_EQ(kind_taking(*all, alive[0]), nullptr);
+  ASSERT_NE(kind_taking(*all, alive[0]), nullptr);
+  EXPECT_EQ(kind_taking(*all, alive[0])->kind(), image::FdKind::kUnixPair);
   const auto* u = kind_taking(*all, unread[0]);
   ASSERT_EQ(u, h);
   auto refused = u->check(probe_of(unread[0]), *all);

@@ -145,16 +145,25 @@ sleep 0.3
 expect_fail "--incremental is not supported for a program of several processes" \
   "$VOS" checkpoint "tree-$uniq" --dir "$W/img" --incremental
 
-# Every obstacle is named at once, not only the first: a user fixes them all in one go.
+# Every obstacle is named at once, not only the first: a user fixes them all in one go. Here, in
+# both processes of a tree: a TCP connection (fds 4 and 5: no connected socket but a socketpair
+# is kept yet) and a socketpair with a descriptor in flight (SCM_RIGHTS, fds 6 and 7).
 run_detached "many-$uniq" python3 -c '
-import socket, os, time
+import array, os, socket, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+c = socket.create_connection(l.getsockname())
+s, _ = l.accept()
 a, b = socket.socketpair()
+a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0]))])
 if os.fork() == 0:
     time.sleep(100)
 time.sleep(100)'
 sleep 0.5
-expect_fail "4 reasons" "$VOS" checkpoint "many-$uniq" --dir "$W/img"
-for needle in "fd 3: connected socket" "fd 4: connected socket" "process [0-9]* of process"; do
+expect_fail "reasons" "$VOS" checkpoint "many-$uniq" --dir "$W/img"
+for needle in "fd 4: connected socket" "fd 5: connected socket" "SCM_RIGHTS" \
+  "process [0-9]* of process"; do
   grep -q "$needle" "$W/err.log" || e2e_die "the refusal does not name '$needle': $(cat "$W/err.log")"
 done
 
