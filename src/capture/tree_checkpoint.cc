@@ -98,7 +98,7 @@ struct Member {
 // Process groups and sessions the restore can rebuild: each led by a process of the tree (or
 // outside the namespace, as vos run's caller's are), and a process in its parent's session
 // unless it leads its own.
-void check_groups(const std::vector<Member>& members, const std::map<pid_t, pid_t>& parent_of,
+void check_groups(const std::map<pid_t, pid_t>& parent_of,
                   const std::map<pid_t, std::pair<pid_t, pid_t>>& group_session,
                   Obstacles& obstacles) {
   // 0: a group or session outside the namespace (vos run's caller's); 1: vos's own (init's,
@@ -124,7 +124,6 @@ void check_groups(const std::vector<Member>& members, const std::map<pid_t, pid_
           sid, pp->second, group_session.at(pp->second).second));
     }
   }
-  (void)members;
 }
 
 // Gives every object the tree's processes share one number (FdState::tree_desc): open file
@@ -514,7 +513,7 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       }
     }
   } close_mem{members};
-  check_groups(members, parent_of, group_session, obstacles);
+  check_groups(parent_of, group_session, obstacles);
   share_memory(members, obstacles);
   VOS_TRY(share_descriptions(members, obstacles), "checkpoint of {}", opts.who);
   VOS_TRY(obstacles.result(opts.who), "checkpoint");
