@@ -7,6 +7,7 @@ cd "$(dirname "$0")"
 packages=(build-essential cmake pkg-config git python3 gzip iproute2 sqlite3
           libzstd-dev liblz4-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libfmt-dev
           libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy
+          libvterm-dev              # the screen model of a program's terminal (vos attach)
           postgresql-15         # e2e.real.postgres: postgres --single with System V shared memory
           openjdk-17-jdk-headless   # e2e.real.java: a JVM (threads, hsperfdata flock, NIO)
           tmux vim                  # e2e.real.tmux_daemon, e2e.real.vim

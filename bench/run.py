@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import felt
+import terminal
 import tree
 import overhead
 import speed
@@ -36,7 +37,7 @@ DEFAULT_MEM_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_me
 DEFAULT_CPU_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_cpu_program")
 DEFAULT_FRESH_READ_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_fresh_read")
 DEFAULT_MICRO_PROGRAM = os.path.join(SCRIPT_DIR, "..", "build", "bench", "bench_micro_calls")
-PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy", "felt", "tree")
+PARTS = ("launch", "micro", "cpu", "sizes", "incremental", "lazy", "felt", "tree", "terminal")
 DEFAULT_PARTS = ("launch", "micro", "cpu", "sizes")
 LAUNCH_GOAL_MS = 2.0    # the speed issue: `vos run` start-up over bare
 DEFAULT_JSON_OUT = os.path.join(SCRIPT_DIR, "results", "latest.json")
@@ -709,6 +710,8 @@ def print_report(doc, reps):
         print("\n" + felt.render_felt([entry["summary"] for entry in doc["felt"]], reps))
     if "tree" in doc:
         print("\n" + tree.render_tree([entry["summary"] for entry in doc["tree"]], fmt))
+    if "terminal" in doc:
+        print("\n" + terminal.render(doc["terminal"]["summary"]))
 
 
 def print_launch(launch):
@@ -851,6 +854,10 @@ def parse_args(argv):
                         "choice), one row each, alternated (default: %(default)s)")
     p.add_argument("--trees", default="10x100,10x1",
                    help="part tree: PROCESSESxMIB, comma separated (default: %(default)s)")
+    p.add_argument("--terminal-keys", type=int, default=2000,
+                   help="part terminal: keystrokes timed, bare and under vos (default: %(default)s)")
+    p.add_argument("--terminal-mib", type=int, default=100,
+                   help="part terminal: MiB of text cat writes to the terminal (default: %(default)s)")
     p.add_argument("--tree-spin", action="store_true",
                    help="part tree: every process spins on one thread (MEM_PROGRAM_SPIN=1)")
     p.add_argument("--hugepage", action="store_true",
@@ -1025,6 +1032,9 @@ def main(argv=None):
                     reps.append(tree.tree_rep(s, sys.modules[__name__], n, mib, rep,
                                                   args.tree_spin))
                 doc["tree"].append({"summary": tree.summarize_tree(n, mib, reps), "reps": reps})
+        if "terminal" in args.parts:
+            doc["terminal"] = terminal.measure(args.vos, args.terminal_keys, args.terminal_mib,
+                                               args.reps, s.tmp)
         print_report(doc, args.reps)
         all_ok = (all(e["summary"]["ok"] for e in doc.get("sizes", []))
                   and all(e["summary"]["ok"] for e in doc.get("incremental", {}).get("sizes", []))

@@ -38,6 +38,9 @@ struct CaptureContext {
   pid_t pid = 0;
   std::string who;  // the process in messages, as its user knows it ("process 1234": host pid)
   std::string log;  // the program's vos log (see fds::ProbeSet::log_ino)
+  dev_t console_rdev = 0;  // the program's vos pty (see fds::ProbeSet::console_rdev)
+  // The top process only: the pty's own state, read with the program frozen (CheckpointOptions).
+  std::function<Result<image::ConsoleState>()> console_state;
   PtraceSession* session = nullptr;  // null during precheck: nothing is frozen yet
   image::ProcessImage img;
   std::string blobs;  // the image's blobs section, built in memory (registers, pipe data...)
@@ -81,7 +84,7 @@ struct CaptureContext {
 // frozen and add every object vos cannot handle to `obstacles`.
 void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles);
 // `elsewhere`: the descriptors of the tree's other processes (fds::ProbeSet::elsewhere).
-void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
+void precheck_fds(pid_t pid, const std::string& log, dev_t console_rdev, Obstacles& obstacles,
                   const fds::FileContentPolicy& files,
                   const std::vector<std::pair<std::string, int>>& elsewhere = {});
 void precheck_process(pid_t pid, Obstacles& obstacles);

@@ -240,7 +240,7 @@ Result<WriteTracker> start_tracking(CaptureContext& ctx, CheckpointStats& stats)
   return tracker;
 }
 
-Status precheck(pid_t pid, const std::string& who, const std::string& log,
+Status precheck(pid_t pid, const std::string& who, const std::string& log, dev_t console_rdev,
                 const std::vector<std::string>& known, bool own_ipc_namespace,
                 const fds::FileContentPolicy& files) {
   Obstacles obstacles;
@@ -249,7 +249,7 @@ Status precheck(pid_t pid, const std::string& who, const std::string& log,
   }
   precheck_process(pid, obstacles);
   precheck_memory(pid, own_ipc_namespace, obstacles);
-  precheck_fds(pid, log, obstacles, files);
+  precheck_fds(pid, log, console_rdev, obstacles, files);
   return obstacles.result(who);
 }
 
@@ -358,7 +358,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
       }
     }
   } guard{base};
-  if (auto st = precheck(pid, who, opts.log, opts.obstacles, opts.own_ipc_namespace, opts.files);
+  if (auto st = precheck(pid, who, opts.log, opts.console_rdev, opts.obstacles,
+                         opts.own_ipc_namespace, opts.files);
       !st) {
     return std::move(st).error();
   }
@@ -385,6 +386,8 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
   ctx.pid = pid;
   ctx.who = who;
   ctx.log = opts.log;
+  ctx.console_rdev = opts.console_rdev;
+  ctx.console_state = opts.console_state;
   ctx.img.pid = pid;
   ctx.img.ns_last_pid = opts.ns_last_pid;
   ctx.img.tty_foreground = opts.tty_foreground;

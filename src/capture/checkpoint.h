@@ -34,6 +34,9 @@ struct CheckpointOptions {
   std::string name;  // recorded so the restored program keeps its vos name
   std::string who;   // the program in messages, as its user knows it ("process 1234": host pid)
   std::string log;   // the program's vos log, captured as the terminal it stands for
+  // The program's vos pty: its slave's device number, and its state (read once frozen).
+  dev_t console_rdev = 0;
+  std::function<Result<image::ConsoleState>()> console_state;
   bool tty_foreground = false;  // recorded: its process group was its terminal's foreground one
   bool kill = false;            // end the program once the image is on disk, never resuming it
   // With kill: runs once the image is committed, just before the program is killed.

@@ -76,10 +76,10 @@ Status check_file_data(const fds::ProbeSet& all, const fds::FileContentPolicy& f
 
 }  // namespace
 
-void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
+void precheck_fds(pid_t pid, const std::string& log, dev_t console_rdev, Obstacles& obstacles,
                   const fds::FileContentPolicy& files,
                   const std::vector<std::pair<std::string, int>>& elsewhere) {
-  auto all = fds::probe_fds(pid, log);
+  auto all = fds::probe_fds(pid, log, console_rdev);
   if (!all) {
     obstacles.add(all.error());
     return;
@@ -108,7 +108,7 @@ void precheck_fds(pid_t pid, const std::string& log, Obstacles& obstacles,
 }
 
 Status capture_fds(CaptureContext& ctx) {
-  auto all = fds::probe_fds(ctx.pid, ctx.log);
+  auto all = fds::probe_fds(ctx.pid, ctx.log, ctx.console_rdev);
   if (!all) {
     return std::move(all).error();
   }
@@ -166,6 +166,13 @@ Status capture_fds(CaptureContext& ctx) {
   check_process_locks(*all, &ctx.proc_locks, lock_obstacles, &ctx.mapped_locks);
   if (!lock_obstacles.empty()) {
     return user_error("{}", lock_obstacles.items().front());
+  }
+  if (ctx.console_state) {
+    auto c = ctx.console_state();
+    if (!c) {
+      return std::move(c).error().context("the program's terminal");
+    }
+    ctx.img.console = std::move(*c);
   }
   return {};
 }

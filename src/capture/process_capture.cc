@@ -42,6 +42,7 @@ Status capture_process_state(CaptureContext& ctx) {
   auto& img = ctx.img;
   pid_t pid = ctx.pid;
   auto& session = *ctx.session;
+  img.stopped = session.group_stopped();
   const auto& main_regs = session.threads().front().regs;
   uint64_t scratch = (main_regs.rsp - 128 - 512) & ~15ull;
 

@@ -101,6 +101,19 @@ Result<PtraceSession> PtraceSession::freeze(pid_t pid, const std::set<pid_t>& in
       }
       ThreadStop t;
       t.tid = tid;
+      // A stopped job reports its group stop first: once continued, the thread takes the trap
+      // of our interrupt, from where injected calls run (its group stays stopped).
+      if (WIFSTOPPED(*st) && (*st >> 16) == PTRACE_EVENT_STOP && WSTOPSIG(*st) != SIGTRAP) {
+        t.group_stopped = true;
+        if (::ptrace(PTRACE_CONT, tid, 0, 0) != 0) {
+          return sys_error("ptrace continue of stopped thread {}", tid);
+        }
+        st = wait_stop(tid);
+        if (!st) {
+          seized.erase(tid);
+          continue;
+        }
+      }
       auto regs = get_regs(tid);
       if (!regs) {
         return std::move(regs).error();

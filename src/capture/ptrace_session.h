@@ -17,7 +17,8 @@ namespace vos::capture {
 
 struct ThreadStop {
   pid_t tid = 0;
-  user_regs_struct regs{};  // as found at the stop
+  user_regs_struct regs{};     // as found at the stop
+  bool group_stopped = false;  // in a job-control stop (Ctrl-Z, SIGSTOP) when seized
 };
 
 class PtraceSession {
@@ -32,6 +33,9 @@ class PtraceSession {
 
   pid_t pid() const { return pid_; }
   std::vector<ThreadStop>& threads() { return threads_; }
+  // The process was stopped by job control (Ctrl-Z, SIGSTOP) when frozen; it stays so when
+  // resumed (the kernel puts a detached thread of a stopped group back in its stop).
+  bool group_stopped() const { return !threads_.empty() && threads_.front().group_stopped; }
 
   // Runs one system call inside thread `tid` (which must be stopped) through a `syscall`
   // instruction at `syscall_insn`; returns the kernel's result (negative errno on failure).

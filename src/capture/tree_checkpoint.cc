@@ -286,7 +286,8 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       Obstacles own;
       precheck_process(pid, own);
       precheck_memory(pid, opts.own_ipc_namespace, own);
-      precheck_fds(pid, pid == first ? opts.log : "", own, opts.files, elsewhere[pid]);
+      precheck_fds(pid, pid == first ? opts.log : "", opts.console_rdev, own, opts.files,
+                   elsewhere[pid]);
       if (::access(fmt::format("/proc/{}", pid).c_str(), F_OK) != 0) {
         continue;  // ended meanwhile (a short-lived child): nothing of it to refuse
       }
@@ -453,6 +454,10 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     ctx.pid = pid;
     ctx.who = who_of(pid);
     ctx.log = pid == first ? opts.log : "";
+    ctx.console_rdev = opts.console_rdev;
+    if (pid == top) {
+      ctx.console_state = opts.console_state;
+    }
     ctx.img.pid = pid;
     ctx.img.ppid = parent_of[pid];
     ctx.img.image_id = image_id;

@@ -9,6 +9,7 @@ namespace vos::cli {
 struct RunArgs {
   std::string name;
   bool detach = false;
+  bool no_pty = false;
   bool json = false;
   std::vector<std::string> argv;
 };
@@ -38,7 +39,13 @@ struct RestoreArgs {
   std::string files = "check";  // check, rewind, keep: files changed since the checkpoint
 };
 
+struct AttachArgs {
+  std::string name;
+  bool shared = false;
+};
+
 int cmd_run(const RunArgs& a);
+int cmd_attach(const AttachArgs& a);
 int cmd_checkpoint(const CheckpointArgs& a);
 int cmd_restore(const RestoreArgs& a);
 int cmd_ps(bool json);

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +11,11 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "base/hex.h"
+#include "cli/attach_client.h"
+#include "console/pty.h"
 #include "keeper/init_process.h"
 
 namespace vos::cli {
@@ -18,6 +23,8 @@ namespace vos::cli {
 namespace {
 
 pid_t g_forward_to = 0;
+// The program's output was relayed here: its last line may lack a newline (a shell's prompt).
+bool g_relayed = false;
 
 void forward_signal(int sig) {
   if (g_forward_to > 0) {
@@ -129,9 +136,10 @@ int finish_foreground(const LaunchOptions& opts, int wait_status, const EndNotes
   if (!notes.checkpointed.empty()) {
     if (may_write_to_stderr()) {
       std::fprintf(stderr,
-                   "vos: %s was checkpointed to %s and stopped; continue it with: vos restore "
+                   "%svos: %s was checkpointed to %s and stopped; continue it with: vos restore "
                    "%s\n",
-                   opts.name.c_str(), notes.checkpointed.c_str(), notes.checkpointed.c_str());
+                   g_relayed ? "\n" : "", opts.name.c_str(), notes.checkpointed.c_str(),
+                   notes.checkpointed.c_str());
     }
     return kExitCheckpointed;
   }
@@ -178,6 +186,36 @@ Status detach_stdio(const std::string& name, bool restore, int stdio[3]) {
     }
   }
   return {};
+}
+
+// The program's vos pty: for vos run from a terminal, in that terminal's mode and size; for a
+// restore, in the image's mode and the size of the terminal it is restored onto (or had).
+Result<std::optional<console::Pty>> make_pty(const LaunchOptions& opts) {
+  bool restore = std::string(opts.verb) == "restore";
+  termios mode{};
+  winsize size{};
+  if (restore) {
+    if (opts.console == nullptr || !opts.console->present) {
+      return std::optional<console::Pty>();
+    }
+    std::string saved = from_hex(opts.console->termios);
+    if (saved.size() != sizeof mode) {
+      return user_error("corrupt image: the terminal's mode is {} bytes", saved.size());
+    }
+    std::memcpy(&mode, saved.data(), sizeof mode);
+    // The size the program knows; the terminal that attaches then sets its own, and the kernel
+    // tells the program with a SIGWINCH.
+    size = {opts.console->rows, opts.console->cols, 0, 0};
+  } else if (opts.no_pty || !::isatty(0) || ::tcgetattr(0, &mode) != 0) {
+    return std::optional<console::Pty>();
+  } else {
+    ::ioctl(0, TIOCGWINSZ, &size);
+  }
+  auto pty = console::open_pty(&mode, size.ws_row > 0 ? &size : nullptr);
+  if (!pty) {
+    return std::move(pty).error();
+  }
+  return std::optional<console::Pty>(std::move(*pty));
 }
 
 }  // namespace
@@ -237,6 +275,35 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
       return 1;
     }
   }
+  auto pty = make_pty(opts);
+  if (!pty) {
+    std::fprintf(stderr, "vos: %s\n", pty.error().describe().c_str());
+    return 1;
+  }
+  // Relayed here: in the foreground of a terminal (vos restore of an image with a pty from a
+  // script runs the program on its pty with nobody attached: vos attach NAME then).
+  const bool attach = pty->has_value() && !opts.detach && ::isatty(0) && ::isatty(1);
+  UniqueFd slave;
+  if (pty->has_value()) {
+    // The caller's terminal is not the program's: vos run gives the program the pty's slave
+    // where it would have had the terminal, and nothing of vos keeps the terminal open.
+    bool run = std::string(opts.verb) == "run";
+    slave.reset(
+        ::open(run ? (*pty)->slave_path.c_str() : "/dev/null", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave.valid()) {
+      std::fprintf(stderr, "vos: opening %s: %s\n", (*pty)->slave_path.c_str(),
+                   std::strerror(errno));
+      return 1;
+    }
+    for (int fd = 0; fd <= 2; ++fd) {
+      if (::isatty(fd)) {
+        if (stdio[fd] >= 0 && stdio[fd] != stdio[fd == 1 ? 2 : 1]) {
+          ::close(stdio[fd]);
+        }
+        stdio[fd] = slave.get();
+      }
+    }
+  }
   auto ns = keeper::enter_namespaces(opts.clocks);
   if (!ns) {
     std::fprintf(stderr, "vos: %s\n", ns.error().describe().c_str());
@@ -257,21 +324,29 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
         ::dup3(stdio[fd], fd, 0);
       }
     }
-    bool own_session = opts.detach || opts.own_session;
-    keeper::InitPlan plan{own_session, reaped[1], ready[1]};
+    bool own_session = opts.detach || opts.own_session || pty->has_value();
+    int master = pty->has_value() ? (*pty)->master.get() : -1;
+    keeper::InitPlan plan{own_session, reaped[1], ready[1], master};
     keeper::run_init(plan, [&](int host_proc_fd) {
       ::close(reaped[1]);
-      keeper_body({ready[1], note[1], own_session, verdict[0], host_proc_fd, opts.entry});
+      keeper::KeeperPipes pipes{ready[1], note[1], own_session, verdict[0], host_proc_fd, master};
+      pipes.console_slave = pty->has_value() ? (*pty)->slave_path : "";
+      pipes.entry = opts.entry;
+      keeper_body(pipes);
     });
+  }
+  if (pty->has_value()) {
+    (*pty)->master.reset();  // the keeper's and init's now
   }
   ::close(ready[1]);
   ::close(note[1]);
   ::close(reaped[1]);
-  for (int fd : stdio) {
-    if (fd >= 0) {
-      ::close(fd);
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (stdio[fd] >= 0 && stdio[fd] != slave.get() && (fd == 0 || stdio[fd] != stdio[fd - 1])) {
+      ::close(stdio[fd]);
     }
   }
+  slave.reset();
   if (opts.after_fork) {
     opts.after_fork();
   }
@@ -304,13 +379,15 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
         j["start_ms"] = ms;
       }
       j["log"] = stdio[1] >= 0 || stdio[2] >= 0 ? keeper::log_path(opts.name) : "";
+      j["terminal"] = pty->has_value();  // vos attach NAME shows it
       std::printf("%s\n", j.dump().c_str());
     } else if (::isatty(2)) {
       // Only to a terminal: stdout and stderr are often the program's own output files
       // (vos run -d -- prog > out), where a line from vos would corrupt them.
-      std::fprintf(stderr, "vos: %s %s (pid %d)\n",
+      std::fprintf(stderr, "vos: %s %s (pid %d)%s%s\n",
                    std::string(opts.verb) == "run" ? "started" : "restored", opts.name.c_str(),
-                   entry.pid);
+                   entry.pid, pty->has_value() ? "; see its terminal with: vos attach " : "",
+                   pty->has_value() ? opts.name.c_str() : "");
     }
     return 0;
   }
@@ -332,6 +409,26 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
       ::sigaction(sig, &sa, nullptr);
     } else {
       ::signal(sig, SIG_IGN);
+    }
+  }
+  if (attach) {
+    // The caller's terminal shows the program's pty until the first process ends or the user
+    // detaches (then the program runs on, as if started with --detach).
+    AttachOptions ao;
+    ao.name = opts.name;
+    ao.redraw = std::string(opts.verb) == "restore";
+    ao.end_with_first = true;
+    auto how = attach_terminal(ao);
+    if (!how) {
+      std::fprintf(stderr, "vos: %s runs on, but its terminal could not be shown here: %s\n",
+                   opts.name.c_str(), how.error().describe().c_str());
+      ::_exit(1);
+    }
+    g_relayed = true;
+    if (*how != AttachEnd::kFirstEnded && *how != AttachEnd::kAllEnded) {
+      say_detached(opts.name, *how);
+      std::fflush(nullptr);
+      ::_exit(*how == AttachEnd::kKeeperGone ? 1 : 0);
     }
   }
   // init reports the first process's end even when the keeper is gone; the keeper then says

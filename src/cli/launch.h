@@ -21,6 +21,11 @@ struct LaunchOptions {
   std::chrono::steady_clock::time_point started;
   const char* verb = "run";  // for messages
   bool own_session = false;  // see KeeperPipes; always when detached
+  // vos run: a program started from a terminal gets a pty of vos's (docs/design.md, "The
+  // program's terminal") unless this is set; it then shares the caller's terminal as before.
+  bool no_pty = false;
+  // vos restore: the image's pty, made again (null or not present: the image has none).
+  const image::ConsoleState* console = nullptr;
   // Runs in the CLI while the keeper starts the program; the program runs only if it passes.
   std::function<Status()> parallel_check;
   // Runs in the CLI right after the keeper is forked: drops what only the keeper needs (the

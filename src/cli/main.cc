@@ -8,8 +8,8 @@
 
 namespace {
 
-constexpr std::array<std::string_view, 7> kSubcommands = {"run",     "checkpoint", "restore", "ps",
-                                                          "inspect", "merge",      "logs"};
+constexpr std::array<std::string_view, 8> kSubcommands = {
+    "run", "checkpoint", "restore", "ps", "inspect", "merge", "logs", "attach"};
 
 // Building every subcommand's options costs CLI11 about 0.1 ms, which each `vos run` would pay
 // before its program starts. When the first argument names a subcommand only that one is built:
@@ -38,9 +38,16 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--name", run.name, "Name to refer to the program by (default: PROGRAM-N)");
     run_cmd->add_flag(
         "--detach,-d", run.detach,
-        "Return once the program runs. Its stdout and stderr, if they are a terminal or a pipe, "
-        "go to a log instead (vos logs NAME); a terminal on stdin becomes /dev/null, a pipe or "
+        "Return once the program runs, with nobody attached. Started from a terminal, it still "
+        "has its own terminal (vos attach NAME shows it); its stdout and stderr, if they are a "
+        "pipe (or a terminal, with --no-pty), go to a log instead (vos logs NAME); a pipe or "
         "file on stdin stays the program's");
+    run_cmd->add_flag(
+        "--no-pty", run.no_pty,
+        "Started from a terminal, the program gets a pseudo-terminal of vos's, which this "
+        "terminal shows (Ctrl-\\ then d detaches; Ctrl-\\ twice sends Ctrl-\\): it can be "
+        "detached, attached elsewhere and checkpointed with its screen. With --no-pty it "
+        "uses this terminal itself, as without vos (it then cannot be detached)");
     run_cmd->add_flag("--json", run.json,
                       "With --detach: print {name, pid, start_ms, log} as JSON; in the foreground, "
                       "{name, pid, ms} on stderr once the program runs");
@@ -183,6 +190,20 @@ int main(int argc, char** argv) {
     lg_cmd->add_flag("--follow,-f", logs_follow, "Keep showing new output until the program ends");
   }
 
+  vos::cli::AttachArgs at;
+  CLI::App* at_cmd = nullptr;
+  if (builds(argc, argv, "attach")) {
+    at_cmd = app.add_subcommand(
+        "attach",
+        "Show a program's terminal here (started or restored from a terminal, or detached): "
+        "the screen as it is now, then what it writes; what you type goes to it. Ctrl-\\ then "
+        "d detaches (the program runs on); Ctrl-\\ twice sends one Ctrl-\\");
+    at_cmd->add_option("name", at.name, "Name or host pid of the program (see vos ps)")->required();
+    at_cmd->add_flag("--shared", at.shared,
+                     "Watch and type along with the terminal attached now (by default this one "
+                     "takes over and the other is detached)");
+  }
+
   std::string merge_in, merge_out;
   bool merge_json = false;
   CLI::App* mg_cmd = nullptr;
@@ -221,6 +242,9 @@ int main(int argc, char** argv) {
   }
   if (lg_cmd != nullptr && lg_cmd->parsed()) {
     return vos::cli::cmd_logs(logs_name, logs_follow);
+  }
+  if (at_cmd != nullptr && at_cmd->parsed()) {
+    return vos::cli::cmd_attach(at);
   }
   if (in_cmd != nullptr && in_cmd->parsed()) {
     return vos::cli::cmd_inspect(inspect_image, inspect_json);

@@ -51,6 +51,7 @@ int cmd_run(const RunArgs& a) {
     return 1;
   }
   o.detach = a.detach;
+  o.no_pty = a.no_pty;
   o.json = a.json;
   o.entry.argv = a.argv;
   o.started = started;
@@ -148,6 +149,7 @@ int cmd_restore(const RestoreArgs& args) {
   // A program that had a session inside its namespace (it was started detached) gets one again;
   // one that shared its starter's session joins ours.
   o.own_session = img->proc.sid != 0;
+  o.console = &img->proc.console;
   // The program's clocks continue from the moment of the checkpoint.
   o.clocks.set = true;
   o.clocks.monotonic_ns = img->proc.monotonic_ns - host_clock_ns(CLOCK_MONOTONIC);

@@ -61,6 +61,8 @@ struct ProbeSet {
   // Process trees: the descriptors the tree's other processes hold ("pipe:[123]" and the access
   // mode), so that a pipe between two of its processes counts as the program's own.
   std::vector<std::pair<std::string, int>> elsewhere;
+  // The slave of the program's vos pty (its device number), if it has one.
+  dev_t console_rdev = 0;
 
   // Which of fds 0-2 refers to the same object as `f` (a terminal or a pipe the program shares
   // with whoever started it): `f` itself if it is one of them; -1 if none.
@@ -71,7 +73,7 @@ struct ProbeSet {
 };
 
 // `log`: the path of the program's vos log (may not exist).
-Result<ProbeSet> probe_fds(pid_t pid, const std::string& log = "");
+Result<ProbeSet> probe_fds(pid_t pid, const std::string& log = "", dev_t console_rdev = 0);
 
 // Where a kind's capture puts bulk data (pipe contents, memfd contents): the image's blobs.
 using AddBlob = std::function<image::BlobRef(const void* data, size_t size)>;
@@ -119,6 +121,8 @@ struct RestorePolicy {
   // Bind a listening unix socket's path even though a running program listens there (the
   // original, most likely): new clients then reach the restored copy only.
   bool take_unix_sockets = false;
+  // The slave of the restored program's new vos pty (`console` fds are opened on it).
+  std::string console_path;
 };
 
 // State of one restore's recreation of descriptors, shared by the kinds.

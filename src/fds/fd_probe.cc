@@ -69,7 +69,7 @@ std::optional<SocketInfo> probe_socket(pid_t pid, int fd) {
 
 }  // namespace
 
-Result<ProbeSet> probe_fds(pid_t pid, const std::string& log) {
+Result<ProbeSet> probe_fds(pid_t pid, const std::string& log, dev_t console_rdev) {
   std::string dir = fmt::format("/proc/{}/fd", pid);
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
@@ -77,6 +77,7 @@ Result<ProbeSet> probe_fds(pid_t pid, const std::string& log) {
   }
   ProbeSet set;
   set.pid = pid;
+  set.console_rdev = console_rdev;
   struct stat log_st {};
   if (!log.empty() && ::stat(log.c_str(), &log_st) == 0) {
     set.log_dev = log_st.st_dev;

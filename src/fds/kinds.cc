@@ -9,6 +9,7 @@
 
 namespace vos::fds {
 
+const FdKindHandler& console_kind();
 const FdKindHandler& char_device_kind();
 const FdKindHandler& memfd_kind();
 const FdKindHandler& regular_file_kind();
@@ -25,7 +26,8 @@ const FdKindHandler& timerfd_kind();
 const FdKindHandler& signalfd_kind();
 
 const std::vector<const FdKindHandler*>& fd_kinds() {
-  static const std::vector<const FdKindHandler*> kinds = {&char_device_kind(),
+  static const std::vector<const FdKindHandler*> kinds = {&console_kind(),
+                                                          &char_device_kind(),
                                                           &memfd_kind(),
                                                           &regular_file_kind(),
                                                           &directory_kind(),

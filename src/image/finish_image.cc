@@ -8,6 +8,13 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (!proc.processes.empty()) {
     writer.require_version(abi::kImageVersionTrees);
   }
+  bool stopped = proc.stopped;
+  for (const auto& p : proc.processes) {
+    stopped |= p.stopped;
+  }
+  if (proc.console.present || stopped) {
+    writer.require_version(abi::kImageVersionConsole);
+  }
   if (!proc.posix_timers.empty()) {
     writer.require_version(abi::kImageVersionPosixTimers);
   }

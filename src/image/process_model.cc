@@ -35,7 +35,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kUnixListen, "unix-listen"},
                                       {FdKind::kCharDevice, "char-device"},
                                       {FdKind::kUnixOrphan, "unix-orphan"},
-                                      {FdKind::kUnixPair, "unix-pair"}})
+                                      {FdKind::kUnixPair, "unix-pair"},
+                                      {FdKind::kConsole, "console"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(LockKind, {{LockKind::kPosix, "posix"},
                                         {LockKind::kOfd, "ofd"},
@@ -69,13 +70,15 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
                                                 backlog, sock_type, semaphore, peer, messages,
                                                 shutdown, dup_of, termios, tty_rows, tty_cols,
                                                 locks, tree_desc)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConsoleState, present, termios, rows, cols,
+                                                foreground, session, input, screen)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, ppid, zombie, exit_status,
-    tty_foreground, uid, gid, groups, umask, personality, thp_disabled, rlimits, start_code,
-    end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end, env_start,
-    env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions, shared_pending,
-    itimers, posix_timers, fds, sysv_shm, pages_stored, image_id, parents, pages_inherited,
-    writes_tracked, processes)
+    tty_foreground, stopped, uid, gid, groups, umask, personality, thp_disabled, rlimits,
+    start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
+    env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,
+    shared_pending, itimers, posix_timers, fds, sysv_shm, pages_stored, image_id, parents,
+    pages_inherited, writes_tracked, processes, console)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;
@@ -91,9 +94,9 @@ Status check_kinds(const nlohmann::json& j) {
       "anon", "file",        "shared-anon", "memfd",    "vdso",
       "vvar", "vvar_vclock", "vsyscall",    "sysv-shm", "deleted-file"};
   static const std::vector<std::string> fds = {
-      "file",       "dir",         "stdio",       "devnull",     "pipe",
-      "eventfd",    "epoll",       "timerfd",     "signalfd",    "memfd",
-      "tcp-listen", "unix-listen", "char-device", "unix-orphan", "unix-pair"};
+      "file",        "dir",         "stdio",     "devnull", "pipe",       "eventfd",
+      "epoll",       "timerfd",     "signalfd",  "memfd",   "tcp-listen", "unix-listen",
+      "char-device", "unix-orphan", "unix-pair", "console"};
   auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
                   const char* what) -> Status {
     if (!list.is_array()) {

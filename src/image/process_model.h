@@ -194,6 +194,7 @@ enum class FdKind {
   kCharDevice,  // by path: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty
   kUnixOrphan,  // a connected unix stream/seqpacket socket whose peer is closed (sock_type)
   kUnixPair,    // one end of a socketpair whose other end the program holds (`peer`)
+  kConsole,     // the program's vos pty (ProcessImage::console): reopened on the new one
 };
 
 struct FdState {
@@ -248,6 +249,18 @@ struct FdState {
   uint32_t tree_desc = 0;
 };
 
+// The program's vos pty (the top-level process only): what the terminal holds besides the
+// processes' fds on it. Binary fields are hex.
+struct ConsoleState {
+  bool present = false;
+  std::string termios;  // struct termios of the slave
+  uint16_t rows = 0, cols = 0;
+  int32_t foreground = 0;  // foreground process group (namespace numbering); 0: none
+  int32_t session = 0;     // the session whose controlling terminal it is; 0: none
+  std::string input;       // typed and not read yet
+  std::string screen;      // bytes that redraw the screen, with the modes the program set
+};
+
 struct ProcessImage {
   std::string name;  // the vos name (vos ps, vos checkpoint NAME)
   std::vector<std::string> argv;
@@ -265,6 +278,7 @@ struct ProcessImage {
   // Its process group was its terminal's foreground group (a full-screen program, a shell's
   // foreground job): it must be again on the terminal it is restored on.
   bool tty_foreground = false;
+  bool stopped = false;  // by job control (Ctrl-Z, SIGSTOP): stopped again once restored
   uint32_t umask = 022;
   // Whom it ran as (real ids, as the host numbers them): root restores it as that user.
   uint32_t uid = 0;
@@ -300,6 +314,7 @@ struct ProcessImage {
   // before their children. They share this image's blobs and pages sections; their own
   // `processes` are empty.
   std::vector<ProcessImage> processes;
+  ConsoleState console;
 };
 
 nlohmann::json to_json(const ProcessImage& p);

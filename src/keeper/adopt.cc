@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "capture/proc_files.h"
@@ -23,6 +24,23 @@ namespace {
   std::string line = "ERR " + e.describe() + "\n";
   (void)!::write(ready_fd, line.data(), line.size());
   ::_exit(1);
+}
+
+// The program's vos pty, if it has one: init keeps its master at fd 4 (init_process.h). The
+// screen drawn before is gone with the old keeper; from here on it is kept again.
+void take_over_console(Keeper& k) {
+  UniqueFd init(static_cast<int>(::syscall(SYS_pidfd_open, 1, 0)));
+  if (!init.valid()) {
+    return;
+  }
+  UniqueFd master(static_cast<int>(::syscall(SYS_pidfd_getfd, init.get(), 4, 0)));
+  char path[128];
+  if (!master.valid() || ::ptsname_r(master.get(), path, sizeof path) != 0) {
+    return;  // none: the program was started without a terminal
+  }
+  k.pipes.console_master = master.release();
+  k.pipes.console_slave = path;
+  k.start_console("");
 }
 
 // In the new keeper, inside the program's namespaces.
@@ -42,6 +60,7 @@ namespace {
     k.fail_start(c.error());
   }
   k.adopt_program(e.inner_pid);
+  take_over_console(k);
   report_running(k);
 }
 

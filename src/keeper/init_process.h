@@ -24,6 +24,9 @@ struct InitPlan {
   bool own_session = false;  // setsid first: the program is not on the caller's terminal
   int status_fd = -1;        // write end: ReapedChild records (never blocks init)
   int ready_fd = -1;         // write end: "ERR <message>" if the namespace cannot be set up
+  // The master of the program's vos pty, kept open (never read) at fd 4 for as long as the
+  // namespace lives: a keeper that dies does not hang the terminal up on the program.
+  int console_master = -1;
 };
 
 // Runs init in the calling process (the first of a new pid namespace); never returns. `keeper`

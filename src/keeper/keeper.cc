@@ -159,6 +159,10 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.who = who();
   opts.log = log_path(name);
   opts.tty_foreground = in_terminal_foreground();
+  if (console) {
+    opts.console_rdev = console_rdev;
+    opts.console_state = [this, kill = opts.kill] { return console_state(!kill); };
+  }
   if (auto own = host->own_pid(); own) {
     opts.writer_pid = *own;
   }
@@ -245,7 +249,22 @@ void Keeper::serve_one() {
   }
   nlohmann::json reply;
   try {
-    reply = handle(nlohmann::json::parse(req), c.get());
+    auto parsed = nlohmann::json::parse(req);
+    if (parsed.value("cmd", "") == "attach") {
+      if (!console) {
+        reply = {{"ok", false},
+                 {"error", fmt::format("{} has no terminal of vos to attach to: it was started "
+                                       "without a terminal on its stdin, or with --no-pty",
+                                       name)}};
+      } else {
+        console->attach(std::move(c),
+                        {parsed.value("rows", 0), parsed.value("cols", 0),
+                         parsed.value("shared", false), parsed.value("redraw", true)});
+        return;  // the connection is the console's now
+      }
+    } else {
+      reply = handle(parsed, c.get());
+    }
   } catch (const nlohmann::json::exception& e) {
     reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
   }
@@ -288,6 +307,9 @@ void Keeper::on_processes_changed() {
   watch->rescan();
   if (!watch->root_alive() && !first_end_told) {
     first_end_told = true;
+    if (console) {
+      console->program_ended(false);
+    }
     if (lazy) {
       if (std::string why = lazy->finish(); !why.empty()) {
         note(fmt::format("{} {}", note::kEnded, why));
@@ -314,6 +336,9 @@ void Keeper::finish() {
     lazy.reset();
   }
   stop_lazy_watchdog(*this);
+  if (console) {
+    console->program_ended(true);
+  }
   unregister(*this, lazy_failed);
   note(note::kDone);
   ::_exit(0);

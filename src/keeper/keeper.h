@@ -22,6 +22,9 @@ struct KeeperPipes {
   bool own_session = false;
   int verdict_fd = -1;    // read end: "OK" or "ERR <message>" from a check the CLI runs meanwhile
   int host_proc_fd = -1;  // the host's /proc (HostView), opened by init
+  // The program's vos pty (console/pty.h), when it has one: the master side and the slave's path.
+  int console_master = -1;
+  std::string console_slave;
   // The registry entry the keeper writes once the program runs (argv, restored_from filled in;
   // the keeper adds the pids): by the keeper, so that a CLI killed meanwhile loses nothing.
   Entry entry;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "abi/kernel_uapi.h"
+#include "base/hex.h"
 #include "keeper/keeper_state.h"
 #include "keeper/namespaces.h"
 #include "keeper/registry.h"
@@ -90,11 +91,12 @@ void keeper_for_new_program(const std::string& name, const std::vector<std::stri
   if (own && *own > 2) {
     (void)set_next_pid(*own);
   }
-  auto child = spawn_program(argv, std::move(env), pipes.own_session);
+  auto child = spawn_program(argv, std::move(env), pipes.own_session, pipes.console_master >= 0);
   if (!child) {
     k.fail_start(child.error());
   }
   k.adopt_program(*child);
+  k.start_console("", true);
   // Only now: binding the socket (a file in RUN_DIR, on disk on some systems) overlaps with the
   // program's own start instead of delaying it.
   if (auto c = k.open_control(); !c) {
@@ -109,6 +111,18 @@ namespace {
 // What every restore does once the program runs.
 void finish_started_restore(Keeper& k, restore::LoadedImage& img, pid_t pid) {
   k.program = pid;
+  // (A thread: only now that every pid of the program is taken.)
+  k.start_console(from_hex(img.proc.console.screen));
+  // A stopped job stops again (with SIGSTOP: a handler of the signal that stopped it, say
+  // vim's SIGTSTP, must not run twice).
+  if (img.proc.stopped) {
+    ::kill(img.proc.pid, SIGSTOP);
+  }
+  for (const auto& p : img.proc.processes) {
+    if (p.stopped) {
+      ::kill(p.pid, SIGSTOP);
+    }
+  }
   if (img.proc.ns_last_pid > 0) {
     // The program's next child gets the pid it would have had.
     (void)set_next_pid(img.proc.ns_last_pid + 1);
@@ -135,6 +149,15 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   if (::pipe2(sync, O_CLOEXEC) != 0 || ::pipe2(info, O_CLOEXEC) != 0 ||
       ::pipe2(log, O_CLOEXEC) != 0) {
     k.fail_start(sys_error("pipe"));
+  }
+  if (img.proc.console.present) {
+    if (pipes.console_master < 0) {
+      k.fail_start(user_error("the image has a terminal of vos and this restore made none"));
+    }
+    img.policy.console_path = pipes.console_slave;
+    if (auto st = restore_console_input(pipes.console_master, img.proc.console); !st) {
+      k.fail_start(st.error());
+    }
   }
   // A process tree: its first process creates the others, paced by the keeper.
   const bool tree = !img.proc.processes.empty();

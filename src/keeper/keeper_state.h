@@ -11,6 +11,7 @@
 
 #include "base/unique_fd.h"
 #include "capture/checkpoint.h"
+#include "console/console.h"
 #include "keeper/host_view.h"
 #include "keeper/keeper.h"
 #include "keeper/program_watch.h"
@@ -31,6 +32,9 @@ struct Keeper {
   // the keeper exits, or the statistics file could be left half-written.
   std::unique_ptr<restore::LazyServer> lazy;
   pid_t lazy_watchdog = 0;  // see lazy_watchdog.h
+  // The program's vos pty, served (vos attach); its slave's device number, for the checkpoint.
+  std::unique_ptr<console::Console> console;
+  dev_t console_rdev = 0;
   bool first_end_told = false;
   bool killed = false;  // the request being served ended the program (checkpoint --kill)
   // Threads of the killed program to reap before replying: its file locks are free only once
@@ -55,6 +59,11 @@ struct Keeper {
   // compares pages with the image's instead. Without a mapping of every image, a full one.
   void compare_with_restored_image(const restore::LoadedImage& img);
 
+  // Serves the pty KeeperPipes names, if any: from here on its output goes into the model.
+  // `screen`: a restored one.
+  void start_console(const std::string& screen, bool keep_until_attach = false);
+  // With the program frozen: the pty's state, for the image.
+  Result<image::ConsoleState> console_state(bool keep_running);
   nlohmann::json handle(const nlohmann::json& req, int conn);
   nlohmann::json checkpoint(const nlohmann::json& req, int conn);
   void serve_one();
@@ -67,6 +76,9 @@ struct Keeper {
 
 // Registers the program (pids filled in from `k`), tells the CLI that it runs, and serves it.
 [[noreturn]] void report_running(Keeper& k);
+
+// After a restore, before the program runs: the pty's mode and the input it had not read yet.
+Status restore_console_input(int master, const image::ConsoleState& c);
 
 // Removes the program's registry entry. A failed lazy restore's statistics stay: they say why
 // vos ended the program.

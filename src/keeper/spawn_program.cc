@@ -14,9 +14,11 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -90,6 +92,7 @@ struct ChildPlan {
   char* const* argv;
   char* const* envp;
   bool own_process_group;
+  bool foreground_on_tty;
   int error;
   const char* failed_step;
 };
@@ -123,6 +126,20 @@ int run_child(void* arg) {
   if (plan->own_process_group && ::setpgid(0, 0) != 0) {
     child_failed(plan, "setpgid");
   }
+  // On its vos pty the program is the foreground job of init's session, as a shell starts one:
+  // a group of its own, given the terminal (SIGTTOU is blocked here, as a shell blocks it).
+  if (plan->foreground_on_tty) {
+    if (::setpgid(0, 0) != 0) {
+      child_failed(plan, "setpgid");
+    }
+    int fd = 0;
+    while (fd <= 2 && ::tcsetpgrp(fd, ::getpid()) != 0) {
+      ++fd;
+    }
+    if (fd > 2) {
+      child_failed(plan, "taking its terminal's foreground (tcsetpgrp)");
+    }
+  }
   // Only stdin/stdout/stderr pass to the program: anything else inherited from the caller is a
   // half of something outside vos that could never be restored.
   if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
@@ -140,11 +157,16 @@ int run_child(void* arg) {
 }  // namespace
 
 Result<pid_t> spawn_program(const std::vector<std::string>& argv, std::vector<std::string> env,
-                            bool own_process_group) {
+                            bool own_process_group, bool foreground_on_tty) {
   std::vector<std::string> args = argv;
   std::vector<char*> arg_ptrs = pointers(args);
   std::vector<char*> env_ptrs = pointers(env);
-  ChildPlan plan{arg_ptrs.data(), env_ptrs.data(), own_process_group, 0, nullptr};
+  ChildPlan plan{arg_ptrs.data(),
+                 env_ptrs.data(),
+                 own_process_group && !foreground_on_tty,
+                 foreground_on_tty,
+                 0,
+                 nullptr};
 
   // execvpe builds each candidate path on the stack (up to PATH_MAX + NAME_MAX), and for a script
   // without "#!" a copy of argv: room for both, in pages that cost only once touched.

@@ -74,7 +74,9 @@ user_regs_struct call_regs(const user_regs_struct& regs, uint64_t syscall_insn, 
 Result<long> run_syscall_from(pid_t tid, const user_regs_struct& regs, uint64_t syscall_insn,
                               long nr, const SyscallArgs& args) {
   VOS_TRY(set_regs(tid, call_regs(regs, syscall_insn, nr, args)), "injecting syscall {}", nr);
-  for (int stop = 0; stop < 2; ++stop) {  // syscall-enter-stop, then syscall-exit-stop
+  // Syscall-enter-stop, then syscall-exit-stop. A thread of a stopped job (Ctrl-Z) also reports
+  // its group stop again on the way (PTRACE_EVENT_STOP): it is resumed on, the call unchanged.
+  for (int stop = 0, group_stops = 0; stop < 2;) {
     if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
       return sys_error("resuming thread {} for an injected syscall", tid);
     }
@@ -82,6 +84,10 @@ Result<long> run_syscall_from(pid_t tid, const user_regs_struct& regs, uint64_t 
     if (!st) {
       return std::move(st).error();
     }
+    if (WIFSTOPPED(*st) && (*st >> 16) == PTRACE_EVENT_STOP && ++group_stops < 16) {
+      continue;
+    }
+    ++stop;
     if (!WIFSTOPPED(*st) || WSTOPSIG(*st) != (SIGTRAP | 0x80)) {
       return user_error("thread {}: unexpected stop {:#x} during injected syscall {}", tid, *st,
                         nr);

@@ -659,6 +659,11 @@ void become_this_process(const LoadedImage& img, int info_fd, int log_fd, std::v
   if (!s) {
     die(log_fd, s.error());
   }
+  s = take_console(img.proc.console, img.policy.console_path);
+  if (!s) {
+    die(log_fd, s.error());
+  }
+  set_console_foreground(img.proc.console, img.policy.console_path);
   // After the program's resource limits (SHM_LOCK counts against RLIMIT_MEMLOCK), before the
   // blob replaces this address space (the contents go in through an attachment of this one).
   // A tree's segments are made by its first process, before the others exist.

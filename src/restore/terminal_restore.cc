@@ -1,6 +1,7 @@
 // Host side (the new process before the blob; the keeper).
 #include "restore/terminal_restore.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -69,6 +70,38 @@ Status restore_terminal_foreground(const image::ProcessImage& p) {
     }
   }
   return {};
+}
+
+Status take_console(const image::ConsoleState& c, const std::string& path) {
+  if (!c.present || c.session != ::getpid()) {
+    return {};
+  }
+  int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("opening the program's terminal {}", path);
+  }
+  int r = ::ioctl(fd, TIOCSCTTY, 0);
+  int err = errno;
+  ::close(fd);
+  if (r != 0) {
+    errno = err;
+    return sys_error("making {} the controlling terminal of session {}", path, c.session);
+  }
+  return {};
+}
+
+void set_console_foreground(const image::ConsoleState& c, const std::string& path) {
+  // The group's leader, or the session's (what a shell does for its job).
+  if (!c.present || c.foreground <= 0 || (c.session != ::getpid() && c.foreground != ::getpid())) {
+    return;
+  }
+  int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    return;
+  }
+  TtouBlocked quiet;
+  (void)::tcsetpgrp(fd, c.foreground);
+  ::close(fd);
 }
 
 bool terminal_size_changed(const image::ProcessImage& p) {

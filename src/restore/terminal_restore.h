@@ -17,4 +17,12 @@ Status restore_terminal_foreground(const image::ProcessImage& p);
 // another size than at the checkpoint.
 bool terminal_size_changed(const image::ProcessImage& p);
 
+// The program's vos pty (image::ConsoleState), reopened at `path`. In the session leader that
+// had it as its controlling terminal, right after setsid (its children inherit it):
+Status take_console(const image::ConsoleState& c, const std::string& path);
+// Once every process group of the tree exists, in the foreground group's leader (or in the
+// session leader): that group in the foreground again (a group that is gone stays in the
+// background: nothing to fail for).
+void set_console_foreground(const image::ConsoleState& c, const std::string& path);
+
 }  // namespace vos::restore

@@ -22,6 +22,7 @@
 #include "fds/fd_kind.h"
 #include "restore/restore.h"
 #include "restore/sysv_shm_restore.h"
+#include "restore/terminal_restore.h"
 
 namespace vos::restore {
 
@@ -47,6 +48,7 @@ struct Stage {
   std::vector<image::ProcessImage> others;  // the tree but its first process
   std::vector<image::SysvShm> segments;     // the namespace's, made by the first process
   pid_t top = 0;
+  image::ConsoleState console;  // the program's vos pty (the first process's image has it)
 };
 
 // Says `pid` reached a step and waits for the keeper's go on `go`; the keeper gone, gives up.
@@ -259,6 +261,9 @@ void create_children(Stage& s, pid_t parent, bool first, const auto& now) {
   if (p.sid == p.pid && ::getsid(0) != p.pid && ::setsid() < 0) {
     die(s.log_fd, sys_error("process {}: setsid", p.pid));
   }
+  if (auto st = take_console(s.console, s.img.policy.console_path); !st) {
+    die(s.log_fd, st.error());
+  }
   if (p.sid != p.pid && p.pgid == p.pid && ::setpgid(0, 0) != 0) {
     die(s.log_fd, sys_error("process {}: setpgid", p.pid));
   }
@@ -289,6 +294,7 @@ void create_children(Stage& s, pid_t parent, bool first, const auto& now) {
       seg.removed = false;  // marked again by the first process only
     }
     s.img.proc.tty_foreground = false;
+    s.img.proc.console = s.console;  // for the session leader, if it is this one
   }
   become_this_process(s.img, s.info_fd, s.log_fd, helpers, &s.shared, !first);
 }
@@ -313,8 +319,15 @@ void become_tree(LoadedImage& img, int sync_fd, int info_fd, int log_fd, TreePip
   sigset_t all;
   sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
-  Stage s{img,         info_fd, log_fd, pipes, {}, std::move(img.proc.processes), img.proc.sysv_shm,
-          img.proc.pid};
+  Stage s{img,
+          info_fd,
+          log_fd,
+          pipes,
+          {},
+          std::move(img.proc.processes),
+          img.proc.sysv_shm,
+          img.proc.pid,
+          img.proc.console};
   img.proc.processes.clear();
   s.shared.max_id = img.proc.pid;
   for (const auto& p : s.others) {

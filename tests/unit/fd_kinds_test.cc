@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -38,6 +39,29 @@ const FdKindHandler* kind_taking(const ProbeSet& all, int fd) {
     }
   }
   return nullptr;
+}
+
+TEST(FdKinds, TheProgramsVosPtyIsAConsoleAnotherTtyIsNot) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  struct stat st {};
+  ASSERT_EQ(::fstat(slave, &st), 0);
+  auto mine = probe_fds(::getpid(), "", st.st_rdev);
+  ASSERT_TRUE(mine) << mine.error().describe();
+  const auto* h = kind_taking(*mine, slave);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->kind(), image::FdKind::kConsole);
+  // Not the program's vos pty (some other terminal it opened): not a console.
+  auto other = probe_fds(::getpid(), "", st.st_rdev + 1);
+  ASSERT_TRUE(other);
+  h = kind_taking(*other, slave);
+  EXPECT_TRUE(h == nullptr || h->kind() != image::FdKind::kConsole);
+  ::close(slave);
+  ::close(master);
 }
 
 TEST(FdKinds, OwnDescriptorsAreRecognised) {

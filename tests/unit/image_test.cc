@@ -297,6 +297,51 @@ TEST_F(ImageTest, SysvShmRoundTripAndNeedsVersion4) {
 }
 
 // A process tree: the other processes ride in the top one's metadata, with what they share.
+TEST_F(ImageTest, ConsoleAndStoppedJobRoundTripAndNeedVersion9) {
+  ProcessImage top;
+  top.pid = 100;
+  top.console.present = true;
+  top.console.termios = std::string(120, 'a');
+  top.console.rows = 33;
+  top.console.cols = 97;
+  top.console.foreground = 101;
+  top.console.session = 1;
+  top.console.input = "6162";
+  top.console.screen = "1b5b324a";
+  FdState tty;
+  tty.fd = 0;
+  tty.kind = FdKind::kConsole;
+  tty.flags = 2;
+  top.fds.push_back(tty);
+  ProcessImage job;
+  job.pid = 101;
+  job.ppid = 100;
+  job.stopped = true;
+  top.processes.push_back(job);
+  std::string path = dir_ + "/console.vos";
+  auto w = ImageWriter::create(path);
+  ASSERT_TRUE(w) << w.error().describe();
+  ASSERT_TRUE(finish_image(*w, "", top));
+  auto r = ImageReader::open(path);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(r->header().version, abi::kImageVersionConsole);
+  auto meta = r->read_section(abi::SectionType::kMeta);
+  ASSERT_TRUE(meta);
+  auto back = process_from_json(*meta);
+  ASSERT_TRUE(back) << back.error().describe();
+  EXPECT_TRUE(back->console.present);
+  EXPECT_EQ(back->console.termios, top.console.termios);
+  EXPECT_EQ(back->console.rows, 33);
+  EXPECT_EQ(back->console.cols, 97);
+  EXPECT_EQ(back->console.foreground, 101);
+  EXPECT_EQ(back->console.session, 1);
+  EXPECT_EQ(back->console.input, "6162");
+  EXPECT_EQ(back->console.screen, "1b5b324a");
+  EXPECT_EQ(back->fds[0].kind, FdKind::kConsole);
+  ASSERT_EQ(back->processes.size(), 1u);
+  EXPECT_TRUE(back->processes[0].stopped);
+}
+
 TEST_F(ImageTest, ProcessTreeRoundTripAndNeedsVersion8) {
   ProcessImage top;
   top.pid = 100;
