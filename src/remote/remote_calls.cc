@@ -74,8 +74,9 @@ user_regs_struct call_regs(const user_regs_struct& regs, uint64_t syscall_insn, 
 Result<long> run_syscall_from(pid_t tid, const user_regs_struct& regs, uint64_t syscall_insn,
                               long nr, const SyscallArgs& args) {
   VOS_TRY(set_regs(tid, call_regs(regs, syscall_insn, nr, args)), "injecting syscall {}", nr);
-  // Syscall-enter-stop, then syscall-exit-stop. A thread of a stopped job (Ctrl-Z) also reports
-  // its group stop again on the way (PTRACE_EVENT_STOP): it is resumed on, the call unchanged.
+  // Syscall-enter-stop, then syscall-exit-stop. A group stop that begins meanwhile (a SIGSTOP
+  // sent to the program) is reported as PTRACE_EVENT_STOP: the call goes on (the kernel stops
+  // the thread again when vos lets it go).
   for (int stop = 0, group_stops = 0; stop < 2;) {
     if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
       return sys_error("resuming thread {} for an injected syscall", tid);
