@@ -54,25 +54,6 @@ class RawTerminal {
   bool active_ = false;
 };
 
-bool write_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, -1);
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    s.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 std::string size_payload() {
   winsize ws{};
   if (::ioctl(1, TIOCGWINSZ, &ws) != 0 && ::ioctl(0, TIOCGWINSZ, &ws) != 0) {
@@ -134,7 +115,7 @@ Result<AttachEnd> attach_terminal(const AttachOptions& opts) {
                         {"shared", opts.shared},
                         {"redraw", opts.redraw}};
   std::string line = req.dump() + "\n";
-  if (!write_all(conn->get(), line)) {
+  if (!console::write_fully(conn->get(), line, -1)) {
     return sys_error("asking the keeper of {} to attach", opts.name);
   }
   // The reply line, then frames (which may follow in the same read).
@@ -184,7 +165,7 @@ Result<AttachEnd> attach_terminal(const AttachOptions& opts) {
       at += console::kFrameHeader + n;
       if (type == console::Frame::kOutput) {
         track_alt_screen(payload, g_alt_screen);
-        if (!write_all(1, payload)) {
+        if (!console::write_fully(1, payload, -1)) {
           end = AttachEnd::kDetached;  // our terminal is gone
         }
       } else if (type == console::Frame::kEnded) {
@@ -289,7 +270,7 @@ void say_detached(const std::string& name, AttachEnd how) {
     reset += "\x1b[?1049l";
   }
   reset += "\r\n";
-  write_all(1, reset);
+  (void)console::write_fully(1, reset, -1);
   const char* why = how == AttachEnd::kTakenOver    ? "another vos attach took its terminal"
                     : how == AttachEnd::kKeeperGone ? "its keeper died; the program runs on"
                                                     : "it runs on";

@@ -11,24 +11,17 @@
 namespace vos::cli {
 
 int cmd_attach(const AttachArgs& a) {
-  auto entry = keeper::find_entry(a.name);
+  // A new keeper (one had died) takes the program's terminal over from init, without the screen
+  // drawn before (that was the old keeper's).
+  bool took_over = false;
+  auto entry = keeper::served_entry(a.name, &took_over);
   if (!entry) {
-    std::fprintf(stderr,
-                 "vos attach: no program named or with pid '%s' is managed by vos (see vos ps)\n",
-                 a.name.c_str());
+    std::fprintf(stderr, "vos attach: %s\n", entry.error().describe().c_str());
     return 1;
   }
-  if (!keeper::keeper_alive(*entry)) {
-    // A new keeper takes the program's terminal over from init (without the screen drawn
-    // before: that was the old keeper's).
-    auto adopted = keeper::adopt_program(*entry);
-    if (!adopted) {
-      std::fprintf(stderr, "vos attach: %s\n", adopted.error().describe().c_str());
-      return 1;
-    }
+  if (took_over) {
     std::fprintf(stderr, "vos attach: %s: its keeper had died; a new one took over\n",
                  entry->name.c_str());
-    entry = *adopted;
   }
   if (!::isatty(0) || !::isatty(1)) {
     std::fprintf(stderr, "vos attach: stdin and stdout must be a terminal\n");

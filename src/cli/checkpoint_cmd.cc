@@ -68,23 +68,15 @@ int cmd_checkpoint(const CheckpointArgs& a) {
       return 2;
     }
   }
-  auto entry = keeper::find_entry(a.target);
+  bool took_over = false;
+  auto entry = keeper::served_entry(a.target, &took_over);
   if (!entry) {
-    std::fprintf(stderr,
-                 "vos checkpoint: no program named or with pid '%s' is managed by vos "
-                 "(see vos ps)\n",
-                 a.target.c_str());
+    std::fprintf(stderr, "vos checkpoint: %s\n", entry.error().describe().c_str());
     return 1;
   }
-  if (!keeper::keeper_alive(*entry)) {
-    auto adopted = keeper::adopt_program(*entry);
-    if (!adopted) {
-      std::fprintf(stderr, "vos checkpoint: %s\n", adopted.error().describe().c_str());
-      return 1;
-    }
+  if (took_over) {
     std::fprintf(stderr, "vos checkpoint: %s: its keeper had died; a new one took over\n",
                  entry->name.c_str());
-    entry = *adopted;
   }
   for (const auto& left : image::remove_dead_temporaries(a.dir.empty() ? "." : a.dir)) {
     std::fprintf(stderr, "vos checkpoint: removed %s, left by a checkpoint that died\n",

@@ -34,27 +34,6 @@ winsize size_of(int master) {
   return ws;
 }
 
-bool write_all_blocking(int fd, std::string_view s) {
-  while (!s.empty()) {
-    ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, 1000) <= 0) {
-        return false;
-      }
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    s.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 // The pty's line discipline with no editing, echo or signals: the bytes read or written are
 // the bytes of the queue.
 termios raw_of(const termios& mode) {
@@ -240,7 +219,7 @@ void Console::run() {
       for (auto& [conn, req] : arriving_) {
         std::string reply = R"({"ok":true})"
                             "\n";
-        if (!write_all_blocking(conn.get(), reply)) {
+        if (!write_fully(conn.get(), reply, 1000)) {
           continue;
         }
         ::fcntl(conn.get(), F_SETFL, O_NONBLOCK);
@@ -356,7 +335,7 @@ Status put_back_input(int master, const std::string& slave_path, const std::stri
     return sys_error("setting {} raw to put its unread input back", slave_path);
   }
   Status st;
-  if (!write_all_blocking(master, input)) {
+  if (!write_fully(master, input, 1000)) {
     st = sys_error("writing the unread input back to {}", slave_path);
   }
   // The line discipline takes what the master wrote in a kernel worker: wait until the queue

@@ -3,6 +3,10 @@
 // little-endian length and that many bytes.
 #pragma once
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -42,6 +46,29 @@ inline bool take_frame(std::string& buf, Frame& type, std::string& payload) {
   type = static_cast<Frame>(buf[0]);
   payload.assign(buf, kFrameHeader, n);
   buf.erase(0, kFrameHeader + n);
+  return true;
+}
+
+// Writes all of `s` to `fd`, blocking or not, waiting for room up to `timeout_ms` at a time
+// (-1: as long as it takes). False once the other side is gone or does not take it in time.
+inline bool write_fully(int fd, std::string_view s, int timeout_ms) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, timeout_ms) <= 0) {
+        return false;
+      }
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    s.remove_prefix(static_cast<size_t>(n));
+  }
   return true;
 }
 

@@ -66,6 +66,22 @@ void take_over_console(Keeper& k) {
 
 }  // namespace
 
+Result<Entry> served_entry(const std::string& target, bool* took_over) {
+  auto entry = find_entry(target);
+  if (!entry) {
+    return user_error("no program named or with pid '{}' is managed by vos (see vos ps)", target);
+  }
+  *took_over = false;
+  if (keeper_alive(*entry)) {
+    return *entry;
+  }
+  auto adopted = adopt_program(*entry);
+  if (adopted) {
+    *took_over = true;
+  }
+  return adopted;
+}
+
 Result<Entry> adopt_program(const Entry& e) {
   auto comm = capture::read_text_file(fmt::format("/proc/{}/comm", e.init_pid));
   if (e.init_pid <= 0 || !comm || comm->rfind("vos-init", 0) != 0) {

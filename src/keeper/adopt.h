@@ -12,4 +12,8 @@ namespace vos::keeper {
 // entry the new keeper registered.
 Result<Entry> adopt_program(const Entry& e);
 
+// The program named (or with host pid) `target`, with a keeper: a new one if its keeper had
+// died, and then `*took_over` is set (the caller says so).
+Result<Entry> served_entry(const std::string& target, bool* took_over);
+
 }  // namespace vos::keeper

@@ -13,22 +13,8 @@ command -v tmux >/dev/null || { e2e_log "SKIP: tmux is not installed"; exit 77; 
 name="bash-$$-$RANDOM"
 E2E_NAMES+=("$name")
 mkdir -p "$W/img" "$W/work"
-tm() { tmux -S "$W/outer.sock" -f /dev/null "$@"; }
-pane() { tm capture-pane -p -t "u:$1"; }
-wait_pane() {
-  local i
-  for ((i = 0; i < 100; i++)); do
-    pane "$1" | grep -qF -- "$2" && return 0
-    sleep 0.1
-  done
-  pane "$1" >"$W/pane-$1.log" 2>&1 || true
-  e2e_die "window $1 never showed '$2' (its screen is in pane-$1.log)"
-}
-wait_rc() {  # file with "NAME-exit=N": waits for it, prints N
-  local i
-  for ((i = 0; i < 100; i++)); do [[ -s $1 ]] && break; sleep 0.1; done
-  sed 's/.*=//' "$1" 2>/dev/null
-}
+# shellcheck source=tmux_terminal.sh
+source "$(dirname "$0")/tmux_terminal.sh"
 tm new-session -d -s u -x 100 -y 30 \
   "'$VOS' run -d --name '$name' -- bash --norc --noprofile -i; echo run-exit=\$? >'$W/run.rc'; sleep 600"
 [[ $(wait_rc "$W/run.rc") == 0 ]] || e2e_die "vos run -d failed: $(pane 0)"

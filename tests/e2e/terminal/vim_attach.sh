@@ -15,24 +15,16 @@ name="vim-$$-$RANDOM"
 E2E_NAMES+=("$name")
 mkdir -p "$W/img" "$W/work"
 file="$W/work/notes.txt"
-tm() { tmux -S "$W/outer.sock" -f /dev/null "$@"; }
-pane() { tm capture-pane -p -t "u:$1"; }
-# Waits until window $1 shows text $2.
-wait_pane() {
-  local i
-  for ((i = 0; i < 100; i++)); do
-    pane "$1" | grep -qF -- "$2" && return 0
-    sleep 0.1
-  done
-  pane "$1" >"$W/pane-$1.log" 2>&1 || true
-  e2e_die "window $1 never showed '$2' (its screen is in pane-$1.log)"
-}
+# shellcheck source=tmux_terminal.sh
+source "$(dirname "$0")/tmux_terminal.sh"
 vimcmd="vim -u NONE -i NONE -N -n '$file'"
 tm new-session -d -s u -x 90 -y 24 \
   "'$VOS' run --name '$name' -- $vimcmd; echo run-exit=\$? >'$W/run.rc'; sleep 600"
 wait_pane 0 "notes.txt"
 tm send-keys -t u:0 i 'hello from vos' Escape
 wait_pane 0 "hello from vos"
+# vim waits for its escape timeout before it leaves insert mode (and its mode line).
+for ((i = 0; i < 50; i++)); do pane 0 | grep -qF -- "-- INSERT --" || break; sleep 0.1; done
 tm send-keys -t u:0 C-\\ d
 wait_pane 0 "vos: detached from $name"
 [[ -n $(e2e_ps_pids "$name") ]] || e2e_die "vim did not run on once detached"
@@ -41,8 +33,14 @@ grep -q "run-exit=0" "$W/run.rc" 2>/dev/null || e2e_die "vos run did not return 
 
 tm new-window -t u:1 "'$VOS' attach '$name' 2>'$W/attach.log'; echo attach-exit=\$? >'$W/attach.rc'; sleep 600"
 wait_pane 1 "hello from vos"
-sleep 0.3  # the whole redraw
+# The whole redraw, and nothing changing any more.
 before=$(pane 1)
+for ((i = 0; i < 20; i++)); do
+  sleep 0.2
+  now=$(pane 1)
+  [[ $now == "$before" ]] && break
+  before=$now
+done
 [[ $before == *"~"* ]] || e2e_die "the attached screen lacks vim's empty-line marks: $before"
 
 out=$("$VOS" checkpoint "$name" --kill --dir "$W/img" --json 2>"$W/checkpoint.log") ||
