@@ -54,9 +54,20 @@ class RawTerminal {
   bool active_ = false;
 };
 
+// Where the program's screen is shown: stdout, unless it is a file (vos run -- prog > out, whose
+// stdout is that file, not the pty), then another of the terminal's descriptors.
+int screen_fd() {
+  for (int fd : {1, 2, 0}) {
+    if (::isatty(fd)) {
+      return fd;
+    }
+  }
+  return 1;
+}
+
 std::string size_payload() {
   winsize ws{};
-  if (::ioctl(1, TIOCGWINSZ, &ws) != 0 && ::ioctl(0, TIOCGWINSZ, &ws) != 0) {
+  if (::ioctl(screen_fd(), TIOCGWINSZ, &ws) != 0) {
     return "";
   }
   return std::to_string(ws.ws_row) + " " + std::to_string(ws.ws_col);
@@ -149,6 +160,7 @@ Result<AttachEnd> attach_terminal(const AttachOptions& opts) {
   ::sigaction(SIGHUP, &sa, nullptr);
 
   RawTerminal raw;
+  const int screen = screen_fd();
   std::string out;  // frames to the keeper
   bool prefix = false;
   std::optional<AttachEnd> end;
@@ -165,7 +177,7 @@ Result<AttachEnd> attach_terminal(const AttachOptions& opts) {
       at += console::kFrameHeader + n;
       if (type == console::Frame::kOutput) {
         track_alt_screen(payload, g_alt_screen);
-        if (!console::write_fully(1, payload, -1)) {
+        if (!console::write_fully(screen, payload, -1)) {
           end = AttachEnd::kDetached;  // our terminal is gone
         }
       } else if (type == console::Frame::kEnded) {
@@ -270,7 +282,7 @@ void say_detached(const std::string& name, AttachEnd how) {
     reset += "\x1b[?1049l";
   }
   reset += "\r\n";
-  (void)console::write_fully(1, reset, -1);
+  (void)console::write_fully(screen_fd(), reset, -1);
   const char* why = how == AttachEnd::kTakenOver    ? "another vos attach took its terminal"
                     : how == AttachEnd::kKeeperGone ? "its keeper died; the program runs on"
                                                     : "it runs on";

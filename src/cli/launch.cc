@@ -282,7 +282,7 @@ int launch(const LaunchOptions& opts, const std::function<void(keeper::KeeperPip
   }
   // Relayed here: in the foreground of a terminal (vos restore of an image with a pty from a
   // script runs the program on its pty with nobody attached: vos attach NAME then).
-  const bool attach = pty->has_value() && !opts.detach && ::isatty(0) && ::isatty(1);
+  const bool attach = pty->has_value() && !opts.detach && ::isatty(0);
   UniqueFd slave;
   if (pty->has_value()) {
     // The caller's terminal is not the program's: vos run gives the program the pty's slave

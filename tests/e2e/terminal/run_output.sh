@@ -18,7 +18,16 @@ out=$(tr -d '\r' <"$W/out.log")
 [[ $out == *first-line* ]] || e2e_die "the program's first line did not show: $out"
 [[ $out == *"33 97"* ]] || e2e_die "the pty's size is not the terminal's: $out"
 [[ $out == *stdin-is-a-terminal* ]] || e2e_die "stdin is not a terminal: $out"
-grep -q '^/dev/pts/' <<<"$out" || e2e_die "no pty: $out"
+grep -q '/dev/pts/[0-9]' <<<"$out" || e2e_die "no pty: $out"  # (script(1) types a NUL at its stdin's end)
 # script(1) -e returns the child's status.
 ((rc == 3)) || e2e_die "exit status $rc, wanted 3: $out"
+# stdout to a file, stdin and stderr the terminal: the file gets stdout only, typed input still
+# reaches the program, and its stderr shows on the terminal.
+name2="$name-file"
+E2E_NAMES+=("$name2")
+prog2='read -r line; echo "got $line"; echo on-the-terminal >&2'
+script -qec "$(printf '%q ' "$VOS" run --name "$name2" -- sh -c "$prog2") >'$W/stdout.txt'" \
+  /dev/null <<<"typed-words" >"$W/out2.log" 2>&1 || e2e_die "vos run with stdout to a file failed: $(cat "$W/out2.log")"
+[[ $(cat "$W/stdout.txt") == "got typed-words" ]] || e2e_die "stdout file: '$(cat "$W/stdout.txt")'"
+grep -q on-the-terminal "$W/out2.log" || e2e_die "stderr did not show on the terminal: $(cat "$W/out2.log")"
 e2e_log "PASS: vos run on a vos pty shows all output and returns the program's status"
