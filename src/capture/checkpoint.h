@@ -33,7 +33,10 @@ struct CheckpointOptions {
   std::string image_path;
   std::string name;  // recorded so the restored program keeps its vos name
   std::string who;   // the program in messages, as its user knows it ("process 1234": host pid)
-  std::string log;   // the program's vos log, captured as the terminal it stands for
+  // A process of a tree as `ps` on the host shows it (0: unknown): its number inside the
+  // program's namespace is another process's elsewhere.
+  std::function<pid_t(pid_t)> host_pid_of;
+  std::string log;  // the program's vos log, captured as the terminal it stands for
   // The program's vos pty: its slave's device number, and its state (read once frozen).
   dev_t console_rdev = 0;
   std::function<Result<image::ConsoleState>()> console_state;

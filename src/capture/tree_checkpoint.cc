@@ -267,7 +267,12 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
                       opts.who);
   }
   auto who_of = [&](pid_t pid) {
-    return pid == first ? opts.who : fmt::format("process {} of {}", pid, opts.who);
+    if (pid == first) {
+      return opts.who;
+    }
+    pid_t host = opts.host_pid_of ? opts.host_pid_of(pid) : 0;
+    return host > 0 ? fmt::format("process {} ({} inside) of {}", host, pid, opts.who)
+                    : fmt::format("process {} (inside) of {}", pid, opts.who);
   };
   // Before anything is frozen, every process: what would stop the checkpoint, named at once.
   auto listed = namespace_processes(not_program);

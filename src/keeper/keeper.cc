@@ -157,6 +157,10 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   opts.codec = *codec;
   opts.name = name;
   opts.who = who();
+  opts.host_pid_of = [this](pid_t p) {
+    auto h = host->host_pid_of(p);
+    return h ? *h : 0;
+  };
   opts.log = log_path(name);
   opts.tty_foreground = in_terminal_foreground();
   if (console) {

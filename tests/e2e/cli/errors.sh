@@ -163,7 +163,7 @@ time.sleep(100)'
 sleep 0.5
 expect_fail "reasons" "$VOS" checkpoint "many-$uniq" --dir "$W/img"
 for needle in "fd 4: connected socket" "fd 5: connected socket" "SCM_RIGHTS" \
-  "process [0-9]* of process"; do
+  "process [0-9]* ([0-9]* inside) of process"; do
   grep -q "$needle" "$W/err.log" || e2e_die "the refusal does not name '$needle': $(cat "$W/err.log")"
 done
 
