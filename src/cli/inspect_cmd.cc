@@ -90,6 +90,7 @@ nlohmann::json process_table(const image::ProcessImage& top) {
                    {"pgid", p.pgid},
                    {"sid", p.sid},
                    {"zombie", p.zombie},
+                   {"stopped", p.stopped},
                    {"exit_status", p.exit_status},
                    {"threads", p.threads.size()},
                    {"fds", p.fds.size()},
@@ -193,6 +194,14 @@ int cmd_inspect(const std::string& path, bool json) {
               reader->header().version, static_cast<unsigned long>(reader->header().file_size));
   std::printf("program   %s  pid %d  \"%s\"\n", p.name.c_str(), p.pid, cmd.c_str());
   std::printf("cwd       %s\n", p.cwd.c_str());
+  if (p.console.present) {
+    // (hex: two digits a byte)
+    std::printf(
+        "terminal  vos pty %ux%u, foreground group %d, %zu bytes typed and unread, screen "
+        "%zu bytes\n",
+        p.console.rows, p.console.cols, p.console.foreground, p.console.input.size() / 2,
+        p.console.screen.size() / 2);
+  }
   if (!p.processes.empty()) {
     std::printf("processes %zu (a tree; the details below are of the first one)\n",
                 p.processes.size() + 1);
@@ -200,7 +209,8 @@ int cmd_inspect(const std::string& path, bool json) {
       std::string state =
           q["zombie"].get<bool>()
               ? fmt::format("zombie, status {:#x}", q["exit_status"].get<int>())
-              : fmt::format("{} threads, {} fds, {} pages", q["threads"].get<size_t>(),
+              : fmt::format("{}{} threads, {} fds, {} pages",
+                            q["stopped"].get<bool>() ? "stopped, " : "", q["threads"].get<size_t>(),
                             q["fds"].get<size_t>(), q["pages"].get<uint64_t>());
       std::printf("  pid %-6d parent %-6d group %-6d session %-6d %-30s %s\n", q["pid"].get<int>(),
                   q["ppid"].get<int>(), q["pgid"].get<int>(), q["sid"].get<int>(), state.c_str(),
