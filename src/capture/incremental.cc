@@ -238,14 +238,19 @@ void base_for_comparison(CheckpointBase& base, const image::ProcessImage& img,
 
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
                  uint64_t size) {
-  std::vector<BaseImage> images{{path, ctx.img.image_id, size}};
-  for (const auto& p : ctx.img.parents) {  // (pre-copied pages are the new image's own)
+  record_base(base, ctx.img, path, size);
+}
+
+void record_base(CheckpointBase& base, const image::ProcessImage& img, const std::string& path,
+                 uint64_t size) {
+  std::vector<BaseImage> images{{path, img.image_id, size}};
+  for (const auto& p : img.parents) {  // (pre-copied pages are the new image's own)
     auto it = std::find_if(base.images.begin(), base.images.end(),
                            [&](const BaseImage& b) { return b.image_id == p.image_id; });
     images.push_back(it != base.images.end() ? *it : BaseImage{p.path, p.image_id, 0});
   }
   base.images = std::move(images);
-  base.pages = homes_of(ctx.img);
+  base.pages = homes_of(img);
   base.must_store.clear();
   base.reference.reset();  // numbered for the images before this one
 }

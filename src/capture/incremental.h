@@ -46,6 +46,8 @@ struct CheckpointBase {
   // Why some memory could not be tracked (at a restore, or when a pre-copy began): those areas
   // are stored in full, and the checkpoint's note says why, so that a large image is explained.
   std::string untracked_why;
+  // Trees: the process the base is of (/proc/PID/stat start time), not a later one with its pid.
+  uint64_t process_start = 0;
 
   bool has_image() const { return !images.empty(); }
   // After a failure that lost written-page information: the next image is a full one.
@@ -87,6 +89,8 @@ Status precopy_pages(pid_t pid, CheckpointBase& base, image::ImageWriter& writer
 
 // After the image at `path` was committed: what the next incremental checkpoint builds on.
 void record_base(CheckpointBase& base, const CaptureContext& ctx, const std::string& path,
+                 uint64_t size);
+void record_base(CheckpointBase& base, const image::ProcessImage& img, const std::string& path,
                  uint64_t size);
 
 // After a restore from `img` (at `images[0]`, its parents after it, in order): the next

@@ -256,16 +256,43 @@ void share_memory(std::vector<Member>& members, Obstacles& obstacles) {
   }
 }
 
+// The images a tree's image builds on, one list for all its processes (the top process's, which
+// a restore opens): each process numbered its parents in the order it met them.
+void share_parents(image::ProcessImage& root) {
+  auto index_of = [&](const image::ParentImage& p) {
+    for (size_t i = 0; i < root.parents.size(); ++i) {
+      if (root.parents[i].image_id == p.image_id) {
+        return static_cast<uint32_t>(i + 1);
+      }
+    }
+    root.parents.push_back(p);
+    return static_cast<uint32_t>(root.parents.size());
+  };
+  for (auto& q : root.processes) {
+    std::vector<uint32_t> renumbered;
+    for (const auto& p : q.parents) {
+      renumbered.push_back(index_of(p));
+    }
+    for (auto& a : q.areas) {
+      for (auto& r : a.pages) {
+        if (r.image > 0 && r.image <= renumbered.size()) {
+          r.image = renumbered[r.image - 1];
+        }
+      }
+    }
+  }
+  for (auto& q : root.processes) {
+    q.parents = root.parents;
+  }
+}
+
 }  // namespace
 
 Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_program,
-                                        const CheckpointOptions& opts) {
+                                        const CheckpointOptions& opts,
+                                        std::map<pid_t, CheckpointBase>& bases) {
   auto start = Clock::now();
   CheckpointStats stats;
-  if (opts.incremental) {
-    return user_error("{}: --incremental is not supported for a program of several processes yet",
-                      opts.who);
-  }
   auto who_of = [&](pid_t pid) {
     if (pid == first) {
       return opts.who;
@@ -280,6 +307,49 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     return std::move(listed).error();
   }
   std::vector<pid_t> before(listed->begin(), listed->end());
+  // What the processes' last images were (--incremental): only for the same processes, and
+  // while those images are there as they were written.
+  const bool keep_tracking =
+      opts.incremental ||
+      std::any_of(bases.begin(), bases.end(), [](const auto& b) { return b.second.keep_tracking; });
+  for (auto it = bases.begin(); it != bases.end();) {
+    auto st = read_tree_stat(it->first);
+    bool same = st && st->state != 'Z' && st->start_time == it->second.process_start &&
+                it->second.check_images();
+    it = same ? std::next(it) : bases.erase(it);
+  }
+  if (!opts.parent.empty()) {
+    for (const auto& [pid, base] : bases) {
+      if (!base.has_image() || base.images[0].path != opts.parent) {
+        return user_error("{}: {} is not the program's last checkpoint{}", opts.who, opts.parent,
+                          base.has_image() ? " (that is " + base.images[0].path + ")" : "");
+      }
+    }
+    if (bases.empty()) {
+      return user_error("{}: {} is not the program's last checkpoint (it has none to build on)",
+                        opts.who, opts.parent);
+    }
+  }
+  if (!opts.incremental) {
+    for (auto& [pid, base] : bases) {
+      base.forget();  // a full image, but writes stay tracked for the next incremental one
+    }
+  }
+  // A process whose last image is there: its image stores what it wrote since (found at the
+  // freeze, as for a single process: no pre-copy), the rest inherited.
+  auto delta_of = [&](pid_t pid) {
+    auto b = bases.find(pid);
+    return opts.incremental && b != bases.end() && b->second.has_image() && b->second.tracker;
+  };
+  for (const auto& [pid, base] : bases) {
+    if (delta_of(pid)) {
+      stats.parent = base.images[0].path;
+    }
+  }
+  if (opts.incremental && stats.parent.empty()) {
+    stats.note =
+        "first incremental checkpoint of this program: a full image, writes tracked from now";
+  }
   {
     auto elsewhere = ends_elsewhere(before);
     Obstacles obstacles;
@@ -324,7 +394,7 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
   // A process forked after its turn, or whose memory cannot be tracked, is stored whole then.
   const std::string image_id = image::new_image_id();
   const bool precopy = opts.precopy && !opts.kill;
-  std::map<pid_t, CheckpointBase> bases;
+  std::set<pid_t> precopied;  // this time, while the tree ran
   uint64_t precopied_pages = 0;
   struct ForegroundAtEnd {
     ~ForegroundAtEnd() { cpu_class::all_threads_to_foreground(); }
@@ -347,13 +417,20 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
         continue;  // ended meanwhile
       }
       pre.mem_fd = mem.get();
-      auto tracker = start_tracking(pre, stats);
-      if (!tracker) {
-        continue;  // stored whole at the freeze
+      if (delta_of(pid)) {
+        continue;  // only what it wrote since its last image, copied at the freeze
+      }
+      auto found = bases.find(pid);
+      if (found == bases.end() || !found->second.tracker) {
+        auto tracker = start_tracking(pre, stats);
+        if (!tracker) {
+          continue;  // stored whole at the freeze
+        }
+        bases[pid].tracker.emplace(std::move(*tracker));
       }
       cpu_class::all_threads_to_background();
       auto& base = bases[pid];
-      base.tracker.emplace(std::move(*tracker));
+      base.process_start = st->start_time;
       base.follow_moves(true);
       uint64_t stored = 0;
       if (auto copied =
@@ -366,6 +443,7 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
         continue;
       }
       precopied_pages += stored;
+      precopied.insert(pid);
       cpu_class::all_threads_to_foreground();
     }
     stats.phases.emplace_back("precopy", ms_since(precopy_start));
@@ -506,9 +584,11 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       VOS_TRY(capture_sysv_shm(ctx), "checkpoint of {}", ctx.who);
     }
     if (auto b = bases.find(pid); b != bases.end()) {
-      // Only what was written since its pre-copy is stored now; the rest is that copy.
-      b->second.follow_moves(false);
-      VOS_TRY(sync_tracking(ctx, b->second, true), "checkpoint of {}", ctx.who);
+      // Only what was written since its pre-copy (or its last image) is stored now; the rest is
+      // that copy. A base of neither only keeps its tracking: the image holds all.
+      bool delta = precopied.count(pid) != 0 || delta_of(pid);
+      b->second.follow_moves(precopied.count(pid) == 0);
+      VOS_TRY(sync_tracking(ctx, b->second, delta), "checkpoint of {}", ctx.who);
     }
     blobs = std::move(ctx.blobs);
     members.push_back(std::move(m));
@@ -593,12 +673,17 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       stats.pages += r.npages;
     }
   }
+  share_parents(root);
   root.name = opts.name;
   root.ns_last_pid = opts.ns_last_pid;
   root.tty_foreground = opts.tty_foreground;
   root.image_id = image_id;
   root.pages_stored = stats.pages;
   stats.pages_copied = stats.pages + precopied_pages;
+  stats.pages_inherited = root.pages_inherited;
+  for (const auto& p : root.processes) {
+    stats.pages_inherited += p.pages_inherited;
+  }
   VOS_TRY(image::finish_image(*writer, blobs, root, contents), "writing image {}", opts.image_path);
   if (opts.kill) {
     for (auto& [pid, session] : tree->live) {
@@ -612,11 +697,33 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     }
     stats.add_stop(ms_since(frozen_at));
   }
-  bases.clear();  // writes no longer tracked: the program is left as it was
+  if (keep_tracking && !opts.kill) {
+    struct stat st {};
+    if (::stat(opts.image_path.c_str(), &st) == 0) {
+      auto record = [&](const image::ProcessImage& p) {
+        if (auto b = bases.find(p.pid); b != bases.end() && b->second.tracker) {
+          record_base(b->second, p, opts.image_path, static_cast<uint64_t>(st.st_size));
+          b->second.keep_tracking = true;
+          if (auto now = read_tree_stat(p.pid); now) {
+            b->second.process_start = now->start_time;
+          }
+        }
+      };
+      record(root);
+      for (const auto& p : root.processes) {
+        record(p);
+      }
+      std::erase_if(bases, [](const auto& b) { return !b.second.has_image(); });
+    } else {
+      bases.clear();
+    }
+  } else {
+    bases.clear();  // writes no longer tracked: the program is left as it was
+  }
   if (starvation_guard) {
     stats.background_cpu = starvation_guard->summary();
   }
-  stats.note = note;
+  stats.note += (stats.note.empty() || note.empty() ? "" : "; ") + note;
   stats.image = opts.image_path;
   stats.bytes = writer->bytes_written();
   stats.codec = opts.codec;

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <set>
 
 #include "capture/checkpoint.h"
@@ -14,9 +15,11 @@ namespace vos::capture {
 
 // `first`: the program's first process (its image is the top one) if it still runs, else 0.
 // `not_program`: the namespace's processes that are vos's (init, the keeper, its helpers).
-// Taken with the program stopped from the freeze until the image is written (no pre-copy or
-// copy-on-write snapshot yet for trees); --incremental is refused.
+// `bases`: what each process's next image builds on (the keeper keeps it between checkpoints):
+// with --incremental, or once a checkpoint was, each process's written pages stay tracked and
+// its image stores only those, inheriting the rest from the images before.
 Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_program,
-                                        const CheckpointOptions& opts);
+                                        const CheckpointOptions& opts,
+                                        std::map<pid_t, CheckpointBase>& bases);
 
 }  // namespace vos::capture

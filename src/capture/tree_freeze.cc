@@ -42,6 +42,7 @@ Result<TreeProcessStat> read_tree_stat(pid_t pid) {
   s.pgid = static_cast<pid_t>(num(5));
   s.sid = static_cast<pid_t>(num(6));
   s.exit_code = static_cast<int>(num(52));
+  s.start_time = static_cast<uint64_t>(num(22));
   auto comm = read_text_file(fmt::format("/proc/{}/comm", pid));
   if (comm) {
     s.comm = *comm;

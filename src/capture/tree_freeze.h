@@ -21,7 +21,8 @@ struct TreeProcessStat {
   pid_t ppid = 0;
   pid_t pgid = 0;
   pid_t sid = 0;
-  int exit_code = 0;  // field 52: a zombie's wait status
+  int exit_code = 0;        // field 52: a zombie's wait status
+  uint64_t start_time = 0;  // field 22: tells a process from a later one with its pid
   std::string comm;
 };
 Result<TreeProcessStat> read_tree_stat(pid_t pid);

@@ -95,6 +95,7 @@ int cmd_restore(const RestoreArgs& args) {
                                    : fds::RestorePolicy::Files::kCheck;
   img->policy.take_unix_sockets = a.take_unix_sockets;
   img->policy.files = files;
+  img->lazy = a.lazy;
   auto ok = restore::check_restorable(*img, files);
   if (!ok) {
     std::fprintf(stderr, "vos restore: %s\n", ok.error().describe().c_str());
@@ -156,7 +157,6 @@ int cmd_restore(const RestoreArgs& args) {
   o.clocks.boottime_ns = img->proc.boottime_ns - host_clock_ns(CLOCK_BOOTTIME);
   std::string name = o.name;
   restore::LoadedImage& loaded = *img;
-  loaded.lazy = a.lazy;
   // A lazy restore verifies page data in the keeper, once all of it is in; the restorer checks
   // it itself where the images have per-chunk checksums.
   if (!loaded.restorer_checks_pages() && !a.lazy) {

@@ -202,7 +202,8 @@ nlohmann::json Keeper::checkpoint(const nlohmann::json& req, int conn) {
   if (lazy_watchdog > 0) {
     not_program.insert(lazy_watchdog);
   }
-  auto stats = tree ? capture::checkpoint_tree(watch->root_alive() ? program : 0, not_program, opts)
+  auto stats = tree ? capture::checkpoint_tree(watch->root_alive() ? program : 0, not_program, opts,
+                                               tree_bases)
                     : capture::checkpoint(program, opts, base);
   reporter.reset();
   if (!stats) {

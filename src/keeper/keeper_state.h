@@ -27,7 +27,8 @@ struct Keeper {
   std::optional<HostView> host;
   UniqueFd control;
   std::optional<ProgramWatch> watch;
-  capture::CheckpointBase base;  // what an incremental checkpoint builds on
+  capture::CheckpointBase base;                         // what an incremental checkpoint builds on
+  std::map<pid_t, capture::CheckpointBase> tree_bases;  // the same per process, for a tree
   // Serving a lazy restore's memory; ended (its threads joined, its statistics written) before
   // the keeper exits, or the statistics file could be left half-written.
   std::unique_ptr<restore::LazyServer> lazy;
