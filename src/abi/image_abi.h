@@ -18,7 +18,7 @@ inline constexpr char kImageMagic[8] = {'V', 'O', 'S', 'I', 'M', 'G', '\r', '\n'
 // written with the lowest version that holds what it needs, so a plain one is still version 1,
 // byte for byte as before, and an older vos keeps reading it; one that needs more is refused by
 // version by an older vos instead of being misread.
-inline constexpr uint32_t kImageVersion = 9;
+inline constexpr uint32_t kImageVersion = 10;
 inline constexpr uint32_t kImageVersionPlain = 1;   // oldest version read; no page frames
 inline constexpr uint32_t kImageVersionFrames = 2;  // compressed page data
 inline constexpr uint32_t kImageVersionPosixTimers = 3;
@@ -33,6 +33,9 @@ inline constexpr uint32_t kImageVersionOrphanSockets = 7;
 inline constexpr uint32_t kImageVersionTrees = 8;
 // The program's vos pty: `console` fds and ProcessImage::console.
 inline constexpr uint32_t kImageVersionConsole = 9;
+// System V semaphore sets and message queues (`sysv_sem`, `sysv_msg`): an older vos would restore
+// the program without them.
+inline constexpr uint32_t kImageVersionSysvSemMsg = 10;
 inline constexpr uint64_t kPageSize = 4096;
 // Sections start on this boundary so page data can be mmap()ed straight from the file.
 inline constexpr uint64_t kSectionAlign = 4096;

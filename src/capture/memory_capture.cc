@@ -151,7 +151,7 @@ void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles) {
       obstacles.add(st.error());
     }
   }
-  precheck_sysv_ipc(pid, *maps, own_ipc_namespace, obstacles);
+  precheck_sysv_ipc(*maps, own_ipc_namespace, obstacles);
 }
 
 // VmFlags of each mapping, keyed by start address (only the flags that decide how it is read).

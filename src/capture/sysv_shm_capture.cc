@@ -20,6 +20,7 @@
 
 #include "capture/page_writer.h"
 #include "capture/proc_files.h"
+#include "capture/sysv_sem_msg_capture.h"
 #include "capture/sysvipc.h"
 #include "image/sysv_shm_layout.h"
 
@@ -31,6 +32,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t kWriteChunk = 4ull << 20;  // per sink write: progress moves, buffers stay small
 constexpr uint32_t kShmDest = 01000;          // SHM_DEST: marked with IPC_RMID
 constexpr uint32_t kShmLocked = 02000;        // SHM_LOCKED
+constexpr int kKcmpSysvSem = 6;               // KCMP_SYSVSEM
 
 uint64_t page_round(uint64_t n) {
   return (n + kPage - 1) / kPage * kPage;
@@ -155,7 +157,7 @@ bool is_sysv_shm_mapping(const MapsEntry& m) {
   return m.shared && m.name.rfind("/SYSV", 0) == 0;
 }
 
-void precheck_sysv_ipc(pid_t pid, const std::vector<MapsEntry>& maps, bool own_namespace,
+void precheck_sysv_ipc(const std::vector<MapsEntry>& maps, bool own_namespace,
                        Obstacles& obstacles) {
   if (!own_namespace) {
     // A program started by an older vos shares the host's IPC namespace: its segments cannot be
@@ -173,35 +175,19 @@ void precheck_sysv_ipc(pid_t pid, const std::vector<MapsEntry>& maps, bool own_n
   for (const auto& e : check_shm_attachments(maps)) {
     obstacles.add(e);
   }
-  // The rest of System V IPC lives in the same namespace and would be lost by a restore.
-  auto sems = read_sysvipc_sem();
-  if (!sems) {
-    obstacles.add(sems.error().context(fmt::format("process {}", pid)));
-  } else {
-    for (const auto& s : *sems) {
-      obstacles.add(user_error("System V semaphore set {} (key {:#x}) is not supported yet", s.id,
-                               static_cast<uint32_t>(s.key)));
-    }
-  }
-  auto msgs = read_sysvipc_msg();
-  if (!msgs) {
-    obstacles.add(msgs.error().context(fmt::format("process {}", pid)));
-  } else {
-    for (const auto& q : *msgs) {
-      obstacles.add(user_error("System V message queue {} (key {:#x}) is not supported yet", q.id,
-                               static_cast<uint32_t>(q.key)));
-    }
-  }
 }
 
 Status capture_sysv_shm(CaptureContext& ctx) {
   if (!ctx.own_ipc_namespace) {
     return {};  // (the precheck refused any attachment)
   }
+  // Semaphore sets and message queues belong to the namespace too.
+  VOS_TRY(capture_sysv_sem_msg(ctx.img), "System V IPC");
   auto list = read_sysvipc_shm();
   if (!list) {
     return std::move(list).error();
   }
+  ctx.img.sysv_shm.clear();
   std::sort(list->begin(), list->end(),
             [](const ShmListing& a, const ShmListing& b) { return a.id < b.id; });
   for (const auto& l : *list) {

@@ -19,13 +19,13 @@ bool is_sysv_shm_mapping(const MapsEntry& m);
 // Attachments restore cannot rebuild, one error each (pure; `maps` as /proc/PID/maps lists them).
 std::vector<Error> check_shm_attachments(const std::vector<MapsEntry>& maps);
 
-// Before the freeze: the attachments above; semaphore sets and message queues (not supported);
-// and, outside an IPC namespace of the program's own, every attachment.
-void precheck_sysv_ipc(pid_t pid, const std::vector<MapsEntry>& maps, bool own_namespace,
+// Before the freeze: the attachments above; and, outside an IPC namespace of the program's own,
+// every attachment.
+void precheck_sysv_ipc(const std::vector<MapsEntry>& maps, bool own_namespace,
                        Obstacles& obstacles);
 
 // While frozen, after plan_memory: lists every segment into ctx.img.sysv_shm (by id) and sets
-// each attachment's shm_rdonly.
+// each attachment's shm_rdonly; and the namespace's semaphore sets and message queues.
 Status capture_sysv_shm(CaptureContext& ctx);
 
 // While frozen: every segment's pages into `sink` (their runs into ctx.img.sysv_shm[].pages).

@@ -287,6 +287,32 @@ int cmd_inspect(const std::string& path, bool json) {
                   seg.locked ? "  locked" : "", static_cast<unsigned long>(stored));
     }
   }
+  if (!p.sysv_sem.empty()) {
+    std::printf("sysv sem  %zu sets\n", p.sysv_sem.size());
+    for (const auto& set : p.sysv_sem) {
+      std::string values;
+      for (size_t i = 0; i < set.values.size() && i < 16; ++i) {
+        values += fmt::format("{}{}", i == 0 ? "" : " ", set.values[i]);
+      }
+      std::printf("  id %-8d key 0x%08x %5zu semaphores  mode %03o  owner %u:%u  values %s%s\n",
+                  set.perm.id, static_cast<uint32_t>(set.perm.key), set.values.size(),
+                  set.perm.mode, set.perm.uid, set.perm.gid, values.c_str(),
+                  set.values.size() > 16 ? " ..." : "");
+    }
+  }
+  if (!p.sysv_msg.empty()) {
+    std::printf("sysv msg  %zu queues\n", p.sysv_msg.size());
+    for (const auto& q : p.sysv_msg) {
+      uint64_t bytes = 0;
+      for (const auto& m : q.messages) {
+        bytes += m.data.size() / 2;
+      }
+      std::printf("  id %-8d key 0x%08x %5zu messages, %lu of %lu bytes  mode %03o  owner %u:%u\n",
+                  q.perm.id, static_cast<uint32_t>(q.perm.key), q.messages.size(),
+                  static_cast<unsigned long>(bytes), static_cast<unsigned long>(q.qbytes),
+                  q.perm.mode, q.perm.uid, q.perm.gid);
+    }
+  }
   std::printf("fds       %zu\n", p.fds.size());
   for (const auto& f : p.fds) {
     std::printf("  %3d %-11s %s%s\n", f.fd, image::fd_kind_name(f.kind),

@@ -25,6 +25,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   if (!proc.sysv_shm.empty()) {
     writer.require_version(abi::kImageVersionSysvShm);
   }
+  if (!proc.sysv_sem.empty() || !proc.sysv_msg.empty()) {
+    writer.require_version(abi::kImageVersionSysvSemMsg);
+  }
   bool deleted_files = false;
   for (const auto& f : proc.fds) {
     deleted_files |= f.deleted;

@@ -53,6 +53,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryArea, start, end, prot, sh
                                                 shm_id, shm_rdonly, locks, pages, shared_object)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvShm, id, key, size, mode, removed, locked, uid,
                                                 gid, cuid, cgid, cpid, lpid, pages)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(IpcPerm, id, key, mode, uid, gid, cuid, cgid)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvSem, perm, values, pids)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvMessage, type, data)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SysvMsgQueue, perm, qbytes, messages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AltStack, sp, flags, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ThreadState, tid, regs, xstate, sigmask, altstack,
                                                 rseq_addr, rseq_len, rseq_sig, robust_list,
@@ -77,8 +81,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     tty_foreground, stopped, uid, gid, groups, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
     env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,
-    shared_pending, itimers, posix_timers, fds, sysv_shm, pages_stored, image_id, parents,
-    pages_inherited, writes_tracked, processes, console)
+    shared_pending, itimers, posix_timers, fds, sysv_shm, sysv_sem, sysv_msg, pages_stored,
+    image_id, parents, pages_inherited, writes_tracked, processes, console)
 
 nlohmann::json to_json(const ProcessImage& p) {
   nlohmann::json j;

@@ -117,6 +117,36 @@ struct SysvShm {
   std::vector<PageRun> pages;
 };
 
+// The owner and permissions every System V IPC object has (struct ipc_perm), as the program's
+// user namespace shows them.
+struct IpcPerm {
+  int32_t id = 0;     // kept: programs store the ids semget/msgget gave them
+  int32_t key = 0;    // IPC_PRIVATE (0) or the key the object was made with
+  uint32_t mode = 0;  // permission bits (0777)
+  uint32_t uid = 0, gid = 0, cuid = 0, cgid = 0;
+};
+
+// A System V semaphore set of the program's IPC namespace. Its values are the set's; what each
+// process would undo at exit (SEM_UNDO) the kernel does not show (docs/limits.md).
+struct SysvSem {
+  IpcPerm perm;
+  std::vector<uint16_t> values;  // semval of each semaphore, in order (the set's size)
+  std::vector<int32_t> pids;     // sempid of each: the last process to change it (informational)
+};
+
+// One message of a System V message queue, in queue order.
+struct SysvMessage {
+  int64_t type = 0;  // mtype, > 0
+  std::string data;  // mtext, as hex
+};
+
+// A System V message queue of the program's IPC namespace, with the messages it holds.
+struct SysvMsgQueue {
+  IpcPerm perm;
+  uint64_t qbytes = 0;  // msg_qbytes: the most bytes it may hold (IPC_SET may have changed it)
+  std::vector<SysvMessage> messages;
+};
+
 struct AltStack {
   uint64_t sp = 0;
   int32_t flags = 0;
@@ -302,7 +332,9 @@ struct ProcessImage {
   std::vector<ITimer> itimers;
   std::vector<PosixTimer> posix_timers;  // by ascending id
   std::vector<FdState> fds;
-  std::vector<SysvShm> sysv_shm;  // the segments of its IPC namespace, by ascending id
+  std::vector<SysvShm> sysv_shm;       // the segments of its IPC namespace, by ascending id
+  std::vector<SysvSem> sysv_sem;       // its semaphore sets, by ascending id
+  std::vector<SysvMsgQueue> sysv_msg;  // its message queues, by ascending id
   uint64_t pages_stored = 0;
   std::string image_id;              // random, names this image to the images built on it
   std::vector<ParentImage> parents;  // images whose pages this one refers to (incremental)

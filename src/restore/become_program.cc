@@ -23,6 +23,7 @@
 #include "restore/page_checks_plan.h"
 #include "restore/posix_timer_restore.h"
 #include "restore/restore.h"
+#include "restore/sysv_sem_msg_restore.h"
 #include "restore/sysv_shm_restore.h"
 #include "restore/terminal_restore.h"
 
@@ -669,6 +670,10 @@ void become_this_process(const LoadedImage& img, int info_fd, int log_fd, std::v
   // A tree's segments are made by its first process, before the others exist.
   if (tree == nullptr) {
     s = recreate_sysv_shm(img, image_fd, parent_fds);
+    if (!s) {
+      die(log_fd, s.error());
+    }
+    s = recreate_sysv_sem_msg(img.proc);
     if (!s) {
       die(log_fd, s.error());
     }

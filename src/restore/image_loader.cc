@@ -9,6 +9,7 @@
 #include "fds/file_locks.h"
 #include "image/page_reader.h"
 #include "restore/restore.h"
+#include "restore/sysv_sem_msg_restore.h"
 #include "restore/sysv_shm_restore.h"
 
 namespace vos::restore {
@@ -241,6 +242,9 @@ Status check_process_restorable(const LoadedImage& img, const image::ProcessImag
 Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files) {
   VOS_TRY(check_process_restorable(img, img.proc, files), "process {}", img.proc.pid);
   VOS_TRY(check_sysv_shm_restorable(img), "System V shared memory");
+  if (auto st = check_sysv_sem_msg_restorable(img.proc, img.reader.path()); !st) {
+    return st;
+  }
   if (!img.proc.processes.empty() && img.lazy) {
     return user_error("image {} holds {} processes: --lazy restores a single process only (yet)",
                       img.reader.path(), img.proc.processes.size() + 1);

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sys/shm.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 
 #include "base/unique_fd.h"
 #include "image/sysv_shm_layout.h"
+#include "restore/ipc_create.h"
 #include "restore/restore.h"
 
 namespace vos::restore {
@@ -25,38 +25,18 @@ uint64_t page_round(uint64_t n) {
   return (n + kPage - 1) / kPage * kPage;
 }
 
-// Creates `seg` under its id, as its creator: the kernel records the caller's effective ids as
-// creator (they count as owner in permission checks), and IPC_SET cannot change them afterwards.
+// Creates `seg` under its id, as its creator.
 Result<int> create_segment(int next_id_fd, const image::SysvShm& seg) {
-  std::string id = std::to_string(seg.id);
-  if (::pwrite(next_id_fd, id.data(), id.size(), 0) != static_cast<ssize_t>(id.size())) {
-    return sys_error("setting {} to {}", kNextId, seg.id);
-  }
-  uid_t euid = ::geteuid();
-  gid_t egid = ::getegid();
-  bool as_creator = seg.cuid != euid || seg.cgid != egid;
-  // This thread only (raw calls, not libc's process-wide ones); shm_next_id was written while
-  // the caller still had its own privileges.
-  if (as_creator && (::syscall(SYS_setresgid, -1, seg.cgid, -1) != 0 ||
-                     ::syscall(SYS_setresuid, -1, seg.cuid, -1) != 0)) {
-    int e = errno;
-    ::syscall(SYS_setresgid, -1, egid, -1);
-    errno = e;
-    return sys_error("creating it as its creator {}:{}", seg.cuid, seg.cgid);
-  }
-  int got = ::shmget(seg.key, seg.size, IPC_CREAT | IPC_EXCL | static_cast<int>(seg.mode & 0777));
-  int e = errno;
-  if (as_creator) {
-    ::syscall(SYS_setresuid, -1, euid, -1);
-    ::syscall(SYS_setresgid, -1, egid, -1);
-  }
-  if (got < 0) {
-    errno = e;
-    return sys_error("shmget of key {:#x}, {} bytes", static_cast<uint32_t>(seg.key), seg.size);
-  }
-  if (got != seg.id) {
-    ::shmctl(got, IPC_RMID, nullptr);
-    return user_error("the kernel gave id {} instead (is {} ignored?)", got, kNextId);
+  auto got = create_ipc_object(
+      next_id_fd, kNextId, seg.id, seg.cuid, seg.cgid,
+      [&] {
+        return ::shmget(seg.key, seg.size,
+                        IPC_CREAT | IPC_EXCL | static_cast<int>(seg.mode & 0777));
+      },
+      [](int id) { ::shmctl(id, IPC_RMID, nullptr); });
+  if (!got) {
+    return std::move(got).error().context(
+        fmt::format("shmget of key {:#x}, {} bytes", static_cast<uint32_t>(seg.key), seg.size));
   }
   return got;
 }

@@ -21,6 +21,7 @@
 #include "capture/proc_files.h"
 #include "fds/fd_kind.h"
 #include "restore/restore.h"
+#include "restore/sysv_sem_msg_restore.h"
 #include "restore/sysv_shm_restore.h"
 #include "restore/terminal_restore.h"
 
@@ -351,6 +352,9 @@ void become_tree(LoadedImage& img, int sync_fd, int info_fd, int log_fd, TreePip
   }
   // The namespace's System V segments, before any process could attach one.
   if (auto st = recreate_sysv_shm(img, img.pages.fd, parent_fds); !st) {
+    die(log_fd, st.error());
+  }
+  if (auto st = recreate_sysv_sem_msg(img.proc); !st) {
     die(log_fd, st.error());
   }
   build(s, img.proc, true);
