@@ -34,8 +34,9 @@ inline constexpr uint32_t kImageVersionTrees = 8;
 // The program's vos pty: `console` fds and ProcessImage::console.
 inline constexpr uint32_t kImageVersionConsole = 9;
 // System V semaphore sets and message queues (`sysv_sem`, `sysv_msg`): an older vos would restore
-// the program without them.
+// the program without them; and `fifo` fds (an older vos would refuse the kind as corrupt).
 inline constexpr uint32_t kImageVersionSysvSemMsg = 10;
+inline constexpr uint32_t kImageVersionFifos = 10;
 inline constexpr uint64_t kPageSize = 4096;
 // Sections start on this boundary so page data can be mmap()ed straight from the file.
 inline constexpr uint64_t kSectionAlign = 4096;

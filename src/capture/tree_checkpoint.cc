@@ -182,8 +182,10 @@ Status share_descriptions(std::vector<Member>& members, Obstacles& obstacles) {
       continue;
     }
     for (auto& f : m.ctx->img.fds) {
-      // Both ends of a pipe or a socketpair are made together, by whichever process comes first.
-      bool pipe = f.kind == image::FdKind::kPipe || f.kind == image::FdKind::kUnixPair;
+      // Both ends of a pipe or a socketpair are made together, by whichever process comes first;
+      // so is every open of a FIFO (they share its buffer, which must not be empty meanwhile).
+      bool pipe = f.kind == image::FdKind::kPipe || f.kind == image::FdKind::kUnixPair ||
+                  f.kind == image::FdKind::kFifo;
       if (!pipe && holders[f.tree_desc] < 2) {
         f.tree_desc = 0;
         continue;

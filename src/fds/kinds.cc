@@ -1,7 +1,8 @@
 // Host side. The table of descriptor kinds, in the order they are asked: the first whose
 // matches() takes a descriptor handles it. Devices known by path come before stdio (a /dev/null
 // on fd 0 is reopened, not shared), listening sockets before stdio (a listening socket passed as
-// fd 0 by inetd-style starters is rebound), internal pipes before stdio.
+// fd 0 by inetd-style starters is rebound), internal pipes before stdio, FIFOs after it (one the
+// program was started with on its stdio stays its starter's).
 #include <unistd.h>
 
 #include "fds/anon_inode.h"
@@ -20,27 +21,20 @@ const FdKindHandler& unix_listen_kind();
 const FdKindHandler& unix_orphan_socket_kind();
 const FdKindHandler& unix_pair_socket_kind();
 const FdKindHandler& stdio_kind();
+const FdKindHandler& fifo_kind();
 const FdKindHandler& eventfd_kind();
 const FdKindHandler& epoll_kind();
 const FdKindHandler& timerfd_kind();
 const FdKindHandler& signalfd_kind();
 
 const std::vector<const FdKindHandler*>& fd_kinds() {
-  static const std::vector<const FdKindHandler*> kinds = {&console_kind(),
-                                                          &char_device_kind(),
-                                                          &memfd_kind(),
-                                                          &regular_file_kind(),
-                                                          &directory_kind(),
-                                                          &pipe_kind(),
-                                                          &tcp_listen_kind(),
-                                                          &unix_listen_kind(),
-                                                          &unix_orphan_socket_kind(),
-                                                          &unix_pair_socket_kind(),
-                                                          &stdio_kind(),
-                                                          &eventfd_kind(),
-                                                          &epoll_kind(),
-                                                          &timerfd_kind(),
-                                                          &signalfd_kind()};
+  static const std::vector<const FdKindHandler*> kinds = {
+      &console_kind(),          &char_device_kind(), &memfd_kind(),
+      &regular_file_kind(),     &directory_kind(),   &pipe_kind(),
+      &tcp_listen_kind(),       &unix_listen_kind(), &unix_orphan_socket_kind(),
+      &unix_pair_socket_kind(), &stdio_kind(),       &fifo_kind(),
+      &eventfd_kind(),          &epoll_kind(),       &timerfd_kind(),
+      &signalfd_kind()};
   return kinds;
 }
 

@@ -9,6 +9,7 @@
 #include <climits>
 
 #include "fds/fd_kind.h"
+#include "fds/pipe_data.h"
 #include "remote/remote_calls.h"
 
 namespace vos::fds {
@@ -49,36 +50,6 @@ bool peer_closed(const FdProbe& f, const ProbeSet& all) {
     return false;
   }
   return access_mode(f) == O_RDONLY ? (p.revents & POLLHUP) != 0 : (p.revents & POLLERR) != 0;
-}
-
-// The unread bytes, without consuming them.
-Result<std::string> read_pipe_data(pid_t pid, int fd, uint64_t& capacity) {
-  auto dup = remote::grab_fd(pid, fd);
-  if (!dup) {
-    return std::move(dup).error();
-  }
-  int cap = ::fcntl(dup->get(), F_GETPIPE_SZ);
-  capacity = cap > 0 ? static_cast<uint64_t>(cap) : 65536;
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return sys_error("pipe2");
-  }
-  UniqueFd pr(p[0]), pw(p[1]);
-  ::fcntl(pw.get(), F_SETPIPE_SZ, cap);
-  ssize_t n = ::tee(dup->get(), pw.get(), INT_MAX, SPLICE_F_NONBLOCK);
-  if (n < 0 && errno != EAGAIN) {
-    return sys_error("copying unread data of pipe fd {}", fd);
-  }
-  std::string data;
-  char buf[65536];
-  while (true) {
-    ssize_t r = ::read(pr.get(), buf, sizeof buf);
-    if (r <= 0) {
-      break;
-    }
-    data.append(buf, static_cast<size_t>(r));
-  }
-  return data;
 }
 
 class Pipe final : public FdKindHandler {
@@ -149,6 +120,35 @@ class Pipe final : public FdKindHandler {
 };
 
 }  // namespace
+
+Result<std::string> read_pipe_data(pid_t pid, int fd, uint64_t& capacity) {
+  auto dup = remote::grab_fd(pid, fd);
+  if (!dup) {
+    return std::move(dup).error();
+  }
+  int cap = ::fcntl(dup->get(), F_GETPIPE_SZ);
+  capacity = cap > 0 ? static_cast<uint64_t>(cap) : 65536;
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return sys_error("pipe2");
+  }
+  UniqueFd pr(p[0]), pw(p[1]);
+  ::fcntl(pw.get(), F_SETPIPE_SZ, cap);
+  ssize_t n = ::tee(dup->get(), pw.get(), INT_MAX, SPLICE_F_NONBLOCK);
+  if (n < 0 && errno != EAGAIN) {
+    return sys_error("copying unread data of pipe fd {}", fd);
+  }
+  std::string data;
+  char buf[65536];
+  while (true) {
+    ssize_t r = ::read(pr.get(), buf, sizeof buf);
+    if (r <= 0) {
+      break;
+    }
+    data.append(buf, static_cast<size_t>(r));
+  }
+  return data;
+}
 
 const FdKindHandler& pipe_kind() {
   static const Pipe k;

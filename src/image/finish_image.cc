@@ -37,6 +37,9 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
     if (f.kind == FdKind::kUnixPair) {
       writer.require_version(abi::kImageVersionTrees);
     }
+    if (f.kind == FdKind::kFifo) {
+      writer.require_version(abi::kImageVersionFifos);
+    }
   }
   for (const auto& a : proc.areas) {
     deleted_files |= a.kind == AreaKind::kDeletedFile;

@@ -36,7 +36,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdKind, {{FdKind::kFile, "file"},
                                       {FdKind::kCharDevice, "char-device"},
                                       {FdKind::kUnixOrphan, "unix-orphan"},
                                       {FdKind::kUnixPair, "unix-pair"},
-                                      {FdKind::kConsole, "console"}})
+                                      {FdKind::kConsole, "console"},
+                                      {FdKind::kFifo, "fifo"}})
 
 NLOHMANN_JSON_SERIALIZE_ENUM(LockKind, {{LockKind::kPosix, "posix"},
                                         {LockKind::kOfd, "ofd"},
@@ -100,7 +101,7 @@ Status check_kinds(const nlohmann::json& j) {
   static const std::vector<std::string> fds = {
       "file",        "dir",         "stdio",     "devnull", "pipe",       "eventfd",
       "epoll",       "timerfd",     "signalfd",  "memfd",   "tcp-listen", "unix-listen",
-      "char-device", "unix-orphan", "unix-pair", "console"};
+      "char-device", "unix-orphan", "unix-pair", "console", "fifo"};
   auto check = [](const nlohmann::json& list, const std::vector<std::string>& known,
                   const char* what) -> Status {
     if (!list.is_array()) {

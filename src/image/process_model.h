@@ -225,6 +225,7 @@ enum class FdKind {
   kUnixOrphan,  // a connected unix stream/seqpacket socket whose peer is closed (sock_type)
   kUnixPair,    // one end of a socketpair whose other end the program holds (`peer`)
   kConsole,     // the program's vos pty (ProcessImage::console): reopened on the new one
+  kFifo,        // a FIFO (named pipe) opened by its path, with the unread bytes (`data`, `size`)
 };
 
 struct FdState {

@@ -129,6 +129,20 @@ E2E_NAMES+=("kept-$uniq")
 rm "$W/data.txt"
 expect_fail "is gone" "$VOS" restore "$IMG"
 
+# A FIFO is the file system's, not the program's: a copy restored while the original still reads
+# it would share its bytes, so it is refused; and a FIFO the program only writes, read by someone
+# outside it, is refused at the checkpoint (the bytes in flight are the reader's).
+mkfifo "$W/ctl.fifo" "$W/out.fifo"
+run_detached "fifo-$uniq" sh -c "exec 3<>'$W/ctl.fifo'; exec sleep 100"
+sleep 0.3
+fifo_img=$("$VOS" checkpoint "fifo-$uniq" --dir "$W/img" 2>>"$W/ck.log") || e2e_die "checkpoint of a FIFO reader failed"
+expect_fail "open for reading by another process" "$VOS" restore --name "fifo2-$uniq" "$fifo_img"
+exec 8<>"$W/out.fifo"  # this shell reads it
+run_detached "fifo-writer-$uniq" sh -c "exec 3>'$W/out.fifo'; exec sleep 100"
+sleep 0.3
+expect_fail "is read outside the program only" "$VOS" checkpoint "fifo-writer-$uniq" --dir "$W/img"
+exec 8<&-
+
 # What vos cannot handle yet is refused before anything is frozen; the program runs on untouched.
 echo line >"$W/watched.txt"
 run_detached "tailer-$uniq" tail -f "$W/watched.txt"
