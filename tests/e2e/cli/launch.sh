@@ -15,6 +15,17 @@ cd "$W"
 
 uniq=$$-$RANDOM
 
+# The pid of the process started as $1, waiting up to 10 s: a background child may still be
+# between fork and exec when its parent returns (and more so on a loaded machine).
+pgrep_started() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    pgrep -f "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Identity, fds, preload and signal state, as the program sees them.
 "$VOS" run -- sh -c 'echo "pid=$$ ppid=$PPID"; ls /proc/self/fd | tr "\n" " "; echo;
   echo "preload=$LD_PRELOAD"; grep SigIgn /proc/self/status; echo "ipc=$(readlink /proc/self/ns/ipc)"' \
@@ -85,8 +96,7 @@ marker="$W/vos-leftover-$uniq"
 ln -s "$(command -v sleep)" "$marker"
 "$marker" 100 &
 probe=$!
-sleep 0.1
-pgrep -f "$marker" >/dev/null || e2e_die "pgrep cannot see a process started as $marker"
+pgrep_started "$marker" >/dev/null || e2e_die "pgrep cannot see a process started as $marker"
 kill "$probe"
 wait "$probe" 2>/dev/null || true
 rc=0
@@ -94,7 +104,7 @@ E2E_NAMES+=("left-$uniq")
 "$VOS" run --name "left-$uniq" -- sh -c '"$0-$1" 100 & exit 4' "$W/vos-leftover" "$uniq" \
   </dev/null >>"$W/run.log" 2>&1 || rc=$?
 ((rc == 4)) || e2e_die "exit status 4 came back as $rc"
-left=$(pgrep -f "$marker") || e2e_die "the program's background child was killed when its parent ended"
+left=$(pgrep_started "$marker") || e2e_die "the program's background child was killed when its parent ended"
 [[ -n $(e2e_ps_pids "left-$uniq") ]] || e2e_die "vos ps no longer lists left-$uniq while its child runs"
 # vos ps shows what is left of the program: that child alone, by host pid and command, its
 # parent vos's init (pid 1 inside) now that the first process is gone.
@@ -110,7 +120,7 @@ img=$("$VOS" checkpoint "left-$uniq" --dir "$W" --kill 2>>"$W/run.log") ||
   e2e_die "checkpoint of a program whose first process ended failed: $(tail -1 "$W/run.log")"
 e2e_wait_gone "left-$uniq" 10 "checkpoint --kill of the leftover"
 "$VOS" restore --detach "$img" </dev/null >>"$W/run.log" 2>&1 || e2e_die "restore of the leftover failed"
-left=$(pgrep -f "$marker") || e2e_die "the restored leftover does not run"
+left=$(pgrep_started "$marker") || e2e_die "the restored leftover does not run"
 procs=$("$VOS" ps --json | "$E2E_PYTHON" -c 'import json, sys
 e = next(p for p in json.load(sys.stdin) if p["name"] == sys.argv[1])
 print(" ".join("%d:%d:%s" % (p["host_pid"], p["ppid"], p["command"]) for p in e["processes"]))' \
