@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
+#include <tuple>
 
 #include "base/cpu_class.h"
 #include "capture/capture_context.h"
@@ -210,18 +214,15 @@ Status share_descriptions(std::vector<Member>& members, Obstacles& obstacles) {
 // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, inherited across fork) is one object per
 // shmem inode: each gets a number (MemoryArea::shared_object), and its pages are stored once,
 // with the first mapping of it; a later mapping stores them only if it covers part of the
-// object no earlier one did. Memory of other kinds shared between processes (a memfd or a
-// deleted file mapped by two) is refused until it is restored shared.
-void share_memory(std::vector<Member>& members, Obstacles& obstacles) {
+// object no earlier one did. (A memfd or deleted file shared by processes: check_shared_files.)
+void share_memory(std::vector<Member>& members) {
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> ids;
   std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> stored;  // ranges in the object
-  std::map<std::pair<uint64_t, uint64_t>, pid_t> other_kinds;
   for (auto& m : members) {
     if (!m.ctx) {
       continue;
     }
     auto& areas = m.ctx->img.areas;
-    std::set<std::pair<uint64_t, uint64_t>> own;
     for (size_t i = 0; i < areas.size(); ++i) {
       auto& a = areas[i];
       auto key = std::make_pair(a.dev, a.ino);
@@ -240,20 +241,78 @@ void share_memory(std::vector<Member>& members, Obstacles& obstacles) {
         }
         continue;
       }
-      if (a.kind != image::AreaKind::kMemfd &&
-          !(a.kind == image::AreaKind::kDeletedFile && a.shared)) {
+    }
+  }
+}
+
+// A memfd or a deleted file several processes hold comes back as one object only through one
+// open file description (one FdState::tree_desc, made once by the first process; their
+// mappings go through their descriptors). Reached through different descriptions, or mapped by
+// a process without a descriptor of it (such a mapping is kept as shared anonymous memory of
+// its own), it would come back as several copies: refused, naming both processes.
+void check_shared_files(const std::vector<Member>& members, Obstacles& obstacles) {
+  struct Use {
+    std::string name;
+    std::set<uint32_t> descriptions;  // tree_desc of each fd of it (0: a description of its own)
+    bool mapped_without_fd = false;
+  };
+  // By kind (memfd or deleted file), device (as /proc/PID/maps numbers it) and inode.
+  using Key = std::tuple<bool, uint64_t, uint64_t>;
+  std::map<Key, std::map<pid_t, Use>> uses;
+  auto maps_dev = [](uint64_t st_dev) {
+    return (static_cast<uint64_t>(major(st_dev)) << 8) | minor(st_dev);
+  };
+  auto is_memfd_name = [](const std::string& n) { return n.rfind("/memfd:", 0) == 0; };
+  for (const auto& m : members) {
+    if (!m.ctx) {
+      continue;
+    }
+    for (const auto& f : m.ctx->img.fds) {
+      bool memfd = f.kind == image::FdKind::kMemfd;
+      if (f.dup_of >= 0 || !(memfd || (f.kind == image::FdKind::kFile && f.deleted))) {
         continue;
       }
-      if (!own.insert(key).second) {
+      auto& use = uses[{memfd, memfd ? 0 : maps_dev(f.dev), f.ino}][m.pid];
+      use.name = f.path;
+      use.descriptions.insert(f.tree_desc);
+    }
+    for (const auto& a : m.ctx->img.areas) {
+      // A shared mapping of a memfd or deleted file that no descriptor of this process holds
+      // (plan_memory made it shared anonymous memory).
+      bool memfd = is_memfd_name(a.name);
+      bool deleted = !memfd && a.name.rfind("/", 0) == 0 && a.name.rfind("/dev/zero", 0) != 0 &&
+                     a.name.size() > 10 &&
+                     a.name.compare(a.name.size() - 10, 10, " (deleted)") == 0;
+      if (a.kind != image::AreaKind::kSharedAnon || !(memfd || deleted)) {
         continue;
       }
-      auto [it, fresh] = other_kinds.emplace(key, m.pid);
-      if (!fresh) {
-        obstacles.add(user_error(
-            "process {} shares memory at {:#x} ({}) with process {}: a memfd or deleted file "
-            "mapped by two processes is not supported yet",
-            m.pid, a.start, a.name, it->second));
-      }
+      auto& use = uses[{memfd, memfd ? 0 : a.dev, a.ino}][m.pid];
+      use.name = a.name;
+      use.mapped_without_fd = true;
+    }
+  }
+  for (const auto& [key, by_pid] : uses) {
+    if (by_pid.size() < 2) {
+      continue;
+    }
+    std::set<uint32_t> all;
+    bool with_fd = false, without_fd = false;
+    for (const auto& [pid, use] : by_pid) {
+      all.insert(use.descriptions.begin(), use.descriptions.end());
+      with_fd |= !use.descriptions.empty();
+      without_fd |= use.descriptions.empty();
+    }
+    if (!with_fd) {
+      continue;  // shared anonymous memory in all of them: one object (share_memory)
+    }
+    if (without_fd || all.size() != 1 || *all.begin() == 0) {
+      auto a = by_pid.begin();
+      auto b = std::next(a);
+      obstacles.add(user_error(
+          "processes {} and {} share {} {} through {}: not supported yet (only through one "
+          "descriptor they both inherited)",
+          a->first, b->first, std::get<0>(key) ? "memfd" : "deleted file", a->second.name,
+          without_fd ? "a mapping without a descriptor" : "different open descriptions"));
     }
   }
 }
@@ -606,8 +665,9 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     }
   } close_mem{members};
   check_groups(parent_of, group_session, obstacles);
-  share_memory(members, obstacles);
+  share_memory(members);
   VOS_TRY(share_descriptions(members, obstacles), "checkpoint of {}", opts.who);
+  check_shared_files(members, obstacles);
   VOS_TRY(obstacles.result(opts.who), "checkpoint");
   stats.phases.emplace_back("capture", ms_since(capture_start));
 

@@ -129,6 +129,25 @@ E2E_NAMES+=("kept-$uniq")
 rm "$W/data.txt"
 expect_fail "is gone" "$VOS" restore "$IMG"
 
+# A memfd that two processes share comes back as one only through a descriptor both inherited:
+# here the child closed its copy and keeps only its mapping, which would come back as a copy of
+# its own. Refused, naming both processes.
+run_detached "memfd-$uniq" python3 -c 'import mmap, os, sys, time
+fd = os.memfd_create("vos-e2e-split")
+os.ftruncate(fd, 4096)
+m = mmap.mmap(fd, 4096)
+if os.fork() == 0:
+    os.closerange(3, 256)  # its fd, and the copy mmap keeps of it
+    time.sleep(100)
+    os._exit(0)
+open(sys.argv[1], "w").close()
+time.sleep(100)' "$W/memfd-ready"
+e2e_wait_file "$W/memfd-ready" 20 "memfd program" "memfd-$uniq"
+sleep 0.2
+expect_fail "share memfd /memfd:vos-e2e-split (deleted) through a mapping without a descriptor" \
+  "$VOS" checkpoint "memfd-$uniq" --dir "$W/img" --kill
+e2e_ps_pids "memfd-$uniq" | grep -q . || e2e_die "the program refused for its memfd is gone"
+
 # A FIFO is the file system's, not the program's: a copy restored while the original still reads
 # it would share its bytes, so it is refused; and a FIFO the program only writes, read by someone
 # outside it, is refused at the checkpoint (the bytes in flight are the reader's).
