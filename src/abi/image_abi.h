@@ -37,6 +37,8 @@ inline constexpr uint32_t kImageVersionConsole = 9;
 // the program without them; and `fifo` fds (an older vos would refuse the kind as corrupt).
 inline constexpr uint32_t kImageVersionSysvSemMsg = 10;
 inline constexpr uint32_t kImageVersionFifos = 10;
+// Helpers for ended group and session leaders (ProcessImage::helper).
+inline constexpr uint32_t kImageVersionLeaderHelpers = 10;
 inline constexpr uint64_t kPageSize = 4096;
 // Sections start on this boundary so page data can be mmap()ed straight from the file.
 inline constexpr uint64_t kSectionAlign = 4096;

@@ -99,27 +99,13 @@ struct Member {
   image::ProcessImage zombie;
 };
 
-// Process groups and sessions the restore can rebuild: each led by a process of the tree (or
-// outside the namespace, as vos run's caller's are), and a process in its parent's session
-// unless it leads its own.
+// Sessions the restore can rebuild: a process is in its parent's session unless it leads its
+// own (groups and sessions whose leader ended: leader_helpers).
 void check_groups(const std::map<pid_t, pid_t>& parent_of,
                   const std::map<pid_t, std::pair<pid_t, pid_t>>& group_session,
                   Obstacles& obstacles) {
-  // 0: a group or session outside the namespace (vos run's caller's); 1: vos's own (init's,
-  // a detached program's). Both are whatever the restore gives the program.
-  auto vos_given = [](pid_t id) { return id == 0 || id == 1; };
   for (const auto& [pid, gs] : group_session) {
     auto [pgid, sid] = gs;
-    if (!vos_given(pgid) && group_session.count(pgid) == 0) {
-      obstacles.add(user_error(
-          "process {} is in process group {}, whose leader has ended (restoring such a group is "
-          "not supported yet)",
-          pid, pgid));
-    }
-    if (!vos_given(sid) && group_session.count(sid) == 0) {
-      obstacles.add(user_error(
-          "process {} is in session {}, whose leader has ended (not supported yet)", pid, sid));
-    }
     auto pp = parent_of.find(pid);
     if (sid != pid && pp != parent_of.end() && group_session.count(pp->second) != 0 &&
         group_session.at(pp->second).second != sid) {
@@ -128,6 +114,78 @@ void check_groups(const std::map<pid_t, pid_t>& parent_of,
           sid, pp->second, group_session.at(pp->second).second));
     }
   }
+}
+
+// Groups and sessions whose leader has ended live on in their members; the restore needs a
+// process of that pid to make them. Each gets a helper: a process image that is only a pid, a
+// group and a session, restored as a child of init that makes the session (setsid) or group
+// (setpgid), creates the members that are init's children in it (CLONE_PARENT: init stays their
+// parent), outlives their joining its group, then ends and is reaped by init, as the leader was.
+// A helper can only create init's children: a session whose leader has ended must have no other
+// way in (each of its members' parents is in it, or is init), and a group's helper must be
+// creatable in its session (by the session's leader, itself a child of init, or by the first
+// process, or in vos's own session).
+std::vector<image::ProcessImage> leader_helpers(
+    pid_t top, const std::map<pid_t, pid_t>& parent_of,
+    const std::map<pid_t, std::pair<pid_t, pid_t>>& group_session, Obstacles& obstacles) {
+  // 0: a group or session outside the namespace (vos run's caller's); 1: vos's own (init's,
+  // a detached program's). Both are whatever the restore gives the program.
+  auto vos_given = [](pid_t id) { return id == 0 || id == 1; };
+  std::map<pid_t, image::ProcessImage> helpers;
+  auto helper = [&](pid_t pid, pid_t pgid, pid_t sid) {
+    image::ProcessImage h;
+    h.pid = pid;
+    h.ppid = 1;
+    h.pgid = pgid;
+    h.sid = sid;
+    h.zombie = true;
+    h.helper = true;
+    h.argv = {"[vos: leader helper]"};
+    helpers.emplace(pid, std::move(h));
+  };
+  for (const auto& [pid, gs] : group_session) {
+    pid_t sid = gs.second;
+    if (vos_given(sid) || group_session.count(sid) != 0) {
+      continue;
+    }
+    auto pp = parent_of.find(pid);
+    bool parent_in_session = pp != parent_of.end() && group_session.count(pp->second) != 0 &&
+                             group_session.at(pp->second).second == sid;
+    // (A parent of the tree in another session is refused by check_groups.)
+    if (!parent_in_session &&
+        (pp == parent_of.end() || (pp->second != 1 && group_session.count(pp->second) == 0))) {
+      obstacles.add(user_error(
+          "process {} is in session {}, whose leader has ended, but its parent {} is not init "
+          "nor in that session (not supported yet)",
+          pid, sid, pp == parent_of.end() ? 0 : pp->second));
+    }
+    helper(sid, sid, sid);
+  }
+  for (const auto& [pid, gs] : group_session) {
+    auto [pgid, sid] = gs;
+    if (vos_given(pgid) || group_session.count(pgid) != 0 || helpers.count(pgid) != 0) {
+      continue;
+    }
+    // Who makes it: in vos's own session the first process (before it leaves it); else the
+    // session's leader, if that is the first process or a child of init (or a helper).
+    bool creatable = vos_given(sid) || sid == top || helpers.count(sid) != 0;
+    if (!creatable) {
+      auto leader = parent_of.find(sid);
+      creatable = leader != parent_of.end() && leader->second == 1;
+    }
+    if (!creatable) {
+      obstacles.add(user_error(
+          "process {} is in process group {}, whose leader has ended, in session {}, whose "
+          "leader is not a child of init (not supported yet)",
+          pid, pgid, sid));
+    }
+    helper(pgid, pgid, sid);
+  }
+  std::vector<image::ProcessImage> out;
+  for (auto& [pid, h] : helpers) {
+    out.push_back(std::move(h));
+  }
+  return out;
 }
 
 // Gives every object the tree's processes share one number (FdState::tree_desc): open file
@@ -665,6 +723,7 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     }
   } close_mem{members};
   check_groups(parent_of, group_session, obstacles);
+  auto helpers = leader_helpers(top, parent_of, group_session, obstacles);
   share_memory(members);
   VOS_TRY(share_descriptions(members, obstacles), "checkpoint of {}", opts.who);
   check_shared_files(members, obstacles);
@@ -729,6 +788,9 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     } else {
       root.processes.push_back(std::move(img));
     }
+  }
+  for (auto& h : helpers) {
+    root.processes.push_back(std::move(h));
   }
   for (const auto& s : root.sysv_shm) {
     for (const auto& r : s.pages) {

@@ -11,6 +11,10 @@ Status finish_image(ImageWriter& writer, const std::string& blobs, const Process
   bool stopped = proc.stopped;
   for (const auto& p : proc.processes) {
     stopped |= p.stopped;
+    // An older vos would wait for the helper to stay a zombie, which init reaps at once.
+    if (p.helper) {
+      writer.require_version(abi::kImageVersionLeaderHelpers);
+    }
   }
   if (proc.console.present || stopped) {
     writer.require_version(abi::kImageVersionConsole);

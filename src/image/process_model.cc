@@ -78,7 +78,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FdState, fd, kind, flags, cloexe
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConsoleState, present, termios, rows, cols,
                                                 foreground, session, input, screen)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
-    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, ppid, zombie, exit_status,
+    ProcessImage, name, argv, exe, cwd, pid, ns_last_pid, pgid, sid, ppid, zombie, helper, exit_status,
     tty_foreground, stopped, uid, gid, groups, umask, personality, thp_disabled, rlimits,
     start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end,
     env_start, env_end, auxv, monotonic_ns, boottime_ns, realtime_ns, areas, threads, actions,

@@ -305,6 +305,9 @@ struct ProcessImage {
   // Ended, not yet reaped by its parent: restored as a process that ends with `exit_status` (a
   // wait status) once the tree is rebuilt, for the parent to collect.
   bool zombie = false;
+  // Stands for the ended leader of a group or session its members are still in: restored as a
+  // child of init that makes them, then ends (reaped by init). Always `zombie` too.
+  bool helper = false;
   int32_t exit_status = 0;
   // Its process group was its terminal's foreground group (a full-screen program, a shell's
   // foreground job): it must be again on the terminal it is restored on.

@@ -95,7 +95,8 @@ Result<std::vector<restore::RestoredProcess>> pace_tree_restore(const restore::L
     }
     while (true) {
       auto st = capture::read_tree_stat(p->pid);
-      if (st && st->state == 'Z') {
+      // A helper's parent is init, which may have reaped it already.
+      if ((st && st->state == 'Z') || (!st && p->helper)) {
         break;
       }
       if (!st || std::chrono::steady_clock::now() > deadline) {

@@ -225,18 +225,39 @@ Status make_shared_memory(Stage& s) {
 
 [[noreturn]] void become_member(Stage& s, const image::ProcessImage& p);
 
-// Creates the children of `parent` (and, for the first process, init's other children), those
-// for which `now` holds.
-void create_children(Stage& s, pid_t parent, bool first, const auto& now) {
+// Which process creates `q`: its parent; for a child of init (made with CLONE_PARENT), the
+// leader of its session when that is a child of init too (a helper for an ended leader, or a
+// daemon that called setsid), so that `q` starts in that session; else the first process.
+pid_t creator_of(const Stage& s, const image::ProcessImage& q) {
+  if (q.ppid != 1) {
+    return q.ppid;
+  }
+  if (q.sid != q.pid && !vos_given(q.sid)) {
+    for (const auto& l : s.others) {
+      if (l.pid == q.sid && l.ppid == 1) {
+        return l.pid;
+      }
+    }
+  }
+  return s.top;
+}
+
+// Creates the children of `parent` (and the children of init it is to make), those for which
+// `now` holds.
+void create_children(Stage& s, pid_t parent, const auto& now) {
   for (const auto& q : s.others) {
-    bool mine = q.ppid == parent || (first && q.ppid == 1);
+    bool mine = creator_of(s, q) == parent;
     if (!mine || !now(q)) {
       continue;
     }
     uint64_t want = static_cast<uint64_t>(q.pid);
     uapi::CloneArgs ca{};
-    ca.flags = q.ppid == 1 ? CLONE_PARENT : 0;
-    ca.exit_signal = SIGCHLD;
+    // clone3 refuses an exit signal with CLONE_PARENT (EINVAL): the child then gets its
+    // creator's, SIGCHLD, as every process of the tree has. Without SIGCHLD in the call the
+    // kernel counts it as a thread-like clone, which the keeper's PTRACE_O_TRACECLONE on the
+    // first process would catch and stop: untraced, like a fork (the keeper seizes it later).
+    ca.flags = q.ppid == 1 ? CLONE_PARENT | CLONE_UNTRACED : 0;
+    ca.exit_signal = q.ppid == 1 ? 0 : SIGCHLD;
     ca.set_tid = reinterpret_cast<uint64_t>(&want);
     ca.set_tid_size = 1;
     long child = ::syscall(SYS_clone3, &ca, sizeof ca);
@@ -255,7 +276,7 @@ void create_children(Stage& s, pid_t parent, bool first, const auto& now) {
   if (first) {
     // init's children that stay in the session and group the first process is restored into
     // (vos restore's), made before it may leave them.
-    create_children(s, p.pid, true, [&](const image::ProcessImage& q) {
+    create_children(s, p.pid, [&](const image::ProcessImage& q) {
       return q.ppid == 1 && (vos_given(q.sid) || vos_given(q.pgid));
     });
   }
@@ -268,7 +289,7 @@ void create_children(Stage& s, pid_t parent, bool first, const auto& now) {
   if (p.sid != p.pid && p.pgid == p.pid && ::setpgid(0, 0) != 0) {
     die(s.log_fd, sys_error("process {}: setpgid", p.pid));
   }
-  create_children(s, p.pid, first, [&](const image::ProcessImage& q) {
+  create_children(s, p.pid, [&](const image::ProcessImage& q) {
     return !(first && q.ppid == 1 && (vos_given(q.sid) || vos_given(q.pgid)));
   });
   barrier(s, s.pipes.go_members);  // every process exists, and the keeper traces them
