@@ -6,35 +6,9 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "e2e_common.h"
+#include "ping_pong.h"
 
 enum { kRounds = 6000 };
-
-struct Board {
-  volatile uint64_t turn;   // odd: the child's, even: the parent's
-  volatile uint64_t value;  // what the last mover wrote
-};
-
-static uint64_t expected(uint64_t turn) {
-  return e2e_mix(turn * 2654435761u + 7);
-}
-
-// Waits (at most 3 s) for `board` to reach `turn`, then checks the other side's value and plays.
-static const char* play(struct Board* b, uint64_t turn) {
-  double give_up = e2e_now() + 3.0;
-  while (__atomic_load_n(&b->turn, __ATOMIC_ACQUIRE) != turn) {
-    if (e2e_now() > give_up) {
-      return "the other side never played";
-    }
-    e2e_sleep_until(e2e_now() + 0.0002);
-  }
-  if (turn > 0 && b->value != expected(turn - 1)) {
-    return "the other side's value is wrong";
-  }
-  b->value = expected(turn);
-  __atomic_store_n(&b->turn, turn + 1, __ATOMIC_RELEASE);
-  return NULL;
-}
 
 static struct Board* map_board(int fd) {
   E2E_CHECK(ftruncate(fd, 4096) == 0, "ftruncate: %s", strerror(errno));
@@ -60,7 +34,7 @@ int main(int argc, char** argv) {
       continue;
     }
     for (int b = 0; b < 2; ++b) {
-      const char* why = play(boards[b], t);
+      const char* why = board_play(boards[b], t);
       if (why != NULL) {
         if (me == 1) {
           _exit(1);

@@ -9,35 +9,9 @@
 #include <sys/shm.h>
 #include <sys/wait.h>
 
-#include "e2e_common.h"
+#include "ping_pong.h"
 
 enum { kRounds = 6000 };
-
-struct Board {
-  volatile uint64_t turn;   // odd: the child's, even: the parent's
-  volatile uint64_t value;  // what the last mover wrote
-};
-
-static uint64_t expected(uint64_t turn) {
-  return e2e_mix(turn * 2654435761u);
-}
-
-// Waits (at most 3 s) for `board` to reach `turn`, then checks the other side's value and plays.
-static const char* play(struct Board* b, uint64_t turn) {
-  double give_up = e2e_now() + 3.0;
-  while (__atomic_load_n(&b->turn, __ATOMIC_ACQUIRE) != turn) {
-    if (e2e_now() > give_up) {
-      return "the other side never played";
-    }
-    e2e_sleep_until(e2e_now() + 0.0002);
-  }
-  if (turn > 0 && b->value != expected(turn - 1)) {
-    return "the other side's value is wrong";
-  }
-  b->value = expected(turn);
-  __atomic_store_n(&b->turn, turn + 1, __ATOMIC_RELEASE);
-  return NULL;
-}
 
 int main(int argc, char** argv) {
   e2e_init(argc, argv);
@@ -64,9 +38,9 @@ int main(int argc, char** argv) {
     if (t % 2 != (uint64_t)me) {
       continue;
     }
-    const char* why = play(sysv, t);
+    const char* why = board_play(sysv, t);
     if (why == NULL) {
-      why = play(posix, t);
+      why = board_play(posix, t);
     }
     if (why != NULL) {
       if (me == 1) {
