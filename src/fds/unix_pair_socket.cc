@@ -3,7 +3,8 @@
 // each end's unread messages written back through the other end so that they wait in the same
 // receive queue, in order, with their boundaries. The queue is read at the checkpoint with
 // MSG_PEEK (SO_PEEK_OFF walks it, then is put back), never consumed. Descriptors in flight
-// (SCM_RIGHTS) are refused.
+// (SCM_RIGHTS) are refused. A connection made through a named or abstract listening socket whose
+// two ends the program holds is kept the same way (its names are not).
 #include <fcntl.h>
 #include <linux/net.h>
 #include <sys/socket.h>
@@ -116,8 +117,10 @@ class UnixPairSocket final : public FdKindHandler {
  public:
   image::FdKind kind() const override { return image::FdKind::kUnixPair; }
   bool matches(const FdProbe& f, const ProbeSet& all) const override {
-    if (!f.socket || f.socket->domain != AF_UNIX || f.socket->listening || !f.socket->unix_diag ||
-        !f.socket->address.empty()) {
+    // A named or abstract connection (accept()ed from a listener of the program, by a client of
+    // the program) is a pair too: recreated as a socketpair, its ends lose their names
+    // (docs/limits.md).
+    if (!f.socket || f.socket->domain != AF_UNIX || f.socket->listening || !f.socket->unix_diag) {
       return false;
     }
     int type = f.socket->type;
@@ -141,6 +144,7 @@ class UnixPairSocket final : public FdKindHandler {
   Status capture(const FdProbe& f, const ProbeSet& all, CaptureSink& sink,
                  image::FdState& out) const override {
     out.sock_type = f.socket->type;
+    out.sockaddr = f.socket->address;  // informational: the restored end is unnamed
     out.peer = f.socket->unix_diag->peer_ino;
     out.shutdown = f.socket->unix_diag->shutdown;
     auto dup = remote::grab_fd(all.pid, f.fd);
