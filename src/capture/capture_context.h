@@ -83,6 +83,12 @@ struct CaptureContext {
 // Each part of the process is captured by one step; precheck steps run before anything is
 // frozen and add every object vos cannot handle to `obstacles`.
 void precheck_memory(pid_t pid, bool own_ipc_namespace, Obstacles& obstacles);
+
+// What a mapping's name in /proc/PID/maps says backs it: a memfd ("/memfd:NAME (deleted)"), or a
+// file whose name is gone (not a memfd, /dev/zero or a System V segment, whose names always say
+// "(deleted)").
+bool names_memfd(const std::string& name);
+bool names_deleted_file(const std::string& name);
 // `elsewhere`: the descriptors of the tree's other processes (fds::ProbeSet::elsewhere).
 void precheck_fds(pid_t pid, const std::string& log, dev_t console_rdev, Obstacles& obstacles,
                   const fds::FileContentPolicy& files,

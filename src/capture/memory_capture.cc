@@ -33,11 +33,8 @@ bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
 }
 
-// A mapped file whose name is gone (not a memfd or /dev/zero, whose names always say so).
 bool deleted_file(const MapsEntry& m) {
-  return starts_with(m.name, "/") && !starts_with(m.name, "/memfd:") &&
-         !starts_with(m.name, "/dev/zero") && !starts_with(m.name, "/SYSV") &&
-         ends_with(m.name, " (deleted)");
+  return names_deleted_file(m.name);
 }
 
 image::AreaKind classify(const MapsEntry& m) {
@@ -54,7 +51,7 @@ image::AreaKind classify(const MapsEntry& m) {
   if (m.name == "[vsyscall]") {
     return AreaKind::kVsyscall;
   }
-  if (starts_with(m.name, "/memfd:")) {
+  if (names_memfd(m.name)) {
     return AreaKind::kMemfd;  // shared or private, mapped from the restored memfd
   }
   if (is_sysv_shm_mapping(m)) {
@@ -123,6 +120,15 @@ Status check_area(const MapsEntry& m, const HeldFiles& files) {
 }
 
 }  // namespace
+
+bool names_memfd(const std::string& name) {
+  return starts_with(name, "/memfd:");
+}
+
+bool names_deleted_file(const std::string& name) {
+  return starts_with(name, "/") && !names_memfd(name) && !starts_with(name, "/dev/zero") &&
+         !starts_with(name, "/SYSV") && ends_with(name, " (deleted)");
+}
 
 Status read_memory(const CaptureContext& ctx, uint64_t addr, void* out, size_t size) {
   char* p = static_cast<char*>(out);

@@ -320,7 +320,6 @@ void check_shared_files(const std::vector<Member>& members, Obstacles& obstacles
   auto maps_dev = [](uint64_t st_dev) {
     return (static_cast<uint64_t>(major(st_dev)) << 8) | minor(st_dev);
   };
-  auto is_memfd_name = [](const std::string& n) { return n.rfind("/memfd:", 0) == 0; };
   for (const auto& m : members) {
     if (!m.ctx) {
       continue;
@@ -337,10 +336,8 @@ void check_shared_files(const std::vector<Member>& members, Obstacles& obstacles
     for (const auto& a : m.ctx->img.areas) {
       // A shared mapping of a memfd or deleted file that no descriptor of this process holds
       // (plan_memory made it shared anonymous memory).
-      bool memfd = is_memfd_name(a.name);
-      bool deleted = !memfd && a.name.rfind("/", 0) == 0 && a.name.rfind("/dev/zero", 0) != 0 &&
-                     a.name.size() > 10 &&
-                     a.name.compare(a.name.size() - 10, 10, " (deleted)") == 0;
+      bool memfd = names_memfd(a.name);
+      bool deleted = names_deleted_file(a.name);
       if (a.kind != image::AreaKind::kSharedAnon || !(memfd || deleted)) {
         continue;
       }
