@@ -134,6 +134,12 @@ int cmd_restore(const RestoreArgs& args) {
       return 1;
     }
   }
+  if (a.lazy) {
+    if (auto st = restore::check_lazy_restorable(); !st) {
+      std::fprintf(stderr, "vos restore: %s\n", st.error().describe().c_str());
+      return 1;
+    }
+  }
   // Last before the program is recreated, once nothing else can refuse the restore: the files
   // it had open are changed only for a restore that goes ahead.
   if (auto rewound = restore::prepare_restore(*img, files); !rewound) {

@@ -315,7 +315,9 @@ void Keeper::on_processes_changed() {
     if (console) {
       console->program_ended(false);
     }
-    if (lazy) {
+    // A lazy restore goes on while other processes of the program live (its children need
+    // their memory too); finish() ends it.
+    if (lazy && watch->empty()) {
       if (std::string why = lazy->finish(); !why.empty()) {
         note(fmt::format("{} {}", note::kEnded, why));
       }

@@ -138,6 +138,44 @@ void finish_started_restore(Keeper& k, restore::LoadedImage& img, pid_t pid) {
   }
 }
 
+// Serves the memory of the processes `targets` names until all of it is in; meanwhile a
+// watchdog ends the program should the keeper die.
+void start_lazy_restore(Keeper& k, const restore::LoadedImage& img,
+                        std::vector<restore::LazyTarget> targets) {
+  if (auto w = start_lazy_watchdog(k); !w) {
+    ::kill(-1, SIGKILL);  // it runs already, without its memory
+    k.fail_start(w.error());
+  }
+  std::string stats_path = lazy_stats_path(k.name);
+  ::unlink(stats_path.c_str());  // left by an earlier failed lazy restore of this name
+  pid_t watchdog = k.lazy_watchdog;
+  // Every process of the program: the keeper and init are in its pid namespace, and kill(-1)
+  // spares the caller and the namespace's init. Forked children are the program too.
+  auto end_program = [] { ::kill(-1, SIGKILL); };
+  auto report = [stats_path, watchdog](const restore::LazyStats& st) {
+    if (st.error.empty() && watchdog > 0) {
+      ::kill(watchdog, SIGKILL);  // all memory is in: the program needs the keeper no more
+    }
+    nlohmann::json j = {{"faults", st.faults},
+                        {"fault_pages", st.fault_pages},
+                        {"zero_pages", st.zero_pages},
+                        {"prefetched_pages", st.prefetched_pages},
+                        {"already_in_pages", st.already_in_pages},
+                        {"done_ms", st.done_ms},
+                        {"error", st.error},
+                        {"huge_collapsed_bytes", st.huge_collapsed_bytes},
+                        {"huge_collapse_ms", st.huge_collapse_ms},
+                        {"huge_collapse_error", st.huge_collapse_error}};
+    (void)write_json_file(stats_path, j);
+  };
+  auto server = restore::LazyRestore::start(img, std::move(targets), end_program, report);
+  if (!server) {
+    end_program();  // it runs already, without its memory
+    k.fail_start(server.error());
+  }
+  k.lazy = std::move(*server);
+}
+
 }  // namespace
 
 void keeper_for_restore(const std::string& name, restore::LoadedImage& img, KeeperPipes pipes) {
@@ -251,73 +289,48 @@ void keeper_for_restore(const std::string& name, restore::LoadedImage& img, Keep
   }
   (void)!::write(sync[1], "g", 1);
   ::close(sync[1]);
+  std::vector<restore::FinishedRestore> done;
   if (tree) {
     auto procs = pace_tree_restore(img, pid, pacing, info[0], log[0]);
     if (!procs) {
       (void)join_verifier();
       fail(std::move(procs).error());
     }
-    if (auto done = restore::finish_restore_tree(*procs, img, join_verifier); !done) {
+    auto finished = restore::finish_restore_tree(*procs, img, join_verifier);
+    if (!finished) {
       (void)join_verifier();
-      fail(std::move(done).error());
+      fail(std::move(finished).error());
     }
+    done = std::move(*finished);
     for (int fd : {pacing.up, pacing.go_members, pacing.go_program}) {
       ::close(fd);
     }
-    finish_started_restore(k, img, pid);
-    ::close(log[0]);
-    ::close(info[0]);
-    k.adopt_program(pid);
-    report_running(k);
+  } else {
+    restore::RegionInfo region;
+    if (::read(info[0], &region, sizeof region) != sizeof region) {
+      // The new process gave up before the jump; its reason is in the log pipe.
+      int st = 0;
+      ::waitpid(pid, &st, __WALL);
+      (void)join_verifier();
+      fail(user_error("restore failed before the program could be rebuilt"));
+    }
+    auto finished = restore::finish_restore(pid, img, region, join_verifier);
+    if (!finished) {
+      (void)join_verifier();
+      fail(std::move(finished).error());
+    }
+    done.push_back(std::move(*finished));
   }
-  restore::RegionInfo region;
-  if (::read(info[0], &region, sizeof region) != sizeof region) {
-    // The new process gave up before the jump; its reason is in the log pipe.
-    int st = 0;
-    ::waitpid(pid, &st, __WALL);
-    (void)join_verifier();
-    fail(user_error("restore failed before the program could be rebuilt"));
-  }
-  auto done = restore::finish_restore(pid, img, region, join_verifier);
-  if (!done) {
-    (void)join_verifier();
-    fail(std::move(done).error());
-  }
-  if (done->tracker) {
-    k.base_on_restored_image(img, std::move(*done->tracker));
-  } else if (img.proc.writes_tracked) {
-    k.compare_with_restored_image(img);
-  }
-  k.base.untracked_why = done->untracked_why;
   k.program = pid;
-  if (done->lazy_uffd.valid()) {
-    if (auto w = start_lazy_watchdog(k); !w) {
-      fail(std::move(w).error());
+  std::vector<restore::LazyTarget> lazy;
+  for (auto& f : done) {
+    k.base_on_restored_process(img, f, tree);
+    if (f.lazy_uffd.valid()) {
+      lazy.push_back({f.pid, std::move(f.lazy_uffd), f.proc});
     }
-    std::string stats_path = lazy_stats_path(name);
-    ::unlink(stats_path.c_str());  // left by an earlier failed lazy restore of this name
-    pid_t watchdog = k.lazy_watchdog;
-    auto server = restore::LazyServer::start(
-        pid, std::move(done->lazy_uffd), img, [stats_path, watchdog](const restore::LazyStats& st) {
-          if (st.error.empty() && watchdog > 0) {
-            ::kill(watchdog, SIGKILL);  // all memory is in: the program needs the keeper no more
-          }
-          nlohmann::json j = {{"faults", st.faults},
-                              {"fault_pages", st.fault_pages},
-                              {"zero_pages", st.zero_pages},
-                              {"prefetched_pages", st.prefetched_pages},
-                              {"already_in_pages", st.already_in_pages},
-                              {"done_ms", st.done_ms},
-                              {"error", st.error},
-                              {"huge_collapsed_bytes", st.huge_collapsed_bytes},
-                              {"huge_collapse_ms", st.huge_collapse_ms},
-                              {"huge_collapse_error", st.huge_collapse_error}};
-          (void)write_json_file(stats_path, j);
-        });
-    if (!server) {
-      fail(std::move(server).error());
-    }
-    k.lazy = std::move(*server);
+  }
+  if (!lazy.empty()) {
+    start_lazy_restore(k, img, std::move(lazy));
   }
   finish_started_restore(k, img, pid);
   ::close(log[0]);

@@ -15,7 +15,7 @@
 #include "keeper/host_view.h"
 #include "keeper/keeper.h"
 #include "keeper/program_watch.h"
-#include "restore/lazy_server.h"
+#include "restore/lazy_restore.h"
 
 namespace vos::keeper {
 
@@ -31,7 +31,7 @@ struct Keeper {
   std::map<pid_t, capture::CheckpointBase> tree_bases;  // the same per process, for a tree
   // Serving a lazy restore's memory; ended (its threads joined, its statistics written) before
   // the keeper exits, or the statistics file could be left half-written.
-  std::unique_ptr<restore::LazyServer> lazy;
+  std::unique_ptr<restore::LazyRestore> lazy;
   pid_t lazy_watchdog = 0;  // see lazy_watchdog.h
   // The program's vos pty, served (vos attach); its slave's device number, for the checkpoint.
   std::unique_ptr<console::Console> console;
@@ -53,12 +53,12 @@ struct Keeper {
   // group (so that the terminal's signals reach the program, not the keeper).
   void adopt_program(pid_t pid);
 
-  // The next incremental checkpoint of a restored program builds on the image (and parents) it
-  // was restored from, with writes tracked since the restore.
-  void base_on_restored_image(const restore::LoadedImage& img, capture::WriteTracker tracker);
-  // The same for a restore whose writes are not tracked (lazy): the next incremental checkpoint
-  // compares pages with the image's instead. Without a mapping of every image, a full one.
-  void compare_with_restored_image(const restore::LoadedImage& img);
+  // The next incremental checkpoint of restored process `f` builds on the image (and parents)
+  // it was restored from: with its writes tracked since the restore, or (a lazy restore of a
+  // single process, whose writes are not tracked) by comparing pages with the image's; else a
+  // full one. `tree`: the base is one of tree_bases.
+  void base_on_restored_process(const restore::LoadedImage& img, restore::FinishedRestore& f,
+                                bool tree);
 
   // Serves the pty KeeperPipes names, if any: from here on its output goes into the model.
   // `screen`: a restored one.

@@ -11,7 +11,6 @@ namespace vos::keeper {
 
 Status start_lazy_watchdog(Keeper& k) {
   pid_t keeper = ::getpid();
-  pid_t program = k.program;
   pid_t w = ::fork();
   if (w < 0) {
     return sys_error("starting the lazy restore's watchdog");
@@ -29,7 +28,9 @@ Status start_lazy_watchdog(Keeper& k) {
       int sig = 0;
       ::sigwait(&set, &sig);
     }
-    ::kill(program, SIGKILL);
+    // Every process of the program, those it forked since included: the watchdog is in its pid
+    // namespace, and kill(-1) spares the caller and the namespace's init.
+    ::kill(-1, SIGKILL);
     ::_exit(0);
   }
   k.lazy_watchdog = w;

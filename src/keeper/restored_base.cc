@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "base/mapped_file.h"
+#include "capture/tree_freeze.h"
 #include "keeper/keeper_state.h"
 
 namespace vos::keeper {
@@ -30,25 +31,37 @@ std::vector<capture::BaseImage> restored_chain(const restore::LoadedImage& img) 
 
 }  // namespace
 
-void Keeper::base_on_restored_image(const restore::LoadedImage& img,
-                                    capture::WriteTracker tracker) {
-  capture::base_from_restored(base, img.proc, restored_chain(img), std::move(tracker));
-}
-
-void Keeper::compare_with_restored_image(const restore::LoadedImage& img) {
-  std::vector<capture::PageReference::Source> sources;
-  auto add = [&](const restore::PageSource& pages) {
-    auto m = MappedFile::map_readonly(pages.fd);
-    if (m) {
-      sources.push_back({std::move(*m), pages.base});
+void Keeper::base_on_restored_process(const restore::LoadedImage& img, restore::FinishedRestore& f,
+                                      bool tree) {
+  capture::CheckpointBase& b = tree ? tree_bases[f.pid] : base;
+  if (f.tracker) {
+    capture::base_from_restored(b, *f.proc, restored_chain(img), std::move(*f.tracker));
+  } else if (f.proc->writes_tracked && !tree) {
+    // (A tree's checkpoint builds only on tracked writes: its lazily restored processes get a
+    // full image next.)
+    std::vector<capture::PageReference::Source> sources;
+    auto add = [&](const restore::PageSource& pages) {
+      auto m = MappedFile::map_readonly(pages.fd);
+      if (m) {
+        sources.push_back({std::move(*m), pages.base});
+      }
+    };
+    add(img.pages);
+    for (const auto& p : img.parents) {
+      add(p.pages);
     }
-  };
-  add(img.pages);
-  for (const auto& p : img.parents) {
-    add(p.pages);
+    if (sources.size() == img.parents.size() + 1) {
+      capture::base_for_comparison(b, *f.proc, restored_chain(img), std::move(sources));
+    }
   }
-  if (sources.size() == img.parents.size() + 1) {
-    capture::base_for_comparison(base, img.proc, restored_chain(img), std::move(sources));
+  b.untracked_why = f.untracked_why;
+  if (tree) {
+    auto st = capture::read_tree_stat(f.pid);
+    if (!b.has_image() || !st) {
+      tree_bases.erase(f.pid);
+      return;
+    }
+    b.process_start = st->start_time;  // the checkpoint's check that it is still this process
   }
 }
 

@@ -157,12 +157,15 @@ Status let_run(const std::vector<const image::ProcessImage*>& procs) {
 
 }  // namespace
 
-Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
-                                       const std::function<Status()>& gate) {
+namespace {
+
+// Before the blob goes: the lazy restore's userfaultfd out of the process, into the keeper; or,
+// for an image taken with --incremental, write tracking armed before the program runs again.
+Result<FinishedRestore> take_over(pid_t pid, const image::ProcessImage& p,
+                                  const RegionInfo& region) {
   FinishedRestore out;
-  const auto& p = img.proc;
-  VOS_TRY(wait_parked({{pid, &p, region}}), "restore");
-  VOS_TRY(gate(), "restore of process {}", pid);
+  out.pid = pid;
+  out.proc = &p;
   uint64_t blob_syscall = region.start + kBlobSyscallInsnOffset;
   if (region.lazy_fd >= 0) {
     auto uffd = remote::grab_fd(pid, static_cast<int>(region.lazy_fd));
@@ -185,21 +188,43 @@ Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const 
       out.untracked_why = tracker.error().describe();
     }
   }
+  return out;
+}
+
+}  // namespace
+
+Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
+                                       const std::function<Status()>& gate) {
+  const auto& p = img.proc;
+  VOS_TRY(wait_parked({{pid, &p, region}}), "restore");
+  VOS_TRY(gate(), "restore of process {}", pid);
+  auto out = take_over(pid, p, region);
+  if (!out) {
+    return std::move(out).error();
+  }
   VOS_TRY(load_saved_state(pid, p, img.blobs, region), "restore");
   VOS_TRY(let_run({&p}), "restore");
   return out;
 }
 
-Status finish_restore_tree(const std::vector<RestoredProcess>& procs, const LoadedImage& img,
-                           const std::function<Status()>& gate) {
+Result<std::vector<FinishedRestore>> finish_restore_tree(const std::vector<RestoredProcess>& procs,
+                                                         const LoadedImage& img,
+                                                         const std::function<Status()>& gate) {
   VOS_TRY(wait_parked(procs), "restore");
   VOS_TRY(gate(), "restore");
+  std::vector<FinishedRestore> out;
   std::vector<const image::ProcessImage*> all;
   for (const auto& p : procs) {
+    auto taken = take_over(p.pid, *p.proc, p.region);
+    if (!taken) {
+      return std::move(taken).error().context(fmt::format("restore of process {}", p.pid));
+    }
+    out.push_back(std::move(*taken));
     VOS_TRY(load_saved_state(p.pid, *p.proc, img.blobs, p.region), "restore of process {}", p.pid);
     all.push_back(p.proc);
   }
-  return let_run(all);
+  VOS_TRY(let_run(all), "restore");
+  return out;
 }
 
 }  // namespace vos::restore

@@ -1,6 +1,11 @@
 // Host side (vos restore).
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -245,10 +250,6 @@ Status check_restorable(const LoadedImage& img, fds::RestorePolicy::Files files)
   if (auto st = check_sysv_sem_msg_restorable(img.proc, img.reader.path()); !st) {
     return st;
   }
-  if (!img.proc.processes.empty() && img.lazy) {
-    return user_error("image {} holds {} processes: --lazy restores a single process only (yet)",
-                      img.reader.path(), img.proc.processes.size() + 1);
-  }
   for (const auto& q : img.proc.processes) {
     if (!q.processes.empty() || q.pid <= 1) {
       return user_error("image {}: corrupt: process {} in the tree", img.reader.path(), q.pid);
@@ -279,6 +280,27 @@ Status prepare_restore(const LoadedImage& img, fds::RestorePolicy::Files files) 
   VOS_TRY(prepare(img.proc), "process {}", img.proc.pid);
   for (const auto& q : img.proc.processes) {
     VOS_TRY(prepare(q), "process {}", q.pid);
+  }
+  return {};
+}
+
+Status check_lazy_restorable() {
+  UniqueFd uffd(static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
+  if (!uffd.valid()) {
+    return sys_error(
+        "--lazy: userfaultfd (for a user other than root it needs "
+        "vm.unprivileged_userfaultfd=1); restore without --lazy");
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+                 UFFD_FEATURE_EVENT_UNMAP;
+  if (::ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
+    return Error(errno == EPERM ? EPERM : errno,
+                 "--lazy: the kernel tells the keeper of the program's forks only with "
+                 "CAP_SYS_PTRACE (root): without it, a process the program forks before its "
+                 "memory is all in would read zeros for the pages not copied yet; restore "
+                 "without --lazy");
   }
   return {};
 }

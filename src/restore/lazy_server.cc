@@ -17,6 +17,7 @@
 
 #include "abi/kernel_uapi.h"
 #include "base/cpu_class.h"
+#include "restore/lazy_restore.h"
 
 namespace vos::restore {
 
@@ -33,65 +34,37 @@ void wake(int uffd, uint64_t addr, uint64_t len) {
 
 }  // namespace
 
-Result<std::unique_ptr<LazyServer>> LazyServer::start(
-    pid_t pid, UniqueFd uffd, const LoadedImage& img,
-    std::function<void(const LazyStats&)> on_done) {
+Result<std::unique_ptr<LazyServer>> LazyServer::start(LazyRestore& group, pid_t pid, UniqueFd uffd,
+                                                      Sources sources,
+                                                      std::vector<HugeRange> collapse) {
   std::unique_ptr<LazyServer> s(new LazyServer());
+  s->group_ = &group;
   s->pid_ = pid;
   s->uffd_ = std::move(uffd);
-  s->img_ = &img;
-  s->on_done_ = std::move(on_done);
+  s->sources_ = std::move(sources);
+  s->collapse_ = std::move(collapse);
   s->stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!s->stop_.valid()) {
     return sys_error("eventfd");
   }
-  // The page sources (the image files, or memfds of decompressed pages), mapped: a first touch
-  // is served by one copy from the page cache, and the mappings outlive the keeper's fds.
-  std::vector<int> fds = {img.pages.fd};
-  for (const auto& p : img.parents) {
-    fds.push_back(p.pages.fd);
-  }
-  for (int fd : fds) {
-    auto m = MappedFile::map_readonly(fd);
-    if (!m) {
-      return std::move(m).error().context("lazy restore");
-    }
-    s->images_.push_back(std::move(*m));
-  }
-  for (const auto& a : img.proc.areas) {
-    if (a.kind != image::AreaKind::kAnon || a.shared) {
-      continue;  // read in full by the restorer, as in a normal restore
-    }
-    for (const auto& r : a.pages) {
-      uint64_t base = r.image == 0 ? img.pages.base : img.parents[r.image - 1].pages.base;
-      const MappedFile& from = s->images_[r.image];
-      if (!from.contains(base + r.offset, r.npages * kPage)) {
-        return user_error("lazy restore: pages at {:#x} lie past the end of their image", r.vaddr);
-      }
-      s->sources_[r.vaddr] = {r.npages * kPage, from.data() + base + r.offset};
-    }
-  }
-  s->collapse_ = huge_blocks_with_pages(img.proc, thp_mode_for(img.proc));
   s->fault_thread_ = std::thread([p = s.get()] { p->serve_faults(); });
   s->prefetch_thread_ = std::thread([p = s.get()] { p->prefetch(); });
   return s;
 }
 
 LazyServer::~LazyServer() {
-  finish();
+  join();
 }
 
-std::string LazyServer::finish() {
-  finishing_ = true;
-  uint64_t one = 1;
-  (void)!::write(stop_.get(), &one, sizeof one);
+void LazyServer::join() {
+  // The prefetch ends by itself (all in, or the process gone) and then stops the fault thread:
+  // stopping it earlier would leave the process's unmaps and moves waiting for nobody.
   if (prefetch_thread_.joinable()) {
     prefetch_thread_.join();
   }
   if (fault_thread_.joinable()) {
     fault_thread_.join();
   }
-  return killed_why_;
 }
 
 std::unique_lock<std::mutex> LazyServer::lock_for_faults() {
@@ -275,6 +248,12 @@ void LazyServer::serve_faults() {
         case UFFD_EVENT_REMAP:
           moved(msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
           break;
+        case UFFD_EVENT_FORK:
+          // The child's memory is a copy of this one's as it is now: every page still to
+          // fill here is missing there too (copies into this process fail with EAGAIN from
+          // the fork's start until this event is read, under mu_ like the copies).
+          group_->forked(UniqueFd(static_cast<int>(msg.arg.fork.ufd)), sources_);
+          break;
         default:
           break;
       }
@@ -320,11 +299,7 @@ Status LazyServer::copy_all_remaining() {
   return {};
 }
 
-namespace {
-
-constexpr const char* kProgramEnded = "the program ended before all of its memory was in";
-
-}  // namespace
+const char* const kLazyProcessEnded = "the program ended before all of its memory was in";
 
 void LazyServer::prefetch() {
   using Clock = std::chrono::steady_clock;
@@ -353,7 +328,7 @@ void LazyServer::prefetch() {
       continue;
     }
     if (!n) {
-      stats_.error = n.error().err() == ESRCH ? kProgramEnded : n.error().describe();
+      stats_.error = n.error().err() == ESRCH ? kLazyProcessEnded : n.error().describe();
       break;
     }
     stats_.prefetched_pages += n->pages;
@@ -374,7 +349,7 @@ void LazyServer::prefetch() {
       break;
     }
     if (st.error().err() != EAGAIN) {
-      stats_.error = st.error().err() == ESRCH ? kProgramEnded : st.error().describe();
+      stats_.error = st.error().err() == ESRCH ? kLazyProcessEnded : st.error().describe();
       break;
     }
     if (uint64_t now_left = remaining_bytes(); now_left < left) {
@@ -387,20 +362,8 @@ void LazyServer::prefetch() {
     lock.unlock();
     pause();
   }
-  if (stats_.error.empty()) {
-    // The program already runs on these pages: damage found now ends it rather than letting it
-    // go on with wrong memory.
-    if (auto v = verify_pages(*img_); !v) {
-      stats_.error = v.error().describe();
-      killed_why_ = "its memory image is damaged: " + stats_.error;
-      ::kill(pid_, SIGKILL);
-    }
-  } else {
-    // Some of its memory could not be brought back (or it has ended already).
-    if (stats_.error != kProgramEnded) {
-      killed_why_ = "its memory could not be brought back: " + stats_.error;
-    }
-    ::kill(pid_, SIGKILL);
+  if (!stats_.error.empty() && stats_.error != kLazyProcessEnded) {
+    group_->fail("its memory could not be brought back: " + stats_.error);
   }
   stats_.done_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -420,9 +383,7 @@ void LazyServer::prefetch() {
   stats_.fault_pages = fault_pages_;
   stats_.zero_pages = zero_pages_;
   stats_.already_in_pages = already_in_pages_;
-  if (on_done_) {
-    on_done_(stats_);
-  }
+  group_->server_done(stats_, pid_);
 }
 
 void LazyServer::collapse_huge_blocks() {

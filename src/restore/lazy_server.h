@@ -1,10 +1,12 @@
-// Host side (keeper of a program restored with --lazy). The program runs before its anonymous
-// memory is back: a missing-page userfaultfd (created by the restorer, held only by the keeper)
-// reports each first touch, and the server copies that page's neighbourhood in from the image
-// (or a zero page where the image has none), while a second thread copies everything else in
-// address order. Once all stored pages are in, the page data's checksums are verified (the
-// program is killed if they fail), the userfaultfd is closed and the program runs unassisted;
-// memory an eager restore would have put in huge pages is then collapsed into them.
+// Host side (keeper of a program restored with --lazy). The server of one address space: the
+// process runs before its anonymous memory is back; a missing-page userfaultfd (created by the
+// restorer, held only by the keeper) reports each first touch, and the server copies that page's
+// neighbourhood in from the image (or a zero page where the image has none), while a second
+// thread copies everything else in address order. Once all stored pages are in, the userfaultfd
+// is closed and the process runs unassisted; memory an eager restore would have put in huge pages
+// is then collapsed into them. A process that forks meanwhile hands its server a userfaultfd of
+// the child's copy (UFFD_EVENT_FORK), whose missing pages are the parent's at that moment: it
+// gets a server of its own. The servers of one program form a LazyRestore (lazy_restore.h).
 #pragma once
 
 #include <sys/types.h>
@@ -42,25 +44,34 @@ struct LazyStats {
   std::string huge_collapse_error;  // why some or all of it stayed in 4 KiB pages
 };
 
+class LazyRestore;
+
+// Said in LazyStats::error when the process ended before all of its memory was in.
+extern const char* const kLazyProcessEnded;
+
 class LazyServer {
  public:
-  // `on_done` runs on the server's thread once everything is in (or serving failed).
-  static Result<std::unique_ptr<LazyServer>> start(pid_t pid, UniqueFd uffd, const LoadedImage& img,
-                                                   std::function<void(const LazyStats&)> on_done);
-  ~LazyServer();
-  LazyServer(const LazyServer&) = delete;
-  LazyServer& operator=(const LazyServer&) = delete;
-
-  // Joins the server's threads. If the server ended the program (its memory could not be
-  // brought back, or its page data is damaged), says why; empty otherwise.
-  std::string finish();
-
- private:
   struct Source {
     uint64_t len = 0;
     const char* data = nullptr;  // the page data, in a mapping of its image (or memfd)
   };
   using Sources = std::map<uint64_t, Source>;  // by address: the stored pages not yet in
+
+  // `pid` is 0 for a forked process (its huge pages are then left to khugepaged). `group` hears
+  // of forks, failures and the end (LazyRestore::server_done, on the server's own thread).
+  static Result<std::unique_ptr<LazyServer>> start(LazyRestore& group, pid_t pid, UniqueFd uffd,
+                                                   Sources sources,
+                                                   std::vector<HugeRange> collapse);
+  ~LazyServer();
+  LazyServer(const LazyServer&) = delete;
+  LazyServer& operator=(const LazyServer&) = delete;
+
+  // Joins the server's threads (once everything is in, or the process ended).
+  void join();
+  // Huge-page collapsing is best effort: stops at the next step.
+  void stop_collapsing() { finishing_ = true; }
+
+ private:
   struct Copied {
     uint64_t pages = 0;       // copied now
     uint64_t already_in = 0;  // found in memory already
@@ -99,15 +110,12 @@ class LazyServer {
   UniqueFd stop_;  // eventfd: the prefetch is done, the fault thread may stop
   std::mutex mu_;  // guards sources_ against the program's unmaps and moves
   Sources sources_;
-  std::vector<MappedFile> images_;  // its own mappings: the keeper drops its decompressed copies
-  const LoadedImage* img_ = nullptr;
+  LazyRestore* group_ = nullptr;
   LazyStats stats_;
-  std::string killed_why_;  // set by the prefetch thread before it kills the program
   std::atomic<uint64_t> faults_{0}, fault_pages_{0}, zero_pages_{0}, already_in_pages_{0};
   std::atomic<int> fault_side_waiting_{0};  // see lock_for_prefetch
   std::vector<HugeRange> collapse_;         // see collapse_huge_blocks
-  std::atomic<bool> finishing_{false};      // finish() was called: stop collapsing
-  std::function<void(const LazyStats&)> on_done_;
+  std::atomic<bool> finishing_{false};      // stop_collapsing() was called
   std::thread fault_thread_;
   std::thread prefetch_thread_;
 };

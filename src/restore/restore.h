@@ -71,6 +71,9 @@ Status verify_pages(const LoadedImage& img);
 // that changed since the checkpoint in a way `files` (vos restore --files) does not take.
 Status check_restorable(const LoadedImage& img,
                         fds::RestorePolicy::Files files = fds::RestorePolicy::Files::kCheck);
+// vos restore --lazy, as the user the program runs as: refuses when the kernel would not tell the
+// keeper of the program's forks (UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE).
+Status check_lazy_restorable();
 // Once check_restorable passed, just before the program is recreated: brings the files it had
 // open back to their state at the checkpoint where `files` says so (--files=rewind).
 Status prepare_restore(const LoadedImage& img, fds::RestorePolicy::Files files);
@@ -125,8 +128,10 @@ struct TreePipes {
 [[noreturn]] void become_tree(LoadedImage& img, int sync_fd, int info_fd, int log_fd,
                               TreePipes pipes);
 
-// What finish_restore hands to the keeper besides a running program.
+// What finish_restore hands to the keeper besides a running program, per process.
 struct FinishedRestore {
+  pid_t pid = 0;
+  const image::ProcessImage* proc = nullptr;
   // Lazy restore: the userfaultfd (removed from the program's fd table) through which its
   // anonymous memory must be filled.
   UniqueFd lazy_uffd;
@@ -138,21 +143,20 @@ struct FinishedRestore {
   std::string untracked_why;
 };
 
-// `gate` runs once every thread is parked, before anything of the program may execute; its
-// error aborts the restore.
+// Once the restorer has built the program (and `gate`, checking the page data, passed): takes
+// over what the keeper keeps of it and lets its threads run.
 Result<FinishedRestore> finish_restore(pid_t pid, const LoadedImage& img, const RegionInfo& region,
                                        const std::function<Status()>& gate);
 
-// One process of a tree being restored, parked in its blob.
 struct RestoredProcess {
   pid_t pid = 0;
   const image::ProcessImage* proc = nullptr;
   RegionInfo region;
 };
 // finish_restore for every process of a tree at once: all are let run only once all are ready.
-// (Lazy restore and write tracking are for single processes: not done here.)
-Status finish_restore_tree(const std::vector<RestoredProcess>& procs, const LoadedImage& img,
-                           const std::function<Status()>& gate);
+Result<std::vector<FinishedRestore>> finish_restore_tree(const std::vector<RestoredProcess>& procs,
+                                                         const LoadedImage& img,
+                                                         const std::function<Status()>& gate);
 
 const std::string& blob_code();  // the embedded last stage
 

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,6 +137,28 @@ __attribute__((noreturn)) static inline void e2e_pass(void) {
       e2e_fail(__VA_ARGS__); \
     }                        \
   } while (0)
+
+// Whether the page at `page` is in memory (mincore).
+static inline int e2e_resident(const void* page) {
+  unsigned char v = 0;
+  E2E_CHECK(mincore((void*)((uintptr_t)page & ~(uintptr_t)4095), 4096, &v) == 0, "mincore: %s",
+            strerror(errno));
+  return v & 1;
+}
+
+// For cases made for `vos restore --lazy`: waits until the page at `page` is missing (the
+// program was restored lazily and runs before its memory is all in), for at most 3 s after
+// `since` (a direct run goes on then). Says whether it saw the page missing.
+static inline int e2e_wait_lazy_restore(const void* page, double since) {
+  while (e2e_resident(page)) {
+    if (e2e_now() > since + 3) {
+      return 0;
+    }
+    struct timespec ts = e2e_ts(0.001);
+    nanosleep(&ts, NULL);
+  }
+  return 1;
+}
 
 // AnonHugePages of this process's mapping that starts at `addr`, in kB (-1 if there is none).
 static inline long e2e_huge_kb(const void* addr) {

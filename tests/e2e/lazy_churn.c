@@ -27,12 +27,6 @@ static void check_words(const char* what, const uint64_t* p, size_t len, uintptr
   }
 }
 
-static int resident(const void* page) {
-  unsigned char v = 0;
-  E2E_CHECK(mincore((void*)page, kPage, &v) == 0, "mincore: %s", strerror(errno));
-  return v & 1;
-}
-
 int main(int argc, char** argv) {
   e2e_init(argc, argv);
   uint8_t* r = mmap(NULL, kRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -47,13 +41,7 @@ int main(int argc, char** argv) {
   e2e_ready();
 
   // Waits for the restore (the moment a page is missing); a direct run goes on after 3 s.
-  const uint8_t* last = r + kRegion - kPage;
-  int missing = 0;
-  while (!(missing = !resident(last)) && e2e_now() < e2e_ready_time + 3) {
-    struct timespec ts = e2e_ts(0.001);
-    nanosleep(&ts, NULL);
-  }
-  if (!missing) {
+  if (!e2e_wait_lazy_restore(r + kRegion - kPage, e2e_ready_time)) {
     e2e_write_file("untested",
                    "its memory was all in at its first look: the map changed only "
                    "after the lazy server was done\n");

@@ -24,9 +24,11 @@ constexpr long kUffdioApi = 0xc018aa3f, kUffdioRegister = 0xc020aa00,
 constexpr uint64_t kUffdApi = 0xaa, kUffdRegisterModeMissing = 1;
 constexpr long kUffdUserModeOnly = 1;
 // The keeper must hear of the program discarding (MADV_DONTNEED, munmap) or moving (mremap)
-// memory it has not filled yet, or it would fill it later with the image's old data.
-constexpr uint64_t kUffdLazyFeatures =
-    (1u << 2) /*EVENT_REMAP*/ | (1u << 3) /*EVENT_REMOVE*/ | (1u << 6) /*EVENT_UNMAP*/;
+// memory it has not filled yet, or it would fill it later with the image's old data; and of it
+// forking, or the child's untouched pages would read as zeros (EVENT_FORK needs CAP_SYS_PTRACE:
+// vos restore --lazy refuses without it).
+constexpr uint64_t kUffdLazyFeatures = (1u << 1) /*EVENT_FORK*/ | (1u << 2) /*EVENT_REMAP*/ |
+                                       (1u << 3) /*EVENT_REMOVE*/ | (1u << 6) /*EVENT_UNMAP*/;
 constexpr long kOCloexec = 02000000, kONonblock = 04000;
 constexpr long kThreadCloneFlags = 0x00000100 /*VM*/ | 0x00000200 /*FS*/ | 0x00000400 /*FILES*/ |
                                    0x00000800 /*SIGHAND*/ | 0x00010000 /*THREAD*/ |

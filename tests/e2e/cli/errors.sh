@@ -172,14 +172,6 @@ pid=$(e2e_ps_pids "tailer-$uniq")
 grep -q '^State:.*[SR]' "/proc/$pid/status" || e2e_die "refused program is not running: $(grep State "/proc/$pid/status")"
 grep -q '^TracerPid:[[:space:]]*0$' "/proc/$pid/status" || e2e_die "refused program is still traced"
 
-# A process tree is checkpointed whole (incrementally too), but not restored lazily yet: said,
-# not half done.
-run_detached "tree-$uniq" sh -c 'sleep 100 & wait'
-sleep 0.3
-tree_img=$("$VOS" checkpoint "tree-$uniq" --dir "$W/img" --incremental 2>>"$W/err.log") ||
-  e2e_die "incremental checkpoint of a tree failed: $(cat "$W/err.log")"
-expect_fail "--lazy restores a single process only" "$VOS" restore --lazy --name "tree2-$uniq" "$tree_img"
-
 # Every obstacle is named at once, not only the first: a user fixes them all in one go. Here, in
 # both processes of a tree: a TCP connection (fds 4 and 5: no connected socket but a socketpair
 # is kept yet) and a socketpair with a descriptor in flight (SCM_RIGHTS, fds 6 and 7).

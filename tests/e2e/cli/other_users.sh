@@ -2,7 +2,8 @@
 # e2e (test harness, as root): root's vos manages every user's programs. An ordinary user's
 # program is listed by root's `vos ps` (with its uid); root checkpoints it (the image is written
 # as that user) and restores it as that user: it runs with the user's ids again, registered
-# where the user's own vos finds it. The user's vos never lists root's programs.
+# where the user's own vos finds it (but not lazily: see below). The user's vos never lists
+# root's programs.
 set -euo pipefail
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -48,6 +49,13 @@ env -u VOS_RUN_DIR "$VOS" checkpoint "mine-$$" --dir "$W/img" --kill >/dev/null
 img=$(env -u VOS_RUN_DIR "$VOS" checkpoint "$name" --dir "$W/shared/img" --kill 2>"$W/ck.log") ||
   e2e_die "root's checkpoint of the user's program failed: $(cat "$W/ck.log")"
 [[ $(stat -c %u "$img") == "$uid" ]] || e2e_die "the image was not written by the user"
+# A lazy restore as the user: the kernel would not tell the keeper of the program's forks (that
+# needs CAP_SYS_PTRACE), whose children could then read zeros; with vm.unprivileged_userfaultfd=0
+# it would not even give the user a userfaultfd. Refused, saying why.
+rc=0
+env -u VOS_RUN_DIR "$VOS" restore -d --lazy "$img" </dev/null >"$W/lazy.log" 2>&1 || rc=$?
+((rc != 0)) || e2e_die "root's lazy restore of the user's image went ahead without CAP_SYS_PTRACE"
+grep -Eq "CAP_SYS_PTRACE|unprivileged_userfaultfd" "$W/lazy.log" || e2e_die "the refused lazy restore does not say why: $(cat "$W/lazy.log")"
 env -u VOS_RUN_DIR "$VOS" restore -d "$img" </dev/null >"$W/rs.log" 2>&1 ||
   e2e_die "root's restore of the user's image failed: $(cat "$W/rs.log")"
 rm -f "$W/shared/ok"
