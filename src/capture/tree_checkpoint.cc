@@ -695,6 +695,9 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     VOS_TRY(capture_posix_timers(ctx), "checkpoint of {}", ctx.who);
     VOS_TRY(capture_fds(ctx), "checkpoint of {}", ctx.who);
     VOS_TRY(plan_memory(ctx), "checkpoint of {}", ctx.who);
+    // A restore of this image tracks the process's writes from before it runs again, so that
+    // the next incremental checkpoint builds on the image.
+    ctx.img.writes_tracked = keep_tracking;
     if (pid == top) {
       // The segments belong to the namespace: listed once, with the top process.
       VOS_TRY(capture_sysv_shm(ctx), "checkpoint of {}", ctx.who);
