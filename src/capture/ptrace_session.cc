@@ -28,6 +28,31 @@ namespace {
 constexpr long kErestartSys = -512, kErestartNoIntr = -513, kErestartNoHand = -514,
                kErestartRestartBlock = -516;
 
+bool eintr_means_nothing_done(long nr) {
+  switch (nr) {
+    case SYS_epoll_wait:
+    case SYS_epoll_pwait:
+    case uapi::kSysEpollPwait2:
+    case SYS_semop:
+    case SYS_semtimedop:
+    case SYS_rt_sigtimedwait:
+    case SYS_io_getevents:
+    case SYS_io_pgetevents:
+    // Sockets with SO_RCVTIMEO / SO_SNDTIMEO (without a timeout they restart by themselves).
+    case SYS_read:
+    case SYS_write:
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_accept:
+    case SYS_accept4:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 user_regs_struct resumable_regs(const user_regs_struct& in, bool deliverable_signal_pending) {
@@ -53,9 +78,11 @@ user_regs_struct resumable_regs(const user_regs_struct& in, bool deliverable_sig
       }
       break;
     case -EINTR:
-      // epoll_wait reports a ptrace stop as EINTR; nothing else interrupted it.
-      restart = !deliverable_signal_pending &&
-                (nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == uapi::kSysEpollPwait2);
+      // Calls the kernel never restarts (signal(7)) report a ptrace stop as EINTR: without a
+      // signal to deliver, nothing else interrupted them. Only those for which EINTR means
+      // nothing was done (a semop performed no operation, a timed socket call moved no byte):
+      // not connect, whose attempt goes on.
+      restart = !deliverable_signal_pending && eintr_means_nothing_done(nr);
       break;
     default:
       break;

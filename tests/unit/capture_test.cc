@@ -172,6 +172,18 @@ TEST(ResumableRegs, EpollEintrFromTheStopIsReissuedUnlessASignalIsDue) {
   EXPECT_EQ(static_cast<long>(kept.rax), -EINTR);
 }
 
+TEST(ResumableRegs, SemopAndTimedSocketEintrAreReissuedButNotConnect) {
+  for (long nr : {static_cast<long>(SYS_semop), static_cast<long>(SYS_semtimedop),
+                  static_cast<long>(SYS_recvfrom), static_cast<long>(SYS_rt_sigtimedwait)}) {
+    auto r = resumable_regs(in_syscall(nr, -EINTR), false);
+    EXPECT_EQ(r.rip, 0x1000u) << nr;
+    EXPECT_EQ(r.rax, static_cast<unsigned long long>(nr));
+  }
+  auto connect = resumable_regs(in_syscall(SYS_connect, -EINTR), false);
+  EXPECT_EQ(connect.rip, 0x1002u);
+  EXPECT_EQ(static_cast<long>(connect.rax), -EINTR);
+}
+
 TEST(ResumableRegs, CompletedCallsAndUserCodeAreLeftAlone) {
   auto done = resumable_regs(in_syscall(SYS_read, 17), false);
   EXPECT_EQ(done.rip, 0x1002u);
