@@ -22,6 +22,7 @@
 #include "capture/page_writer.h"
 #include "capture/precopy_round.h"
 #include "capture/proc_files.h"
+#include "capture/snapshot.h"
 #include "capture/sysv_shm_capture.h"
 #include "image/finish_image.h"
 
@@ -142,75 +143,6 @@ Status write_metadata(CaptureContext& ctx, image::ImageWriter& writer, uint64_t*
   auto contents = place_file_contents(ctx);
   return image::finish_image(writer, ctx.blobs, ctx.img, contents);
 }
-
-// A copy-on-write copy of the frozen program's memory: a clone of its main thread without
-// CLONE_VM, made a child of the keeper (CLONE_PARENT) with no exit signal, so the program never
-// learns of it; it is seized from birth and never runs a single instruction.
-class Snapshot {
- public:
-  static Result<Snapshot> take(PtraceSession& session, uint64_t syscall_insn) {
-    pid_t pid = session.pid();
-    constexpr long kCloneParent = 0x00008000;
-    auto saved = remote::get_regs(pid);
-    if (!saved) {
-      return std::move(saved).error();
-    }
-    uint64_t old_mask = 0, all = ~0ull;
-    ::ptrace(PTRACE_GETSIGMASK, pid, sizeof old_mask, &old_mask);
-    ::ptrace(PTRACE_SETSIGMASK, pid, sizeof all, &all);
-    ::ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE);
-    user_regs_struct r = *saved;
-    r.rip = syscall_insn;
-    r.rax = SYS_clone;
-    r.orig_rax = static_cast<unsigned long long>(-1);
-    r.rdi = kCloneParent;  // exit signal 0
-    r.rsi = r.rdx = r.r10 = r.r8 = 0;
-    Snapshot snap;
-    Status st = remote::set_regs(pid, r);
-    for (int stop = 0; st && stop < 3; ++stop) {  // enter, clone event, exit
-      int status = 0;
-      if (::ptrace(PTRACE_SYSCALL, pid, 0, 0) != 0 || ::waitpid(pid, &status, __WALL) != pid) {
-        st = sys_error("cloning process {} for a snapshot", pid);
-        break;
-      }
-      if ((status >> 8) == (SIGTRAP | (PTRACE_EVENT_CLONE << 8))) {
-        unsigned long child = 0;
-        ::ptrace(PTRACE_GETEVENTMSG, pid, 0, &child);
-        snap.child_ = static_cast<pid_t>(child);
-      } else if (!WIFSTOPPED(status) || WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-        st = user_error("process {}: unexpected stop {:#x} while cloning", pid, status);
-      }
-    }
-    ::ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD);
-    (void)remote::set_regs(pid, *saved);
-    ::ptrace(PTRACE_SETSIGMASK, pid, sizeof old_mask, &old_mask);
-    if (snap.child_ > 0) {
-      int status = 0;
-      ::waitpid(snap.child_, &status, __WALL);  // its first stop, before any instruction
-    }
-    if (!st) {
-      return std::move(st).error();
-    }
-    if (snap.child_ <= 0) {
-      return user_error("process {}: clone for a snapshot reported no child", pid);
-    }
-    return snap;
-  }
-
-  Snapshot() = default;
-  Snapshot(Snapshot&& o) noexcept : child_(std::exchange(o.child_, 0)) {}
-  Snapshot& operator=(Snapshot&&) = delete;
-  ~Snapshot() {
-    if (child_ > 0) {
-      ::kill(child_, SIGKILL);
-      ::waitpid(child_, nullptr, __WALL);
-    }
-  }
-  pid_t pid() const { return child_; }
-
- private:
-  pid_t child_ = 0;
-};
 
 void pause_for_test(const CheckpointOptions& opts, const char* point) {
   if (opts.pause_at == point) {
@@ -656,7 +588,7 @@ Result<CheckpointStats> checkpoint(pid_t pid, const CheckpointOptions& opts, Che
     if (delta) {
       base.last_stored_bytes = planned_bytes(ctx);
     }
-    auto snap = Snapshot::take(*session, *insn);
+    auto snap = Snapshot::take(*session, *insn, false);
     if (!snap) {
       return std::move(snap).error().context(fmt::format("checkpoint of {}", who));
     }

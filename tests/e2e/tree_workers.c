@@ -7,7 +7,7 @@
 // ends before ready and is left unreaped: a zombie through the checkpoint, whose exit status the
 // parent collects after the restore. Workers 1 and 2 form a process group of their own. Checked
 // at the end: every record in order with the right value, each worker's exit status and parent,
-// the groups, and every log line present once.
+// the groups, every log line present once, and that no process has a child it never made.
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -97,6 +97,10 @@ __attribute__((noreturn)) static void worker(int i, int out, int log_fd, pid_t p
     if (shared->pattern[k] != (char)(k * 7 + 1)) {
       _exit(98);
     }
+  }
+  char kids[256];
+  if (e2e_children(kids, sizeof kids)) {
+    _exit(97);  // see main
   }
   _exit(getppid() == parent ? 10 + i : 99);
 }
@@ -241,9 +245,18 @@ int main(int argc, char** argv) {
     if (waitpid(pids[i], &st, 0) != pids[i]) {
       e2e_fail("waitpid(worker %d, pid %d): %s", i, pids[i], strerror(errno));
     }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 97) {
+      e2e_fail("worker %d has a child it never made", i);
+    }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 10 + i) {
       e2e_fail("worker %d ended with status %#x, not exit %d", i, st, 10 + i);
     }
+  }
+  // Nothing else is a child of the parent, nor of a worker (exit 97): not a copy a live
+  // checkpoint made of one (a snapshot) and left behind.
+  char kids[256];
+  if (e2e_children(kids, sizeof kids)) {
+    e2e_fail("the parent has children it never made: %s", kids);
   }
   FILE* f = fopen(log_path, "r");
   int lines[kWorkers] = {0};
