@@ -275,6 +275,12 @@ class Session:
             try:
                 for entry in self.vos_ps():
                     if entry.get("name") in self.names and isinstance(entry.get("pid"), int):
+                        # Every process of a tree: its first one's end leaves the others
+                        # running (seen: a failed step left ten mem_programs that skewed the
+                        # runs after it).
+                        for p in entry.get("processes", []):
+                            if isinstance(p.get("host_pid"), int) and p["host_pid"] != entry["pid"]:
+                                kill_and_wait(p["host_pid"])
                         kill_and_wait(entry["pid"])
             except StepError as e:
                 print("bench: warning: cleanup could not list vos programs; "
