@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +73,14 @@ struct CaptureContext {
   std::vector<FileContent> file_contents;
   // Process trees: what the tree's other processes hold (fds::ProbeSet::elsewhere).
   std::vector<std::pair<std::string, int>> elsewhere;
+  // What only the process itself can tell (injected calls), asked beforehand by ask_together;
+  // empty: capture_process_state asks it.
+  struct Asked {
+    std::vector<image::SignalAction> actions;
+    std::vector<image::ITimer> itimers;
+    uint64_t brk = 0;
+  };
+  std::optional<Asked> asked;
 
   image::BlobRef add_blob(const void* data, size_t size) {
     image::BlobRef ref{blobs.size(), size};
@@ -98,6 +107,12 @@ void precheck_posix_timers(pid_t pid, Obstacles& obstacles);
 
 Status capture_threads(CaptureContext& ctx);
 Status capture_process_state(CaptureContext& ctx);
+// Asks several frozen processes (each ctx's session and syscall instruction set) what
+// capture_process_state would ask each by injected calls (handlers, interval timers, brk), with
+// their calls overlapped: one process's round trips through the scheduler no longer wait for
+// the other's (a tree's freeze). Sets ctx.asked; a process it could not ask is left for
+// capture_process_state to ask.
+void ask_together(const std::vector<CaptureContext*>& ctxs);
 // After capture_threads: a timer's signal found among the pending ones is taken out of them.
 Status capture_posix_timers(CaptureContext& ctx);
 Status capture_fds(CaptureContext& ctx);

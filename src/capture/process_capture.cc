@@ -7,11 +7,13 @@
 #include <time.h>
 
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 #include "base/clocks.h"
 #include "capture/capture_context.h"
 #include "capture/proc_files.h"
+#include "remote/remote_calls.h"
 
 namespace vos::capture {
 
@@ -38,18 +40,26 @@ void precheck_process(pid_t pid, Obstacles& obstacles) {
   precheck_posix_timers(pid, obstacles);
 }
 
-Status capture_process_state(CaptureContext& ctx) {
-  auto& img = ctx.img;
-  pid_t pid = ctx.pid;
-  auto& session = *ctx.session;
-  img.stopped = session.group_stopped();
-  const auto& main_regs = session.threads().front().regs;
-  uint64_t scratch = (main_regs.rsp - 128 - 512) & ~15ull;
+namespace {
 
+// Below the red zone of the main thread's stack: where a signal frame would go, so no state.
+uint64_t scratch_of(const CaptureContext& ctx) {
+  const auto& main_regs = ctx.session->threads().front().regs;
+  return (main_regs.rsp - 128 - 512) & ~15ull;
+}
+
+// The injected calls capture_process_state needs, and how each answer is taken.
+struct Question {
+  long nr = 0;
+  remote::SyscallArgs args{};
+  std::function<Status(CaptureContext::Asked&, long)> take;
+};
+
+Result<std::vector<Question>> questions_for(const CaptureContext& ctx) {
   // Each injected call costs the frozen program tens of microseconds, so only the signals whose
   // disposition is not plain SIG_DFL are asked; SIGCHLD always, as its flags (SA_NOCLDWAIT,
   // SA_NOCLDSTOP) change behaviour even with SIG_DFL.
-  auto status_text = read_text_file(fmt::format("/proc/{}/status", pid));
+  auto status_text = read_text_file(fmt::format("/proc/{}/status", ctx.pid));
   if (!status_text) {
     return std::move(status_text).error();
   }
@@ -57,44 +67,137 @@ Status capture_process_state(CaptureContext& ctx) {
   uint64_t non_default = std::strtoull(status_kv.get("SigCgt").c_str(), nullptr, 16) |
                          std::strtoull(status_kv.get("SigIgn").c_str(), nullptr, 16) |
                          (1ull << (SIGCHLD - 1));
+  const auto scratch = static_cast<long>(scratch_of(ctx));
+  const CaptureContext* c = &ctx;
+  std::vector<Question> q;
   for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP || (non_default & (1ull << (sig - 1))) == 0) {
       continue;
     }
-    auto r = session.remote_syscall(pid, SYS_rt_sigaction, sig, 0, static_cast<long>(scratch), 8);
+    q.push_back({SYS_rt_sigaction,
+                 {sig, 0, scratch, 8, 0, 0},
+                 [c, sig, scratch](CaptureContext::Asked& a, long r) -> Status {
+                   if (r < 0) {
+                     return {};  // signals 32/33 belong to the C library and may be refused
+                   }
+                   KernelSigaction ka{};
+                   VOS_TRY(read_memory(*c, static_cast<uint64_t>(scratch), &ka, sizeof ka),
+                           "handler of signal {}", sig);
+                   if (ka.handler == 0 && ka.flags == 0 && ka.mask == 0) {
+                     return {};  // SIG_DFL with nothing else set: the new process has that
+                   }
+                   a.actions.push_back({sig, ka.handler, ka.flags, ka.restorer, ka.mask});
+                   return {};
+                 }});
+  }
+  for (int which = 0; which < 3; ++which) {
+    q.push_back({SYS_getitimer,
+                 {which, scratch, 0, 0, 0, 0},
+                 [c, which, scratch](CaptureContext::Asked& a, long r) -> Status {
+                   if (r < 0) {
+                     return user_error("getitimer({}) in process {} failed", which, c->pid);
+                   }
+                   itimerval it{};
+                   VOS_TRY(read_memory(*c, static_cast<uint64_t>(scratch), &it, sizeof it),
+                           "interval timer {}", which);
+                   // An expired ITIMER_REAL whose SIGALRM is still pending reads as value 0
+                   // until the signal is taken; its interval must survive all the same.
+                   if (it.it_value.tv_sec != 0 || it.it_value.tv_usec != 0 ||
+                       it.it_interval.tv_sec != 0 || it.it_interval.tv_usec != 0) {
+                     a.itimers.push_back({which,
+                                          it.it_interval.tv_sec * 1000000 + it.it_interval.tv_usec,
+                                          it.it_value.tv_sec * 1000000 + it.it_value.tv_usec});
+                   }
+                   return {};
+                 }});
+  }
+  q.push_back({SYS_brk, {0, 0, 0, 0, 0, 0}, [](CaptureContext::Asked& a, long r) -> Status {
+                 a.brk = static_cast<uint64_t>(r);
+                 return {};
+               }});
+  return q;
+}
+
+Result<CaptureContext::Asked> ask_alone(CaptureContext& ctx) {
+  auto questions = questions_for(ctx);
+  if (!questions) {
+    return std::move(questions).error();
+  }
+  CaptureContext::Asked asked;
+  for (const auto& q : *questions) {
+    const auto& a = q.args;
+    auto r = ctx.session->remote_syscall(ctx.pid, q.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     if (!r) {
       return std::move(r).error();
     }
-    if (*r < 0) {
-      continue;  // signals 32/33 belong to the C library and may be refused
-    }
-    KernelSigaction ka{};
-    VOS_TRY(read_memory(ctx, scratch, &ka, sizeof ka), "handler of signal {}", sig);
-    if (ka.handler == 0 && ka.flags == 0 && ka.mask == 0) {
-      continue;  // SIG_DFL with nothing else set: the new process has that already
-    }
-    img.actions.push_back({sig, ka.handler, ka.flags, ka.restorer, ka.mask});
+    VOS_TRY(q.take(asked, *r), "process {}", ctx.pid);
   }
-  for (int which = 0; which < 3; ++which) {
-    auto r = session.remote_syscall(pid, SYS_getitimer, which, static_cast<long>(scratch));
-    if (!r || *r < 0) {
-      return user_error("getitimer({}) in process {} failed", which, pid);
-    }
-    itimerval it{};
-    VOS_TRY(read_memory(ctx, scratch, &it, sizeof it), "interval timer {}", which);
-    // An expired ITIMER_REAL whose SIGALRM is still pending reads as value 0 until the signal is
-    // taken; its interval must survive all the same.
-    if (it.it_value.tv_sec != 0 || it.it_value.tv_usec != 0 || it.it_interval.tv_sec != 0 ||
-        it.it_interval.tv_usec != 0) {
-      img.itimers.push_back({which, it.it_interval.tv_sec * 1000000 + it.it_interval.tv_usec,
-                             it.it_value.tv_sec * 1000000 + it.it_value.tv_usec});
+  return asked;
+}
+
+}  // namespace
+
+void ask_together(const std::vector<CaptureContext*>& ctxs) {
+  std::vector<std::vector<Question>> questions(ctxs.size());
+  std::vector<CaptureContext::Asked> asked(ctxs.size());
+  std::vector<bool> ok(ctxs.size(), false);
+  size_t rounds = 0;
+  for (size_t i = 0; i < ctxs.size(); ++i) {
+    if (auto q = questions_for(*ctxs[i]); q && ctxs[i]->session->syscall_insn() != 0) {
+      questions[i] = std::move(*q);
+      ok[i] = true;
+      rounds = std::max(rounds, questions[i].size());
     }
   }
-  auto brk = session.remote_syscall(pid, SYS_brk, 0);
-  if (!brk) {
-    return std::move(brk).error();
+  // Round k: the k-th question of every process, all at once (each answer is read from the
+  // process's scratch memory before its next question overwrites it).
+  for (size_t k = 0; k < rounds; ++k) {
+    std::vector<remote::InjectedCall> calls;
+    std::vector<size_t> of;
+    for (size_t i = 0; i < ctxs.size(); ++i) {
+      if (ok[i] && k < questions[i].size()) {
+        calls.push_back({ctxs[i]->pid, ctxs[i]->session->syscall_insn(), questions[i][k].nr,
+                         questions[i][k].args, 0});
+        of.push_back(i);
+      }
+    }
+    if (!remote::run_syscalls_overlapped(calls)) {
+      return;  // registers are back: each process is asked alone instead
+    }
+    for (size_t j = 0; j < calls.size(); ++j) {
+      size_t i = of[j];
+      if (!questions[i][k].take(asked[i], calls[j].result)) {
+        ok[i] = false;
+      }
+    }
   }
-  img.brk = static_cast<uint64_t>(*brk);
+  for (size_t i = 0; i < ctxs.size(); ++i) {
+    if (ok[i]) {
+      ctxs[i]->asked = std::move(asked[i]);
+    }
+  }
+}
+
+Status capture_process_state(CaptureContext& ctx) {
+  auto& img = ctx.img;
+  pid_t pid = ctx.pid;
+  auto& session = *ctx.session;
+  img.stopped = session.group_stopped();
+  if (!ctx.asked) {
+    auto asked = ask_alone(ctx);
+    if (!asked) {
+      return std::move(asked).error();
+    }
+    ctx.asked = std::move(*asked);
+  }
+  img.actions = ctx.asked->actions;
+  img.itimers = ctx.asked->itimers;
+  img.brk = ctx.asked->brk;
+  auto status_text = read_text_file(fmt::format("/proc/{}/status", pid));
+  if (!status_text) {
+    return std::move(status_text).error();
+  }
+  auto status_kv = parse_key_values(*status_text);
 
   auto stat = read_stat_fields(pid);
   if (!stat) {

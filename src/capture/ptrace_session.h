@@ -42,6 +42,7 @@ class PtraceSession {
   Result<long> remote_syscall(pid_t tid, long nr, long a0 = 0, long a1 = 0, long a2 = 0,
                               long a3 = 0, long a4 = 0, long a5 = 0);
   void set_syscall_insn(uint64_t addr) { syscall_insn_ = addr; }
+  uint64_t syscall_insn() const { return syscall_insn_; }
 
   // Leaves the threads stopped and detached from nothing: the caller kills the process next.
   void abandon() { abandoned_ = true; }

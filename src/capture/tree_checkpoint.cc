@@ -689,7 +689,6 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     ctx.elsewhere = elsewhere[pid];
     ctx.proc_locks = *proc_locks;
     ctx.session = &tree->live.at(pid);
-    ctx.blobs = std::move(blobs);
     UniqueFd mem(::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC));
     if (!mem.valid()) {
       return sys_error("opening /proc/{}/mem", pid);
@@ -715,6 +714,25 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
     }
     ctx.session->set_syscall_insn(*insn);
     m.syscall_insn = *insn;
+    members.push_back(std::move(m));
+  }
+  // What only each process can tell, asked of all at once: their injected calls overlap.
+  {
+    std::vector<CaptureContext*> all;
+    for (auto& m : members) {
+      if (m.ctx) {
+        all.push_back(m.ctx.get());
+      }
+    }
+    ask_together(all);
+  }
+  for (auto& m : members) {
+    if (!m.ctx) {
+      continue;
+    }
+    auto& ctx = *m.ctx;
+    pid_t pid = m.pid;
+    ctx.blobs = std::move(blobs);
     VOS_TRY(capture_process_state(ctx), "checkpoint of {}", ctx.who);
     VOS_TRY(capture_threads(ctx), "checkpoint of {}", ctx.who);
     VOS_TRY(capture_posix_timers(ctx), "checkpoint of {}", ctx.who);
@@ -735,7 +753,6 @@ Result<CheckpointStats> checkpoint_tree(pid_t first, const std::set<pid_t>& not_
       VOS_TRY(sync_tracking(ctx, b->second, delta), "checkpoint of {}", ctx.who);
     }
     blobs = std::move(ctx.blobs);
-    members.push_back(std::move(m));
   }
   struct CloseMem {
     std::vector<Member>& m;

@@ -101,6 +101,98 @@ Result<long> run_syscall_from(pid_t tid, const user_regs_struct& regs, uint64_t 
   return static_cast<long>(after->rax);
 }
 
+Status run_syscalls_overlapped(std::vector<InjectedCall>& calls) {
+  struct Saved {
+    user_regs_struct regs{};
+    uint64_t mask = 0;
+    bool injected = false;  // its registers and mask are to be put back
+    bool let_go = false;    // resumed into its call
+  };
+  std::vector<Saved> saved(calls.size());
+  Status st;
+  auto fail = [&](Status e) {
+    if (st) {
+      st = std::move(e);
+    }
+  };
+  for (size_t i = 0; i < calls.size() && st; ++i) {
+    const auto& c = calls[i];
+    auto regs = get_regs(c.tid);
+    if (!regs) {
+      fail(std::move(regs).error());
+      break;
+    }
+    saved[i].regs = *regs;
+    uint64_t all = ~0ull;
+    ::ptrace(PTRACE_GETSIGMASK, c.tid, sizeof saved[i].mask, &saved[i].mask);
+    ::ptrace(PTRACE_SETSIGMASK, c.tid, sizeof all, &all);  // no handler may run mid-injection
+    saved[i].injected = true;
+    if (auto set = set_regs(c.tid, call_regs(*regs, c.syscall_insn, c.nr, c.args)); !set) {
+      fail(std::move(set).error().context(fmt::format("injecting syscall {}", c.nr)));
+    } else if (::ptrace(PTRACE_SYSCALL, c.tid, 0, 0) != 0) {
+      fail(sys_error("resuming thread {} for an injected syscall", c.tid));
+    } else {
+      saved[i].let_go = true;
+    }
+  }
+  // Syscall-enter-stops, then syscall-exit-stops (a group stop meanwhile: see run_syscall_from).
+  // Only a thread let go is waited for; one whose call went wrong stays where it stopped.
+  std::vector<bool> running(calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    running[i] = saved[i].let_go;
+  }
+  for (int stop = 0; stop < 2; ++stop) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (!running[i]) {
+        continue;
+      }
+      pid_t tid = calls[i].tid;
+      running[i] = false;
+      Result<int> w = wait_stop(tid);
+      for (int group_stops = 0;
+           w && WIFSTOPPED(*w) && (*w >> 16) == PTRACE_EVENT_STOP && ++group_stops < 16;) {
+        if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
+          break;
+        }
+        w = wait_stop(tid);
+      }
+      if (!w) {
+        fail(std::move(w).error());
+        saved[i].injected = false;  // gone: nothing to put back
+        continue;
+      }
+      if (!WIFSTOPPED(*w) || WSTOPSIG(*w) != (SIGTRAP | 0x80)) {
+        fail(user_error("thread {}: unexpected stop {:#x} during injected syscall {}", tid, *w,
+                        calls[i].nr));
+        continue;
+      }
+      if (stop == 0) {
+        if (::ptrace(PTRACE_SYSCALL, tid, 0, 0) != 0) {
+          fail(sys_error("thread {}: continuing an injected syscall", tid));
+        } else {
+          running[i] = true;
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (!saved[i].injected) {
+      continue;
+    }
+    pid_t tid = calls[i].tid;
+    if (auto after = get_regs(tid); after) {
+      calls[i].result = static_cast<long>(after->rax);
+    } else {
+      fail(std::move(after).error());
+    }
+    if (auto back = set_regs(tid, saved[i].regs); !back) {
+      fail(std::move(back).error().context(fmt::format("restoring registers of thread {}", tid)));
+    }
+    ::ptrace(PTRACE_SETSIGMASK, tid, sizeof saved[i].mask, &saved[i].mask);
+  }
+  return st;
+}
+
 Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const SyscallArgs& args) {
   auto regs = get_regs(tid);
   if (!regs) {

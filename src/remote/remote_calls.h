@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -31,6 +32,21 @@ Result<long> run_syscall_at(pid_t tid, uint64_t syscall_insn, long nr, const Sys
 // The same from registers the caller already read (`regs`: the thread's registers now).
 Result<long> run_syscall_from(pid_t tid, const user_regs_struct& regs, uint64_t syscall_insn,
                               long nr, const SyscallArgs& args);
+
+// One system call for run_syscalls_overlapped.
+struct InjectedCall {
+  pid_t tid = 0;
+  uint64_t syscall_insn = 0;
+  long nr = 0;
+  SyscallArgs args{};
+  long result = 0;  // set by run_syscalls_overlapped
+};
+
+// Runs each call (each in a different stopped thread, of one process or several) as
+// run_syscall_from does, all at once: every thread is let into its call before the first is
+// waited for, so that their round trips through the scheduler overlap instead of adding up. Each
+// thread's registers and signal mask are as before afterwards, also when it fails.
+Status run_syscalls_overlapped(std::vector<InjectedCall>& calls);
 
 // A copy of process `pid`'s descriptor `fd` (pidfd_getfd): the same open file, for vos to use
 // without disturbing the program's own descriptor.

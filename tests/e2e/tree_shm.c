@@ -11,7 +11,7 @@
 
 #include "ping_pong.h"
 
-enum { kRounds = 6000 };
+enum { kRounds = 4000 };
 
 int main(int argc, char** argv) {
   e2e_init(argc, argv);
@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
       shm_unlink(name);
       e2e_fail("turn %llu: %s", (unsigned long long)t, why);
     }
+    board_pace();
     if (me == 0 && t == 200) {
       e2e_ready();
       if (e2e_sabotage()) {
