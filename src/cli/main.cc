@@ -135,10 +135,13 @@ int main(int argc, char** argv) {
     rs_cmd->add_flag("--detach,-d", rs.detach,
                      "Return once the program runs again; its terminal or pipe output goes to a "
                      "log (vos logs NAME)");
-    rs_cmd->add_flag("--lazy", rs.lazy,
-                     "Let the program run before its memory is back: pages are copied in from the "
-                     "image on first touch and in the background (page data is verified once all "
-                     "is in; the program is killed if it is damaged)");
+    rs_cmd->add_flag(
+        "--lazy", rs.lazy,
+        "Let the program run before its memory is back: pages are copied in from the "
+        "image on first touch and in the background (page data is verified once all "
+        "is in; the program is killed if it is damaged). Needs root (CAP_SYS_PTRACE: only "
+        "then does the kernel tell vos of the program's forks, whose memory it "
+        "serves too)");
     rs_cmd->add_flag("--take-unix-sockets", rs.take_unix_sockets,
                      "Bind the program's listening unix sockets again even where a running "
                      "program listens (the original, most likely): new clients then reach only "
