@@ -79,6 +79,11 @@ struct CaptureContext {
     std::vector<image::SignalAction> actions;
     std::vector<image::ITimer> itimers;
     uint64_t brk = 0;
+    struct Thread {
+      image::AltStack altstack;
+      uint64_t clear_child_tid = 0;
+    };
+    std::map<pid_t, Thread> threads;  // those asked (capture_threads asks the others itself)
   };
   std::optional<Asked> asked;
 
@@ -88,6 +93,12 @@ struct CaptureContext {
     return ref;
   }
 };
+
+// Scratch space for injected calls' output: below the thread's red zone, exactly where a signal
+// frame would go, so the program cannot be relying on its contents.
+inline uint64_t scratch_below_stack(const user_regs_struct& regs) {
+  return (regs.rsp - 128 - 512) & ~15ull;
+}
 
 // Each part of the process is captured by one step; precheck steps run before anything is
 // frozen and add every object vos cannot handle to `obstacles`.
@@ -108,7 +119,8 @@ void precheck_posix_timers(pid_t pid, Obstacles& obstacles);
 Status capture_threads(CaptureContext& ctx);
 Status capture_process_state(CaptureContext& ctx);
 // Asks several frozen processes (each ctx's session and syscall instruction set) what
-// capture_process_state would ask each by injected calls (handlers, interval timers, brk), with
+// capture_process_state and capture_threads would ask each by injected calls (handlers,
+// interval timers, brk; each thread's alternate stack and clear-tid address), with
 // their calls overlapped: one process's round trips through the scheduler no longer wait for
 // the other's (a tree's freeze). Sets ctx.asked; a process it could not ask is left for
 // capture_process_state to ask.

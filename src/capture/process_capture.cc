@@ -1,6 +1,7 @@
 // Host side (keeper). Process-wide state: signal handlers, interval timers, the kernel's mm
 // fields (brk, stack, arguments, auxv), working directory, limits and clocks.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -42,12 +43,6 @@ void precheck_process(pid_t pid, Obstacles& obstacles) {
 
 namespace {
 
-// Below the red zone of the main thread's stack: where a signal frame would go, so no state.
-uint64_t scratch_of(const CaptureContext& ctx) {
-  const auto& main_regs = ctx.session->threads().front().regs;
-  return (main_regs.rsp - 128 - 512) & ~15ull;
-}
-
 // The injected calls capture_process_state needs, and how each answer is taken.
 struct Question {
   long nr = 0;
@@ -67,7 +62,7 @@ Result<std::vector<Question>> questions_for(const CaptureContext& ctx) {
   uint64_t non_default = std::strtoull(status_kv.get("SigCgt").c_str(), nullptr, 16) |
                          std::strtoull(status_kv.get("SigIgn").c_str(), nullptr, 16) |
                          (1ull << (SIGCHLD - 1));
-  const auto scratch = static_cast<long>(scratch_of(ctx));
+  const auto scratch = static_cast<long>(scratch_below_stack(ctx.session->threads().front().regs));
   const CaptureContext* c = &ctx;
   std::vector<Question> q;
   for (int sig = 1; sig <= 64; ++sig) {
@@ -118,6 +113,39 @@ Result<std::vector<Question>> questions_for(const CaptureContext& ctx) {
   return q;
 }
 
+// capture_threads' questions to thread `stop` (its alternate stack, its clear-tid address).
+std::vector<Question> thread_questions(const CaptureContext& ctx, const ThreadStop& stop) {
+  const auto scratch = static_cast<long>(scratch_below_stack(stop.regs));
+  const CaptureContext* c = &ctx;
+  pid_t tid = stop.tid;
+  auto read = [c, scratch](void* out, size_t size) {
+    return read_memory(*c, static_cast<uint64_t>(scratch), out, size);
+  };
+  return {
+      {SYS_sigaltstack,
+       {0, scratch, 0, 0, 0, 0},
+       [read, tid](CaptureContext::Asked& a, long r) -> Status {
+         if (r < 0) {
+           return Error(static_cast<int>(-r), fmt::format("sigaltstack in thread {}", tid));
+         }
+         stack_t ss{};
+         VOS_TRY(read(&ss, sizeof ss), "alternate stack of thread {}", tid);
+         a.threads[tid].altstack = {reinterpret_cast<uint64_t>(ss.ss_sp), ss.ss_flags, ss.ss_size};
+         return {};
+       }},
+      {SYS_prctl,
+       {PR_GET_TID_ADDRESS, scratch, 0, 0, 0, 0},
+       [read, tid](CaptureContext::Asked& a, long r) -> Status {
+         if (r < 0) {
+           return Error(static_cast<int>(-r), fmt::format("PR_GET_TID_ADDRESS in thread {}", tid));
+         }
+         VOS_TRY(read(&a.threads[tid].clear_child_tid, sizeof(uint64_t)),
+                 "clear-tid address of thread {}", tid);
+         return {};
+       }},
+  };
+}
+
 Result<CaptureContext::Asked> ask_alone(CaptureContext& ctx) {
   auto questions = questions_for(ctx);
   if (!questions) {
@@ -138,36 +166,54 @@ Result<CaptureContext::Asked> ask_alone(CaptureContext& ctx) {
 }  // namespace
 
 void ask_together(const std::vector<CaptureContext*>& ctxs) {
-  std::vector<std::vector<Question>> questions(ctxs.size());
+  // One queue of questions per thread: the process's own go to its main thread, before that
+  // thread's.
+  struct Queue {
+    size_t process;
+    pid_t tid;
+    std::vector<Question> questions;
+  };
+  std::vector<Queue> queues;
   std::vector<CaptureContext::Asked> asked(ctxs.size());
   std::vector<bool> ok(ctxs.size(), false);
   size_t rounds = 0;
   for (size_t i = 0; i < ctxs.size(); ++i) {
-    if (auto q = questions_for(*ctxs[i]); q && ctxs[i]->session->syscall_insn() != 0) {
-      questions[i] = std::move(*q);
-      ok[i] = true;
-      rounds = std::max(rounds, questions[i].size());
+    auto& ctx = *ctxs[i];
+    auto q = questions_for(ctx);
+    if (!q || ctx.session->syscall_insn() == 0 || ctx.session->threads().empty()) {
+      continue;
+    }
+    ok[i] = true;
+    for (const auto& stop : ctx.session->threads()) {
+      Queue queue{i, stop.tid, {}};
+      if (stop.tid == ctx.pid) {
+        queue.questions = std::move(*q);
+      }
+      auto t = thread_questions(ctx, stop);
+      queue.questions.insert(queue.questions.end(), t.begin(), t.end());
+      rounds = std::max(rounds, queue.questions.size());
+      queues.push_back(std::move(queue));
     }
   }
-  // Round k: the k-th question of every process, all at once (each answer is read from the
-  // process's scratch memory before its next question overwrites it).
+  // Round k: the k-th question of every thread, all at once (each answer is read from the
+  // thread's scratch memory before its next question overwrites it).
   for (size_t k = 0; k < rounds; ++k) {
     std::vector<remote::InjectedCall> calls;
-    std::vector<size_t> of;
-    for (size_t i = 0; i < ctxs.size(); ++i) {
-      if (ok[i] && k < questions[i].size()) {
-        calls.push_back({ctxs[i]->pid, ctxs[i]->session->syscall_insn(), questions[i][k].nr,
-                         questions[i][k].args, 0});
-        of.push_back(i);
+    std::vector<const Queue*> of;
+    for (const auto& queue : queues) {
+      if (ok[queue.process] && k < queue.questions.size()) {
+        calls.push_back({queue.tid, ctxs[queue.process]->session->syscall_insn(),
+                         queue.questions[k].nr, queue.questions[k].args, 0});
+        of.push_back(&queue);
       }
     }
     if (!remote::run_syscalls_overlapped(calls)) {
       return;  // registers are back: each process is asked alone instead
     }
     for (size_t j = 0; j < calls.size(); ++j) {
-      size_t i = of[j];
-      if (!questions[i][k].take(asked[i], calls[j].result)) {
-        ok[i] = false;
+      const Queue& queue = *of[j];
+      if (!queue.questions[k].take(asked[queue.process], calls[j].result)) {
+        ok[queue.process] = false;
       }
     }
   }

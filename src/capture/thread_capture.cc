@@ -22,12 +22,6 @@ namespace {
 constexpr size_t kMaxXstate = 64 * 1024;
 constexpr int kPeekBatch = 32;
 
-// Scratch space for injected calls' output: below the thread's red zone, exactly where a signal
-// frame would go, so the program cannot be relying on its contents.
-uint64_t scratch_below_stack(const user_regs_struct& regs) {
-  return (regs.rsp - 128 - 512) & ~15ull;
-}
-
 Status capture_pending(CaptureContext& ctx, pid_t tid, bool shared,
                        std::vector<image::BlobRef>& out) {
   for (int start = 0;; start += kPeekBatch) {
@@ -84,23 +78,34 @@ Status capture_threads(CaptureContext& ctx) {
       t.robust_list_len = len;
     }
 
-    uint64_t scratch = scratch_below_stack(stop.regs);
-    auto r = session.remote_syscall(tid, SYS_sigaltstack, 0, static_cast<long>(scratch));
-    if (!r || *r < 0) {
-      return r ? Error(static_cast<int>(-*r), fmt::format("sigaltstack in thread {}", tid))
-               : std::move(r).error();
+    const CaptureContext::Asked::Thread* asked = nullptr;
+    if (ctx.asked) {
+      if (auto it = ctx.asked->threads.find(tid); it != ctx.asked->threads.end()) {
+        asked = &it->second;
+      }
     }
-    stack_t ss{};
-    VOS_TRY(read_memory(ctx, scratch, &ss, sizeof ss), "alternate stack of thread {}", tid);
-    t.altstack = {reinterpret_cast<uint64_t>(ss.ss_sp), ss.ss_flags, ss.ss_size};
+    if (asked != nullptr) {  // by ask_together
+      t.altstack = asked->altstack;
+      t.clear_child_tid = asked->clear_child_tid;
+    } else {
+      uint64_t scratch = scratch_below_stack(stop.regs);
+      auto r = session.remote_syscall(tid, SYS_sigaltstack, 0, static_cast<long>(scratch));
+      if (!r || *r < 0) {
+        return r ? Error(static_cast<int>(-*r), fmt::format("sigaltstack in thread {}", tid))
+                 : std::move(r).error();
+      }
+      stack_t ss{};
+      VOS_TRY(read_memory(ctx, scratch, &ss, sizeof ss), "alternate stack of thread {}", tid);
+      t.altstack = {reinterpret_cast<uint64_t>(ss.ss_sp), ss.ss_flags, ss.ss_size};
 
-    r = session.remote_syscall(tid, SYS_prctl, PR_GET_TID_ADDRESS, static_cast<long>(scratch));
-    if (!r || *r < 0) {
-      return r ? Error(static_cast<int>(-*r), fmt::format("PR_GET_TID_ADDRESS in thread {}", tid))
-               : std::move(r).error();
+      r = session.remote_syscall(tid, SYS_prctl, PR_GET_TID_ADDRESS, static_cast<long>(scratch));
+      if (!r || *r < 0) {
+        return r ? Error(static_cast<int>(-*r), fmt::format("PR_GET_TID_ADDRESS in thread {}", tid))
+                 : std::move(r).error();
+      }
+      VOS_TRY(read_memory(ctx, scratch, &t.clear_child_tid, sizeof t.clear_child_tid),
+              "clear-tid address of thread {}", tid);
     }
-    VOS_TRY(read_memory(ctx, scratch, &t.clear_child_tid, sizeof t.clear_child_tid),
-            "clear-tid address of thread {}", tid);
 
     VOS_TRY(capture_pending(ctx, tid, false, t.pending), "thread {}", tid);
     if (tid == ctx.pid) {
