@@ -184,16 +184,20 @@ void ask_together(const std::vector<CaptureContext*>& ctxs) {
       continue;
     }
     ok[i] = true;
+    bool process_asked = false;  // once, on the main thread
     for (const auto& stop : ctx.session->threads()) {
       Queue queue{i, stop.tid, {}};
-      if (stop.tid == ctx.pid) {
+      if (stop.tid == ctx.pid && !process_asked) {
         queue.questions = std::move(*q);
+        process_asked = true;
       }
       auto t = thread_questions(ctx, stop);
       queue.questions.insert(queue.questions.end(), t.begin(), t.end());
       rounds = std::max(rounds, queue.questions.size());
       queues.push_back(std::move(queue));
     }
+    // (Its main thread not among the stopped ones: capture_process_state asks it alone.)
+    ok[i] = process_asked;
   }
   // Round k: the k-th question of every thread, all at once (each answer is read from the
   // thread's scratch memory before its next question overwrites it).
