@@ -125,6 +125,8 @@ Status capture_process_state(CaptureContext& ctx);
 // the other's (a tree's freeze). Sets ctx.asked; a process it could not ask is left for
 // capture_process_state to ask.
 void ask_together(const std::vector<CaptureContext*>& ctxs);
+// capture_threads' own questions to one thread, asked alone (what ask_together did not ask).
+Status ask_thread_alone(CaptureContext& ctx, const ThreadStop& stop, CaptureContext::Asked& into);
 // After capture_threads: a timer's signal found among the pending ones is taken out of them.
 Status capture_posix_timers(CaptureContext& ctx);
 Status capture_fds(CaptureContext& ctx);

@@ -165,6 +165,18 @@ Result<CaptureContext::Asked> ask_alone(CaptureContext& ctx) {
 
 }  // namespace
 
+Status ask_thread_alone(CaptureContext& ctx, const ThreadStop& stop, CaptureContext::Asked& into) {
+  for (const auto& q : thread_questions(ctx, stop)) {
+    const auto& a = q.args;
+    auto r = ctx.session->remote_syscall(stop.tid, q.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (!r) {
+      return std::move(r).error();
+    }
+    VOS_TRY(q.take(into, *r), "thread {}", stop.tid);
+  }
+  return {};
+}
+
 void ask_together(const std::vector<CaptureContext*>& ctxs) {
   // One queue of questions per thread: the process's own go to its main thread, before that
   // thread's.

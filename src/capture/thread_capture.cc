@@ -3,7 +3,6 @@
 // asked for by running the system call inside the stopped thread.
 #include <elf.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -81,31 +80,18 @@ Status capture_threads(CaptureContext& ctx) {
     const CaptureContext::Asked::Thread* asked = nullptr;
     if (ctx.asked) {
       if (auto it = ctx.asked->threads.find(tid); it != ctx.asked->threads.end()) {
-        asked = &it->second;
+        asked = &it->second;  // by ask_together
       }
     }
-    if (asked != nullptr) {  // by ask_together
-      t.altstack = asked->altstack;
-      t.clear_child_tid = asked->clear_child_tid;
-    } else {
-      uint64_t scratch = scratch_below_stack(stop.regs);
-      auto r = session.remote_syscall(tid, SYS_sigaltstack, 0, static_cast<long>(scratch));
-      if (!r || *r < 0) {
-        return r ? Error(static_cast<int>(-*r), fmt::format("sigaltstack in thread {}", tid))
-                 : std::move(r).error();
+    CaptureContext::Asked alone;
+    if (asked == nullptr) {
+      if (auto st = ask_thread_alone(ctx, stop, alone); !st) {
+        return st;
       }
-      stack_t ss{};
-      VOS_TRY(read_memory(ctx, scratch, &ss, sizeof ss), "alternate stack of thread {}", tid);
-      t.altstack = {reinterpret_cast<uint64_t>(ss.ss_sp), ss.ss_flags, ss.ss_size};
-
-      r = session.remote_syscall(tid, SYS_prctl, PR_GET_TID_ADDRESS, static_cast<long>(scratch));
-      if (!r || *r < 0) {
-        return r ? Error(static_cast<int>(-*r), fmt::format("PR_GET_TID_ADDRESS in thread {}", tid))
-                 : std::move(r).error();
-      }
-      VOS_TRY(read_memory(ctx, scratch, &t.clear_child_tid, sizeof t.clear_child_tid),
-              "clear-tid address of thread {}", tid);
+      asked = &alone.threads[tid];
     }
+    t.altstack = asked->altstack;
+    t.clear_child_tid = asked->clear_child_tid;
 
     VOS_TRY(capture_pending(ctx, tid, false, t.pending), "thread {}", tid);
     if (tid == ctx.pid) {

@@ -142,16 +142,16 @@ void finish_started_restore(Keeper& k, restore::LoadedImage& img, pid_t pid) {
 // watchdog ends the program should the keeper die.
 void start_lazy_restore(Keeper& k, const restore::LoadedImage& img,
                         std::vector<restore::LazyTarget> targets) {
+  // Every process of the program: the keeper and init are in its pid namespace, and kill(-1)
+  // spares the caller and the namespace's init. Forked children are the program too.
+  auto end_program = [] { ::kill(-1, SIGKILL); };
   if (auto w = start_lazy_watchdog(k); !w) {
-    ::kill(-1, SIGKILL);  // it runs already, without its memory
+    end_program();  // it runs already, without its memory
     k.fail_start(w.error());
   }
   std::string stats_path = lazy_stats_path(k.name);
   ::unlink(stats_path.c_str());  // left by an earlier failed lazy restore of this name
   pid_t watchdog = k.lazy_watchdog;
-  // Every process of the program: the keeper and init are in its pid namespace, and kill(-1)
-  // spares the caller and the namespace's init. Forked children are the program too.
-  auto end_program = [] { ::kill(-1, SIGKILL); };
   auto report = [stats_path, watchdog](const restore::LazyStats& st) {
     if (st.error.empty() && watchdog > 0) {
       ::kill(watchdog, SIGKILL);  // all memory is in: the program needs the keeper no more
